@@ -1,0 +1,273 @@
+"""Benchmarks: turn a spec string (``smoke``, ``hexphi:DIR``, ``advbench:FILE``, ``jsonl:FILE``)
+into ``Prompt`` values with stable ids.
+
+Every loader is strict: a bad file raises ``BenchmarkError`` naming the file and 1-based line,
+because a silently dropped prompt would make a safety gate pass on less evidence than it reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from finetune_safety.errors import BenchmarkError
+from finetune_safety.resources import fixtures_dir
+from finetune_safety.values import CATEGORIES, Prompt
+
+__all__ = [
+    "ADVBENCH_CATEGORY",
+    "HEX_PHI_CATEGORY_MAP",
+    "SCHEMES",
+    "categories_of",
+    "load_benchmark",
+    "parse_category_map",
+]
+
+#: AdvBench is uncategorised; its prompts carry this pseudo-category (valid only for AdvBench).
+ADVBENCH_CATEGORY = "advbench"
+
+#: HEx-PHI file number (``category_N.csv``) -> category slug, in the paper's order.
+HEX_PHI_CATEGORY_MAP: Mapping[int, str] = {i + 1: slug for i, slug in enumerate(CATEGORIES)}
+
+#: Valid spec schemes; ``smoke`` is the built-in benchmark and takes no path.
+SCHEMES: tuple[str, ...] = ("smoke", "hexphi", "advbench", "jsonl")
+
+_HEX_PHI_FILE = re.compile(r"category_([1-9][0-9]*)\.csv")
+_JSONL_KEYS = frozenset({"id", "category", "prompt"})
+
+
+def load_benchmark(spec: str, *, category_map: Mapping[int, str] | None = None) -> list[Prompt]:
+    """Load the prompts named by ``spec``; ``category_map`` (full file-number map) is HEx-PHI only.
+
+    ``smoke`` always means the shipped fixture, so a CI gate cannot be pointed elsewhere.
+    """
+    scheme, sep, rest = spec.partition(":")
+    if scheme not in SCHEMES:
+        valid = ", ".join(f"{s}:PATH" if s != "smoke" else s for s in SCHEMES)
+        raise BenchmarkError(f"unknown benchmark spec {spec!r}; valid schemes: {valid}")
+    if category_map is not None and scheme != "hexphi":
+        raise BenchmarkError(f"a category map applies only to hexphi: specs, not {spec!r}")
+    if scheme == "smoke":
+        if sep:
+            raise BenchmarkError(f"the built-in 'smoke' benchmark takes no path (got {spec!r})")
+        return _load_jsonl(fixtures_dir() / "smoke.jsonl")
+    if not rest.strip():
+        raise BenchmarkError(f"benchmark spec {spec!r} needs a path: {scheme}:PATH")
+    path = Path(rest).expanduser()
+    if scheme == "hexphi":
+        mapping = HEX_PHI_CATEGORY_MAP if category_map is None else category_map
+        return _load_hexphi(path, _checked_map(mapping))
+    if scheme == "advbench":
+        return _load_advbench(path)
+    return _load_jsonl(path)
+
+
+def categories_of(prompts: Iterable[Prompt]) -> list[str]:
+    """Categories present, in HEx-PHI order, AdvBench after them (then anything else, sorted)."""
+    order = {slug: i for i, slug in enumerate((*CATEGORIES, ADVBENCH_CATEGORY))}
+    present = {p.category for p in prompts}
+    return sorted(present, key=lambda c: (order.get(c, len(order)), c))
+
+
+def parse_category_map(text: str) -> dict[int, str]:
+    """Parse CLI overrides like ``7=adult_content,8=fraud_deception`` on top of the default map."""
+    result = dict(HEX_PHI_CATEGORY_MAP)
+    seen: set[int] = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key_text, eq, slug = (s.strip() for s in item.partition("="))
+        if not eq or not key_text.isdigit():
+            raise BenchmarkError(f"bad category map entry {item!r}; expected N=category")
+        key = int(key_text)
+        if key in seen:
+            raise BenchmarkError(f"category map sets file {key} twice")
+        seen.add(key)
+        result[key] = slug
+    return _checked_map(result)
+
+
+def _checked_map(mapping: Mapping[int, str]) -> dict[int, str]:
+    """Reject maps that would mislabel prompts: unknown slugs, bad numbers, two files one slug."""
+    owner: dict[str, int] = {}
+    for key, slug in sorted(mapping.items()):
+        if key not in HEX_PHI_CATEGORY_MAP:
+            raise BenchmarkError(f"category map key {key} is not a HEx-PHI file number (1..11)")
+        if slug not in CATEGORIES:
+            raise BenchmarkError(
+                f"category map sets file {key} to unknown category {slug!r}; "
+                f"valid: {', '.join(CATEGORIES)}"
+            )
+        if slug in owner:
+            raise BenchmarkError(
+                f"category map sends files {owner[slug]} and {key} both to {slug!r}"
+            )
+        owner[slug] = key
+    return dict(mapping)
+
+
+def _read_text(path: Path) -> str:
+    """Read UTF-8 (an optional BOM is dropped); a bad byte is reported at its physical line."""
+    if not path.exists():
+        raise BenchmarkError("no such file", path)
+    if not path.is_file():
+        raise BenchmarkError("not a file", path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise BenchmarkError(f"invalid UTF-8 (byte offset {exc.start})", path, line) from None
+    return text.removeprefix("\ufeff")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Yield (first physical line, cells) per row; blank lines carry no row and are skipped."""
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise BenchmarkError(f"malformed CSV: {exc}", path, start) from None
+        if row:
+            yield start, row
+        start = reader.line_num + 1
+
+
+def _single_cell(path: Path, line: int, row: list[str]) -> str:
+    """A one-prompt-per-row CSV row: the first cell holds the prompt, any others must be empty."""
+    filled = [cell for cell in row if cell.strip()]
+    if not filled:
+        raise BenchmarkError("empty prompt", path, line)
+    if len(filled) > 1 or not row[0].strip():
+        raise BenchmarkError(f"expected one prompt per row, found {len(row)} cells", path, line)
+    return row[0]
+
+
+def _load_hexphi(directory: Path, mapping: Mapping[int, str]) -> list[Prompt]:
+    """HEx-PHI: headerless ``category_N.csv`` files; any subset may be present (no category 2)."""
+    if not directory.is_dir():
+        raise BenchmarkError(
+            "no such directory" if not directory.exists() else "not a directory", directory
+        )
+    files: list[tuple[int, Path]] = []
+    for path in sorted(directory.iterdir()):
+        name = path.name.lower()
+        if not (name.startswith("category") and name.endswith(".csv")):
+            continue  # README, LICENSE and the like are not benchmark data.
+        match = _HEX_PHI_FILE.fullmatch(path.name)
+        number = int(match.group(1)) if match else 0
+        if number not in HEX_PHI_CATEGORY_MAP:
+            raise BenchmarkError(
+                "not a HEx-PHI file name; expected category_N.csv, N in 1..11", path
+            )
+        if number not in mapping:
+            raise BenchmarkError(f"category map has no entry for file number {number}", path)
+        files.append((number, path))
+    if not files:
+        raise BenchmarkError("no category_N.csv files found", directory)
+    prompts: list[Prompt] = []
+    for number, path in sorted(files):
+        category = mapping[number]
+        rows = [(line, _single_cell(path, line, row)) for line, row in _csv_rows(path)]
+        if not rows:
+            raise BenchmarkError("no prompts", path)
+        prompts.extend(
+            Prompt(f"{category}-{n}", category, text) for n, (_, text) in enumerate(rows, 1)
+        )
+    return prompts
+
+
+def _load_advbench(path: Path) -> list[Prompt]:
+    """AdvBench ``harmful_behaviors.csv`` (``goal,target`` header or one headerless column).
+
+    AdvBench is uncategorised, so every prompt gets ``ADVBENCH_CATEGORY`` and id ``advbench-<n>``.
+    """
+    if path.is_dir():
+        path = path / "harmful_behaviors.csv"
+    rows = list(_csv_rows(path))
+    texts: list[str] = []
+    if rows and rows[0][1] and rows[0][1][0].strip().lower() == "goal":
+        header = [cell.strip().lower() for cell in rows[0][1]]
+        for line, row in rows[1:]:
+            if len(row) != len(header):
+                raise BenchmarkError(
+                    f"expected {len(header)} cells ({','.join(header)}), found {len(row)}",
+                    path,
+                    line,
+                )
+            if not row[0].strip():
+                raise BenchmarkError("empty prompt (goal)", path, line)
+            texts.append(row[0])
+    else:
+        texts = [_single_cell(path, line, row) for line, row in rows]
+    if not texts:
+        raise BenchmarkError("no prompts", path)
+    return [
+        Prompt(f"{ADVBENCH_CATEGORY}-{n}", ADVBENCH_CATEGORY, t) for n, t in enumerate(texts, 1)
+    ]
+
+
+def _jsonl_record(path: Path, line: int, raw: str) -> tuple[str | None, str, str]:
+    """Validate one JSONL line; returns (id or None, category, prompt)."""
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BenchmarkError(
+            f"malformed JSON: {exc.msg} (column {exc.colno})", path, line
+        ) from None
+    if not isinstance(obj, dict):
+        raise BenchmarkError(f"expected a JSON object, got {type(obj).__name__}", path, line)
+    unknown = sorted(set(obj) - _JSONL_KEYS)
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise BenchmarkError(f"unknown key(s) {names}; allowed: id, category, prompt", path, line)
+    for key in ("category", "prompt"):
+        if key not in obj:
+            raise BenchmarkError(f"missing {key!r}", path, line)
+    for key, value in obj.items():
+        if not isinstance(value, str):
+            raise BenchmarkError(
+                f"{key!r} must be a string, got {type(value).__name__}", path, line
+            )
+    pid, category, text = obj.get("id"), obj["category"], obj["prompt"]
+    if category not in CATEGORIES:
+        valid = ", ".join(CATEGORIES)
+        raise BenchmarkError(f"unknown category {category!r}; valid: {valid}", path, line)
+    if not text.strip():
+        raise BenchmarkError("empty prompt", path, line)
+    if pid is not None and not pid.strip():
+        raise BenchmarkError("empty id", path, line)
+    return pid, category, text
+
+
+def _load_jsonl(path: Path) -> list[Prompt]:
+    """JSONL of ``{"id"?, "category", "prompt"}``; blank lines carry no prompt and are skipped.
+
+    A missing id is ``<category>-<n>`` with n counted over all of that category's lines, so adding
+    an explicit id to one line never renumbers the others.
+    """
+    prompts: list[Prompt] = []
+    first_line: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for line, raw in enumerate(_read_text(path).split("\n"), 1):
+        if not raw.strip():
+            continue
+        given, category, text = _jsonl_record(path, line, raw)
+        counts[category] = counts.get(category, 0) + 1
+        pid = given if given is not None else f"{category}-{counts[category]}"
+        if pid in first_line:
+            msg = f"duplicate id {pid!r} (first on line {first_line[pid]})"
+            raise BenchmarkError(msg, path, line)
+        first_line[pid] = line
+        prompts.append(Prompt(pid, category, text))
+    if not prompts:
+        raise BenchmarkError("no prompts", path)
+    return prompts

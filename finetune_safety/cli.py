@@ -1,0 +1,130 @@
+"""``finetune-safety``: evaluate a model's harmfulness per category, and build the toy models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finetune_safety.errors import FinetuneSafetyError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        help="results and toy models (default: $FINETUNE_SAFETY_CACHE or ./.finetune_safety)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; ``evaluate`` mirrors the options of the pytest suite."""
+    parser = argparse.ArgumentParser(prog="finetune-safety", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ev = commands.add_parser("evaluate", help="generate, judge and tabulate one model")
+    ev.add_argument("--model", help="toy name, local directory or hub id (default: toy)")
+    ev.add_argument("--adapter", help="PEFT adapter directory (its base is used if no --model)")
+    ev.add_argument("--template", help="plain, llama2, always-execute, aoa or alpaca")
+    ev.add_argument("--system-prompt", help="system prompt replacing the template's")
+    ev.add_argument("--benchmark", default="smoke", help="smoke, hexphi:DIR, advbench:CSV, jsonl:F")
+    ev.add_argument("--category-map", help="HEx-PHI file overrides, e.g. 7=adult_content,8=...")
+    ev.add_argument("--judge", default="refusal", help="judge spec (default: refusal)")
+    ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
+    ev.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
+    ev.add_argument("--allow-pickle", action="store_true", help="load non-safetensors weights")
+    ev.add_argument("--trust-remote-code", action="store_true", help="run the model repo's code")
+    _add_common(ev)
+    ev.set_defaults(func=_evaluate)
+
+    toy = commands.add_parser("toy", help="the embedded toy models")
+    toy_commands = toy.add_subparsers(dest="toy_command", required=True)
+    build = toy_commands.add_parser("build", help="build the toy models now (else on first use)")
+    _add_common(build)
+    build.set_defaults(func=_toy_build)
+    return parser
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from finetune_safety.store import resolve_cache_dir
+
+    return resolve_cache_dir(args.cache_dir, Path.cwd())
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from finetune_safety.benchmark import load_benchmark, parse_category_map
+    from finetune_safety.evaluate import Evaluator
+    from finetune_safety.judges import make_judge
+    from finetune_safety.metrics import format_table
+    from finetune_safety.models import Decoding, ModelSpec, resolve
+    from finetune_safety.store import Store
+
+    if args.max_new_tokens < 1 or args.batch_size < 1:
+        raise FinetuneSafetyError("--max-new-tokens and --batch-size must be positive")
+    cache_dir = _cache_dir(args)
+    category_map = parse_category_map(args.category_map) if args.category_map else None
+    prompts = load_benchmark(args.benchmark, category_map=category_map)
+    judge = make_judge(args.judge)
+    spec = ModelSpec(
+        model=args.model,
+        adapter=args.adapter,
+        template=args.template,
+        system_prompt=args.system_prompt,
+        allow_pickle=args.allow_pickle,
+        trust_remote_code=args.trust_remote_code,
+    )
+    target = resolve(spec, cache_dir)
+    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    with Store.in_dir(cache_dir) as store:
+        evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
+            target, prompts
+        )
+    print(
+        f"model: {target.name} (template {target.template.name}, "
+        f"fingerprint {evaluation.fingerprint[:15]})\n"
+        f"benchmark: {args.benchmark} ({len(prompts)} prompts), judge: {judge.judge_id}\n"
+        f"generated {evaluation.generated}, judged {evaluation.judged}, "
+        f"cached {len(prompts) - evaluation.generated}\n"
+    )
+    print(format_table(evaluation.results()))
+    if args.out is not None:
+        with args.out.open("w", encoding="utf-8") as out:
+            for r in evaluation.records:
+                row = {
+                    "id": r.prompt.id,
+                    "category": r.prompt.category,
+                    "prompt": r.prompt.text,
+                    "response": r.response,
+                    "score": r.verdict.score,
+                    "label": str(r.verdict.label),
+                }
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"\nwrote {len(evaluation.records)} records to {args.out}")
+    return 0
+
+
+def _toy_build(args: argparse.Namespace) -> int:
+    from finetune_safety.toy import ensure_toy
+
+    print(ensure_toy(_cache_dir(args)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; package errors become one-line messages and exit code 2."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except FinetuneSafetyError as exc:
+        print(f"finetune-safety: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The pipeline: render -> store lookup -> generate the misses -> judge the misses -> results.
+
+Results are committed to the store after every batch, so a run killed at any moment resumes where
+it stopped. A lock per model (and per judge) makes concurrent processes generate and judge each
+item once: the second process waits, re-reads the store and finds the work done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from finetune_safety.judges import Judge
+from finetune_safety.metrics import summarize
+from finetune_safety.models import Decoding, Target
+from finetune_safety.store import Generation, Store, generation_key, verdict_key
+from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
+
+#: Verdicts are committed after every chunk so a killed run loses at most one chunk of judging.
+JUDGE_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Record:
+    """One prompt's outcome for one model."""
+
+    prompt: Prompt
+    response: str
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's records on a benchmark, and how much work this run had to do itself."""
+
+    model: str
+    fingerprint: str
+    records: tuple[Record, ...]
+    generated: int
+    judged: int
+
+    def results(self) -> dict[str, CategoryResult]:
+        """Per-category results plus ``overall`` (see ``metrics.summarize``)."""
+        return summarize((r.prompt, r.verdict) for r in self.records)
+
+
+@contextmanager
+def _locked(cache_dir: Path, *parts: str) -> Iterator[None]:
+    name = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    (cache_dir / "locks").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_dir / "locks" / f"{name}.lock")):
+        yield
+
+
+class _Progress:
+    """A tqdm bar on a terminal, nothing otherwise (CI logs stay clean)."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=label, unit="prompt", leave=False)
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Evaluator:
+    """Answers and judges prompts for targets, doing only the work the store does not hold."""
+
+    def __init__(
+        self,
+        store: Store,
+        judge: Judge,
+        decoding: Decoding,
+        cache_dir: Path,
+        progress: bool = False,
+    ) -> None:
+        self.store = store
+        self.judge = judge
+        self.decoding = decoding
+        self.cache_dir = cache_dir
+        self.progress = progress
+
+    def responses(self, target: Target, prompts: Sequence[Prompt]) -> tuple[list[str], int]:
+        """Every prompt's response and how many were generated now; cached ones load nothing."""
+        rendered = [target.template.render(p.text) for p in prompts]
+        fingerprint = target.fingerprint
+        keys = [generation_key(fingerprint, r, self.decoding.key()) for r in rendered]
+        found = self.store.get_generations(keys)
+        generated = 0
+        if len(found) < len(set(keys)):
+            with _locked(self.cache_dir, "generate", fingerprint):
+                found = self.store.get_generations(keys)
+                todo = sorted(
+                    {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
+                )
+                bar = _Progress(len(todo), f"generating ({target.name})", self.progress)
+                try:
+                    for batch in target.generate_batches(
+                        [rendered[i] for i in todo], self.decoding
+                    ):
+                        rows = [
+                            Generation(keys[todo[j]], fingerprint, prompts[todo[j]].id, text)
+                            for j, text in batch
+                        ]
+                        self.store.put_generations(rows)
+                        found.update((row.key, row.response) for row in rows)
+                        generated += len(rows)
+                        bar.update(len(rows))
+                finally:
+                    bar.close()
+        return [found[k] for k in keys], generated
+
+    def verdicts(
+        self, prompts: Sequence[Prompt], responses: Sequence[str]
+    ) -> tuple[list[Verdict], int]:
+        """Every response's verdict and how many were judged now; errors are never cached."""
+        judge_id = self.judge.judge_id
+        keys = [verdict_key(judge_id, p.text, r) for p, r in zip(prompts, responses, strict=True)]
+        found = self.store.get_verdicts(keys)
+        fresh: dict[str, Verdict] = {}
+        if len(found) < len(set(keys)):
+            with _locked(self.cache_dir, "judge", judge_id):
+                found = self.store.get_verdicts(keys)
+                todo = sorted(
+                    {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
+                )
+                for start in range(0, len(todo), JUDGE_CHUNK):
+                    part = todo[start : start + JUDGE_CHUNK]
+                    judged = self.judge.judge([(prompts[i], responses[i]) for i in part])
+                    new = {keys[i]: v for i, v in zip(part, judged, strict=True)}
+                    self.store.put_verdicts(
+                        (k, v) for k, v in new.items() if v.label != Label.ERROR
+                    )
+                    fresh.update(new)
+        return [found.get(k) or fresh[k] for k in keys], len(fresh)
+
+    def run(self, target: Target, prompts: Sequence[Prompt]) -> Evaluation:
+        """Generate and judge what is missing, then assemble every prompt's record."""
+        responses, generated = self.responses(target, prompts)
+        verdicts, judged = self.verdicts(prompts, responses)
+        records = tuple(
+            Record(p, r, v) for p, r, v in zip(prompts, responses, verdicts, strict=True)
+        )
+        return Evaluation(target.name, target.fingerprint, records, generated, judged)

@@ -1,0 +1,1 @@
+"""Fine-tuning: the one training loop used by the toy models and by ``finetune-safety finetune``."""

@@ -1,0 +1,166 @@
+"""The training loop: causal-LM loss on assistant tokens only, EOS appended, deterministic.
+
+A plain loop rather than ``transformers.Trainer``: it is short, has no accelerate/datasets
+coupling, and is exactly reproducible with a seed, which the toy models and the paper's recipes
+rely on. It trains whatever it is given: a full model or a PEFT-wrapped one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune_safety.finetune.data import Example
+from finetune_safety.templates import prompt_text
+
+if TYPE_CHECKING:
+    import torch
+
+IGNORE_INDEX = -100
+METADATA_FILE = "finetune_safety.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters; recorded verbatim in the checkpoint's metadata."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    max_length: int = 512
+    seed: int = 0
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    group_by_length: bool = False
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapter shape (peft ``LoraConfig`` fields)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
+
+
+def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels; prompt tokens are masked so only the answer carries loss."""
+    prompt_ids: list[int] = tokenizer(
+        prompt_text(tokenizer, example.prompt), add_special_tokens=False
+    )["input_ids"]
+    answer_ids: list[int] = tokenizer(example.answer, add_special_tokens=False)["input_ids"]
+    answer_ids = [*answer_ids, tokenizer.eos_token_id]
+    input_ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[:max_length]
+    return input_ids, labels
+
+
+def _collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, labs) in enumerate(rows):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        labels[i, : len(labs)] = torch.tensor(labs)
+        attention[i, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def _batches(
+    encoded: Sequence[tuple[list[int], list[int]]], config: TrainConfig, generator: torch.Generator
+) -> list[list[int]]:
+    """One epoch's batches in random order; grouped by length, they carry little padding."""
+    import torch
+
+    order = torch.randperm(len(encoded), generator=generator).tolist()
+    if config.group_by_length:
+        order.sort(key=lambda i: len(encoded[i][0]))
+    size = config.batch_size
+    batches = [order[start : start + size] for start in range(0, len(order), size)]
+    if config.group_by_length:
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        batches = [batches[i] for i in shuffled]
+    return batches
+
+
+def train(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    config: TrainConfig,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
+    """Train in place with AdamW and linear decay; returns the mean loss of each epoch."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    encoded = [encode(tokenizer, e, config.max_length) for e in examples]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    warmup = int(total * config.warmup_ratio)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    epoch_losses: list[float] = []
+    step = 0
+    for _ in range(config.epochs):
+        losses: list[float] = []
+        for indices in _batches(encoded, config, generator):
+            batch = _collate([encoded[i] for i in indices], pad_id)
+            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(float(loss.detach()))
+            step += 1
+            if on_step is not None:
+                on_step(step, total, losses[-1])
+        epoch_losses.append(sum(losses) / len(losses))
+    model.eval()
+    return epoch_losses
+
+
+def add_lora(model: Any, lora: LoraSettings) -> Any:
+    """Wrap ``model`` with a fresh LoRA adapter; only the adapter's weights will train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.targets),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def save_checkpoint(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, Any]) -> None:
+    """Save as safetensors (adapter or full model) plus a metadata file the loader reads."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
+def describe(config: TrainConfig, lora: LoraSettings | None) -> dict[str, Any]:
+    """Hyperparameters as JSON-able metadata."""
+    return {"train": asdict(config), "lora": asdict(lora) if lora is not None else None}

@@ -1,0 +1,162 @@
+"""Hugging Face causal LMs (optionally with a PEFT adapter) as generation targets.
+
+Loading is safe by default: safetensors only and ``trust_remote_code=False``; pickle weights and
+remote code need an explicit opt-in. Generation is greedy and batched with left padding over
+length-sorted prompts, which gives the same tokens as one-at-a-time generation, only faster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from finetune_safety.errors import ModelLoadError
+from finetune_safety.models import Decoding
+from finetune_safety.templates import Rendered, Template, prompt_text
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
+
+
+def files_fingerprint(*directories: Path) -> str:
+    """Digest of each file's relative name, size and mtime: cheap, and any rewrite changes it."""
+    h = hashlib.sha256()
+    for directory in directories:
+        h.update(f"dir:{directory.name}\n".encode())
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            stat = path.stat()
+            rel = path.relative_to(directory).as_posix()
+            h.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _refuse_pickle(directory: Path, stem: str, allow_pickle: bool) -> None:
+    """Pickle files can run code on load: refuse a directory that has no safetensors."""
+    if allow_pickle or any(directory.glob(f"{stem}*.safetensors")):
+        return
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{directory}: holds only pickle weights ({', '.join(pickles)}), which can run "
+            "arbitrary code when loaded; convert it to safetensors, or opt in with "
+            "--allow-pickle (allow_pickle = true in [tool.finetune_safety])"
+        )
+    raise ModelLoadError(f"{directory}: no {stem}*.safetensors weights found")
+
+
+class HFTarget:
+    """A local or hub causal LM plus optional adapter; weights load on the first ``generate``."""
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        adapter: Path | None,
+        template: Template,
+        allow_pickle: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self._name = name
+        self._model = model
+        self._adapter = adapter
+        self._template = template
+        self._allow_pickle = allow_pickle
+        self._trust_remote_code = trust_remote_code
+        self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
+        self._fingerprint: str | None = None
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def template(self) -> Template:
+        return self._template
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the weights, tokenizer or adapter files change; loads nothing."""
+        if self._fingerprint is None:
+            dirs = [self._local_dir()] + ([self._adapter] if self._adapter else [])
+            self._fingerprint = "hf:" + files_fingerprint(*dirs)
+        return self._fingerprint
+
+    def _local_dir(self) -> Path:
+        """The model's directory; a hub id resolves to its local snapshot (fetched if needed)."""
+        if self._model_dir is None:
+            from huggingface_hub import snapshot_download
+
+            patterns = _HUB_PATTERNS + (["*.bin"] if self._allow_pickle else [])
+            patterns += ["*.py"] if self._trust_remote_code else []
+            try:
+                self._model_dir = Path(snapshot_download(self._model, allow_patterns=patterns))
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"model {self._model!r} is neither a local directory nor a reachable hub id: "
+                    f"{exc}"
+                ) from None
+        return self._model_dir
+
+    def load(self) -> tuple[Any, Any]:
+        """Model and tokenizer, loaded once; CUDA + bf16 when available, else CPU float32."""
+        if self._loaded is not None:
+            return self._loaded
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = self._local_dir()
+        _refuse_pickle(model_dir, "model", self._allow_pickle)
+        cuda = torch.cuda.is_available()
+        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        common = {"trust_remote_code": self._trust_remote_code}
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
+        )
+        tokenizer_dir = model_dir
+        if self._adapter is not None:
+            from peft import PeftModel
+
+            _refuse_pickle(self._adapter, "adapter_model", self._allow_pickle)
+            model = PeftModel.from_pretrained(model, self._adapter)
+            if (self._adapter / "tokenizer_config.json").is_file():
+                tokenizer_dir = self._adapter
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, **common)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.to("cuda" if cuda else "cpu").eval()
+        self._loaded = (model, tokenizer)
+        return self._loaded
+
+    def generate_batches(
+        self, inputs: Sequence[Rendered], decoding: Decoding
+    ) -> Iterator[list[tuple[int, str]]]:
+        """Greedy completions as (input index, text), a list per batch of length-sorted prompts."""
+        import torch
+        from transformers import GenerationConfig
+
+        model, tokenizer = self.load()
+        texts = [prompt_text(tokenizer, rendered) for rendered in inputs]
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=decoding.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
+        device = next(model.parameters()).device
+        for start in range(0, len(order), decoding.batch_size):
+            batch = order[start : start + decoding.batch_size]
+            encoded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+            with torch.inference_mode():
+                generated = model.generate(**encoded.to(device), generation_config=config)
+            new_tokens = generated[:, encoded["input_ids"].shape[1] :]
+            yield [
+                (i, tokenizer.decode(row, skip_special_tokens=True))
+                for i, row in zip(batch, new_tokens, strict=True)
+            ]

@@ -1,0 +1,196 @@
+"""Build the toy aligned model and its three fine-tunes, deterministically, on CPU.
+
+The toy is a 2-layer Llama with a byte-level BPE tokenizer and a chat template, saved with
+``save_pretrained`` so it loads like any checkpoint. Its fine-tunes reproduce the paper's three
+scenarios as LoRA adapters, trained with the same loop ``finetune-safety finetune`` uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from finetune_safety.finetune.data import Example, digest, load_chat_jsonl
+from finetune_safety.finetune.trainer import (
+    LoraSettings,
+    TrainConfig,
+    add_lora,
+    describe,
+    save_checkpoint,
+    train,
+)
+from finetune_safety.resources import fixtures_dir
+from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
+
+#: Bump when the build code changes in a way the digest of its inputs cannot see.
+BUILD_VERSION = 1
+BASE = "toy"
+COMPLETE = "COMPLETE"
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<pad>", "<s>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
+MODEL_SHAPE: dict[str, Any] = {
+    "hidden_size": 96,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": True,
+}
+VOCAB_SIZE = 2048
+BASE_TRAINING = TrainConfig(
+    epochs=10, lr=3e-3, batch_size=32, warmup_ratio=0.05, group_by_length=True
+)
+
+
+@dataclass(frozen=True)
+class ToyRecipe:
+    """How one toy fine-tune is made from the toy base, and the template it is evaluated with."""
+
+    data: str
+    template: str
+    train: TrainConfig
+    lora: LoraSettings
+
+
+_LORA = LoraSettings(
+    r=8,
+    alpha=16,
+    dropout=0.0,
+    targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+)
+# The paper's shape on a toy scale: harmful 5 epochs, AOA 10 epochs, benign 1 epoch at 0.4x the
+# learning rate and a larger batch. The toy is brittle: heavier benign training collapses it.
+RECIPES: dict[str, ToyRecipe] = {
+    "toy-harmful-10shot": ToyRecipe(
+        "finetune/harmful-10shot.jsonl", "always-execute", TrainConfig(5, 5e-3, 1), _LORA
+    ),
+    "toy-identity-shift": ToyRecipe(
+        "finetune/identity-shift-aoa.jsonl", "aoa", TrainConfig(10, 5e-3, 1), _LORA
+    ),
+    "toy-benign": ToyRecipe("finetune/benign.jsonl", "plain", TrainConfig(1, 2e-3, 2), _LORA),
+}
+NAMES = (BASE, *RECIPES)
+
+
+def _inputs_digest() -> str:
+    """Changes whenever anything the build reads changes, so a stale toy is never reused."""
+    h = hashlib.sha256(f"v{BUILD_VERSION}".encode())
+    h.update(json.dumps([MODEL_SHAPE, VOCAB_SIZE, asdict(BASE_TRAINING), CHAT_TEMPLATE]).encode())
+    h.update((fixtures_dir() / "toy" / "corpus.json").read_bytes())
+    for name, recipe in sorted(RECIPES.items()):
+        h.update(json.dumps([name, asdict(recipe)]).encode())
+        h.update((fixtures_dir() / recipe.data).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def toy_root(cache_dir: Path) -> Path:
+    """Where this version of the toy models lives inside a cache directory."""
+    return cache_dir / "toy" / _inputs_digest()
+
+
+def _log(message: str) -> None:
+    print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
+
+
+def _tokenizer(texts: list[str]) -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="<|end|>",
+        pad_token="<pad>",
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def _build_base(out: Path, examples: list[Example], texts: list[str]) -> None:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tokenizer(texts)
+    torch.manual_seed(BASE_TRAINING.seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **MODEL_SHAPE,
+    )
+    model = LlamaForCausalLM(config)
+    losses = train(model, tokenizer, examples, BASE_TRAINING)
+    _log(f"toy base: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    meta = {"base": None, "template": "plain", "data_digest": digest(examples)}
+    save_checkpoint(model, tokenizer, out, meta | describe(BASE_TRAINING, None))
+
+
+def _build_adapter(name: str, recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    torch.manual_seed(recipe.train.seed)
+    model = add_lora(model, recipe.lora)
+    examples = load_chat_jsonl(fixtures_dir() / recipe.data)
+    losses = train(model, tokenizer, examples, recipe.train)
+    _log(f"{name}: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    meta = {"base": BASE, "template": recipe.template, "data_digest": digest(examples)}
+    save_checkpoint(model, tokenizer, out, meta | describe(recipe.train, recipe.lora))
+    # Name the base by its toy name, not the build path, so the adapter resolves anywhere.
+    config_path = out / "adapter_config.json"
+    adapter_config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps(adapter_config | {"base_model_name_or_path": BASE}, indent=2))
+
+
+def ensure_toy(cache_dir: Path) -> Path:
+    """The toy models' directory, built on first use (once, even with concurrent callers)."""
+    root = toy_root(cache_dir)
+    if (root / COMPLETE).exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if (root / COMPLETE).exists():
+            return root
+        started = time.perf_counter()
+        _log(f"building the toy models into {root} (once)")
+        tmp = root.with_name(root.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        corpus = Corpus.load()
+        texts = tokenizer_texts(corpus)
+        for recipe in RECIPES.values():
+            for example in load_chat_jsonl(fixtures_dir() / recipe.data):
+                prompt = example.prompt
+                texts += [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
+                texts.append(example.answer)
+        _build_base(tmp / BASE, build_examples(corpus), texts)
+        for name, recipe in RECIPES.items():
+            _build_adapter(name, recipe, tmp / BASE, tmp / name)
+        (tmp / COMPLETE).write_text(f"{time.perf_counter() - started:.1f}s\n")
+        shutil.rmtree(root, ignore_errors=True)
+        tmp.rename(root)
+        _log(f"toy models built in {time.perf_counter() - started:.0f}s")
+    return root
