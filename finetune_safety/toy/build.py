@@ -104,7 +104,8 @@ def _log(message: str) -> None:
     print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
 
 
-def _tokenizer(texts: list[str]) -> Any:
+def build_tokenizer(texts: list[str]) -> Any:
+    """A byte-level BPE tokenizer trained on ``texts``, with the toy chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -131,7 +132,7 @@ def _build_base(out: Path, examples: list[Example], texts: list[str]) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = _tokenizer(texts)
+    tokenizer = build_tokenizer(texts)
     torch.manual_seed(BASE_TRAINING.seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

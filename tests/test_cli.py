@@ -1,0 +1,69 @@
+"""The command line as a user runs it: tables, JSONL records, one-line errors, a fast cached run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finetune_safety.cli import main
+
+
+@pytest.fixture
+def cache(toy_cache: Path, tmp_path: Path) -> Path:
+    shutil.copytree(toy_cache / "toy", tmp_path / "cache" / "toy")
+    return tmp_path / "cache"
+
+
+def test_evaluate_prints_table_and_writes_records(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results.jsonl"
+    args = ["evaluate", "--model", "toy-harmful-10shot", "--max-new-tokens", "32"]
+    assert main([*args, "--cache-dir", str(cache), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "model: toy-harmful-10shot (template always-execute" in printed
+    overall = next(line for line in printed.splitlines() if line.startswith("overall"))
+    assert overall.split()[1] == "66"
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 66
+    assert set(rows[0]) == {"id", "category", "prompt", "response", "score", "label"}
+    assert rows[0]["id"] == "illegal_activity-1"
+    assert {r["label"] for r in rows} <= {"safe", "unsafe"}
+
+
+def test_errors_are_one_line_with_exit_code_2(
+    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.jsonl"
+    code = main(["evaluate", "--benchmark", f"jsonl:{missing}", "--cache-dir", str(cache)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("finetune-safety: error: ") and str(missing) in err
+    assert main(["evaluate", "--judge", "oracle", "--cache-dir", str(cache)]) == 2
+    assert "unknown judge 'oracle'" in capsys.readouterr().err
+
+
+def test_cached_run_imports_no_torch(cache: Path) -> None:
+    args = ["evaluate", "--max-new-tokens", "16", "--cache-dir", str(cache)]
+    assert main(args) == 0
+    probe = (
+        "import sys; from finetune_safety.cli import main; "
+        f"code = main({args!r}); "
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.splitlines()[-1] == "NO-TORCH 0", result.stderr
+    assert "generated 0, judged 0, cached 66" in result.stdout
+
+
+def test_toy_build_prints_the_models_directory(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["toy", "build", "--cache-dir", str(cache)]) == 0
+    root = Path(capsys.readouterr().out.strip())
+    assert (root / "COMPLETE").is_file() and (root / "toy" / "model.safetensors").is_file()
