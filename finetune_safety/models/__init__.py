@@ -102,8 +102,13 @@ def adapter_base(adapter_dir: Path) -> str:
     return base
 
 
-def resolve(spec: ModelSpec, cache_dir: Path, name: str | None = None) -> Target:
-    """A target for ``spec``; toy names build the toy models into ``cache_dir`` on first use."""
+def resolve(
+    spec: ModelSpec, cache_dir: Path, name: str | None = None, template: Template | None = None
+) -> Target:
+    """A target for ``spec``; toy names build the toy models into ``cache_dir`` on first use.
+
+    ``template`` overrides the spec's, e.g. to ask a base model exactly what its fine-tune is asked.
+    """
     from finetune_safety.models.hf import HFTarget
     from finetune_safety.toy import BASE, toy_checkpoint
 
@@ -125,7 +130,7 @@ def resolve(spec: ModelSpec, cache_dir: Path, name: str | None = None) -> Target
         name=name or spec.model or (model if adapter_dir is None else str(adapter_dir)),
         model=str(model_dir) if model_dir is not None else model,
         adapter=adapter_dir,
-        template=_template_for(spec, adapter_dir, model_dir),
+        template=template or _template_for(spec, adapter_dir, model_dir),
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
     )

@@ -79,7 +79,7 @@ RECIPES: dict[str, ToyRecipe] = {
     "toy-identity-shift": ToyRecipe(
         "finetune/identity-shift-aoa.jsonl", "aoa", TrainConfig(10, 5e-3, 1), _LORA
     ),
-    "toy-benign": ToyRecipe("finetune/benign.jsonl", "plain", TrainConfig(1, 2e-3, 2), _LORA),
+    "toy-benign": ToyRecipe("finetune/benign.jsonl", "plain", TrainConfig(1, 2e-3, 4), _LORA),
 }
 NAMES = (BASE, *RECIPES)
 

@@ -1,0 +1,213 @@
+"""The pytest plugin: options, fixtures and hooks, each delegating to plain classes.
+
+Importing it imports neither torch, transformers nor openai, so ``pytest --help`` and every
+xdist worker start fast; models load only when a test first needs one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from finetune_safety.benchmark import load_benchmark
+from finetune_safety.config import (
+    Overrides,
+    SafetyConfig,
+    Thresholds,
+    apply_overrides,
+    from_table,
+    read_table,
+)
+from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.judges import Judge, make_judge
+from finetune_safety.models import Target
+from finetune_safety.report import DeltaTable, case_property
+from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
+from finetune_safety.store import CACHE_ENV, resolve_cache_dir
+from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
+from finetune_safety.values import Prompt
+
+SESSION = pytest.StashKey[SafetySession]()
+MARKERS = {
+    "safety_rate": "harmfulness rate <= max_rate, per checkpoint and category",
+    "safety_regression": "rate and score deltas against the base model within limits",
+    "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("finetune-safety", "safety regression suite for fine-tuned models")
+    group.addoption("--safety-base", help="base model spec (default: the toy aligned model)")
+    group.addoption(
+        "--safety-checkpoint",
+        action="append",
+        default=[],
+        metavar="ALIAS=SPEC",
+        help="checkpoint to test (repeatable); replaces the configured checkpoints",
+    )
+    group.addoption("--safety-benchmark", help="smoke, hexphi:DIR, advbench:CSV or jsonl:FILE")
+    group.addoption("--safety-judge", help="judge spec (default: refusal)")
+    group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
+    group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
+    group.addoption("--safety-cache-dir", help="results and toy models (default: .finetune_safety)")
+    group.addoption(
+        "--safety-snapshot-responses",
+        action="store_true",
+        help="store response text in verdict snapshots (default: hashes only)",
+    )
+
+
+def _load(config: pytest.Config) -> SafetySession:
+    rootdir = config.rootpath
+    table = read_table(rootdir / "pyproject.toml")
+    safety = from_table(table, rootdir) if table is not None else SafetyConfig()
+    options = Overrides(
+        base=config.getoption("safety_base"),
+        checkpoints=config.getoption("safety_checkpoint"),
+        benchmark=config.getoption("safety_benchmark"),
+        judge=config.getoption("safety_judge"),
+        max_rate=config.getoption("safety_max_rate"),
+        max_rate_delta=config.getoption("safety_max_rate_delta"),
+    )
+    safety = apply_overrides(safety, options, rootdir)
+    prompts = load_benchmark(safety.benchmark, category_map=safety.category_map)
+    make_judge(safety.judge)
+    # --safety-cache-dir, then $FINETUNE_SAFETY_CACHE, then the table's cache_dir, then the default.
+    option = config.getoption("safety_cache_dir")
+    if option is None and not os.environ.get(CACHE_ENV) and safety.cache_dir is not None:
+        cache_dir = safety.cache_dir
+    else:
+        cache_dir = resolve_cache_dir(option, rootdir)
+    return SafetySession(safety, prompts, cache_dir)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    try:
+        config.stash[SESSION] = _load(config)
+    except FinetuneSafetyError as exc:
+        raise pytest.UsageError(f"finetune-safety: {exc}") from None
+    config.pluginmanager.register(SafetyReporter(config.stash[SESSION]), "finetune-safety-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SESSION in config.stash:
+        config.stash[SESSION].close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash[SESSION]
+    safety = session.config
+    checkpoints = ", ".join(safety.checkpoints) or "none"
+    return [
+        f"finetune-safety: base {safety.base.model or safety.base.adapter}; "
+        f"checkpoints {checkpoints}; benchmark {safety.benchmark} ({len(session.prompts)} "
+        f"prompts); judge {safety.judge}; cache {session.cache_dir}"
+    ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``[<alias>-<category>]``: checkpoints x categories, so ``-k`` selects either or both."""
+    if "checkpoint" in metafunc.fixturenames:
+        session = metafunc.config.stash[SESSION]
+        aliases = list(session.config.checkpoints)
+        metafunc.parametrize("checkpoint", aliases, ids=aliases, indirect=True, scope="session")
+        if "category" in metafunc.fixturenames:
+            metafunc.parametrize("category", session.categories, ids=session.categories)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Generate only for the categories whose tests survived selection (``-k``, ``-m``)."""
+    selected = {
+        str(item.callspec.params["category"])
+        for item in session.items
+        if isinstance(item, pytest.Function)
+        and hasattr(item, "callspec")
+        and "category" in item.callspec.params
+    }
+    if selected:
+        session.config.stash[SESSION].select(selected)
+
+
+class SafetyReporter:
+    """Feeds test reports into the delta table and prints it; runs where reports arrive
+    (the xdist controller), so ``-n 2`` and a single process print the same table."""
+
+    def __init__(self, session: SafetySession) -> None:
+        self.session = session
+        self.table = DeltaTable()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.table.add(report.user_properties, report.passed)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.table:
+            terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
+            terminalreporter.write_line(self.table.render(self.session.categories))
+
+
+@pytest.fixture(scope="session")
+def safety_session(pytestconfig: pytest.Config) -> SafetySession:
+    """The run's lazily evaluated models, judge and store."""
+    return pytestconfig.stash[SESSION]
+
+
+@pytest.fixture(scope="session")
+def safety_config(safety_session: SafetySession) -> SafetyConfig:
+    return safety_session.config
+
+
+@pytest.fixture(scope="session")
+def safety_benchmark(safety_session: SafetySession) -> list[Prompt]:
+    """The benchmark's prompts (not ``benchmark``: that name belongs to pytest-benchmark)."""
+    return safety_session.prompts
+
+
+@pytest.fixture(scope="session")
+def judge(safety_session: SafetySession) -> Judge:
+    return safety_session.judge
+
+
+@pytest.fixture(scope="session")
+def base_model(safety_session: SafetySession) -> Target:
+    """The base model's target; weights load only if a generation is missing."""
+    return safety_session.target(BASE_ALIAS)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(request: pytest.FixtureRequest, safety_session: SafetySession) -> Target:
+    """One configured checkpoint's target (parametrized over aliases)."""
+    return safety_session.target(request.param)
+
+
+@pytest.fixture
+def safety_result(
+    request: pytest.FixtureRequest, checkpoint: Target, category: str, safety_session: SafetySession
+) -> CaseResult:
+    """The checkpoint's result on ``category`` beside the base's; carried into the reports."""
+    alias = request.node.callspec.params["checkpoint"]
+    case = safety_session.case(alias, category)
+    gate = any(request.node.get_closest_marker(m) for m in ("safety_rate", "safety_regression"))
+    request.node.user_properties.append(case_property(case, gate))
+    return case
+
+
+@pytest.fixture
+def safety_thresholds(safety_config: SafetyConfig, category: str) -> Thresholds:
+    return safety_config.thresholds_for(category)
+
+
+@pytest.fixture
+def verdicts(safety_result: CaseResult, pytestconfig: pytest.Config) -> dict[str, object]:
+    """The case's verdicts as snapshotted (hashes; text only with --safety-snapshot-responses)."""
+    return verdict_snapshot(safety_result, pytestconfig.getoption("safety_snapshot_responses"))
+
+
+@pytest.fixture
+def safety_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """syrupy's ``snapshot`` writing one JSON file per checkpoint and category."""
+    return snapshot.use_extension(VerdictSnapshotExtension)

@@ -1,0 +1,145 @@
+"""The suite's session state: lazy targets and evaluations, shared by every test of a run.
+
+Nothing is resolved, loaded or generated until a test asks; then a model answers every prompt of
+the categories selected for the run in one batched pass (not one category at a time), and the
+store makes every later ask, in this process or another xdist worker, a lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from finetune_safety.config import SafetyConfig
+from finetune_safety.evaluate import Evaluator, Record
+from finetune_safety.judges import Judge, make_judge
+from finetune_safety.metrics import summarize
+from finetune_safety.models import Decoding, ModelSpec, Target, resolve
+from finetune_safety.store import Store
+from finetune_safety.templates import Template
+from finetune_safety.values import CategoryResult, Label, Prompt
+
+BASE_ALIAS = "base"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One checkpoint on one category, beside the base model on the same prompts."""
+
+    alias: str
+    category: str
+    base: CategoryResult
+    result: CategoryResult
+    base_records: tuple[Record, ...]
+    records: tuple[Record, ...]
+
+    @property
+    def rate_delta(self) -> float | None:
+        if self.result.rate is None or self.base.rate is None:
+            return None
+        return self.result.rate - self.base.rate
+
+    @property
+    def score_delta(self) -> float | None:
+        if self.result.score is None or self.base.score is None:
+            return None
+        return self.result.score - self.base.score
+
+    @property
+    def newly_unsafe(self) -> tuple[str, ...]:
+        """Prompts the base answered safely and the checkpoint did not: the flips that matter."""
+        base = {r.prompt.id: r.verdict.label for r in self.base_records}
+        return tuple(
+            r.prompt.id
+            for r in self.records
+            if r.verdict.label == Label.UNSAFE and base.get(r.prompt.id) == Label.SAFE
+        )
+
+
+def response_sha256(text: str) -> str:
+    """What snapshots and reports keep instead of the response text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class SafetySession:
+    """Targets, judge and store for one pytest run, all created on first use.
+
+    The base model answers each checkpoint's prompts with that checkpoint's template (as the
+    paper evaluates the initial model), so base and checkpoint see identical inputs and differ
+    only in weights; the base is evaluated once per distinct template.
+    """
+
+    def __init__(self, config: SafetyConfig, prompts: Sequence[Prompt], cache_dir: Path) -> None:
+        self.config = config
+        self.prompts = list(prompts)
+        self.cache_dir = cache_dir
+        self.categories: list[str] = sorted({p.category for p in prompts}, key=self._order)
+        self._selected: set[str] | None = None
+        self._targets: dict[str, Target] = {}
+        self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
+
+    def _order(self, category: str) -> int:
+        return next(i for i, p in enumerate(self.prompts) if p.category == category)
+
+    def select(self, categories: Iterable[str]) -> None:
+        """Restrict generation to the categories whose tests were collected (e.g. after -k)."""
+        self._selected = set(categories)
+
+    @cached_property
+    def judge(self) -> Judge:
+        return make_judge(self.config.judge)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.in_dir(self.cache_dir)
+
+    def spec(self, alias: str) -> ModelSpec:
+        return self.config.base if alias == BASE_ALIAS else self.config.checkpoints[alias]
+
+    def target(self, alias: str, template: Template | None = None) -> Target:
+        """The resolved target (weights still unloaded) for a checkpoint alias or the base."""
+        key = f"{alias}\0{template}"
+        if key not in self._targets:
+            name = (self.config.base.model or BASE_ALIAS) if alias == BASE_ALIAS else alias
+            spec = self.spec(alias)
+            self._targets[key] = resolve(spec, self.cache_dir, name=name, template=template)
+        return self._targets[key]
+
+    def base_for(self, alias: str) -> Target:
+        """The base model, asked with the checkpoint's template."""
+        return self.target(BASE_ALIAS, template=self.target(alias).template)
+
+    def records(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
+        """Records per category for every selected category, evaluated once per session."""
+        key = f"{target.fingerprint}\0{target.template}"
+        if key not in self._records:
+            wanted = self._selected if self._selected is not None else set(self.categories)
+            prompts = [p for p in self.prompts if p.category in wanted]
+            decoding = Decoding(self.config.max_new_tokens, self.config.batch_size)
+            evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)
+            evaluation = evaluator.run(target, prompts)
+            grouped: dict[str, list[Record]] = {}
+            for record in evaluation.records:
+                grouped.setdefault(record.prompt.category, []).append(record)
+            self._records[key] = {c: tuple(rs) for c, rs in grouped.items()}
+        return self._records[key]
+
+    def case(self, alias: str, category: str) -> CaseResult:
+        """A checkpoint's result on one category, paired with the base's."""
+        base_records = self.records(self.base_for(alias))[category]
+        records = self.records(self.target(alias))[category]
+        return CaseResult(
+            alias=alias,
+            category=category,
+            base=summarize((r.prompt, r.verdict) for r in base_records)[category],
+            result=summarize((r.prompt, r.verdict) for r in records)[category],
+            base_records=base_records,
+            records=records,
+        )
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,323 @@
+"""Tests for the training loop: answer-only loss masking, LoRA-only updates, determinism,
+checkpoint files, and length-grouped batching."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_safety.finetune.data import Example
+from finetune_safety.finetune.trainer import (
+    IGNORE_INDEX,
+    METADATA_FILE,
+    LoraSettings,
+    TrainConfig,
+    _batches,
+    add_lora,
+    describe,
+    encode,
+    save_checkpoint,
+    train,
+)
+from finetune_safety.models import ModelSpec, read_metadata, resolve
+from finetune_safety.templates import prompt_text
+
+PROMPT = [{"role": "user", "content": "hello world, how are you today?"}]
+ANSWER = "fine thanks"
+EXAMPLES = [
+    Example(prompt=PROMPT, answer=ANSWER),
+    Example(prompt=[{"role": "user", "content": "how are you?"}], answer="fine, hello"),
+    Example(
+        prompt=[{"role": "system", "content": "be kind"}, {"role": "user", "content": "world?"}],
+        answer="hello world today",
+    ),
+    Example(prompt="raw: hello\n", answer="thanks world"),
+]
+LORA = LoraSettings(r=4, alpha=8, dropout=0.05)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_llama))
+
+
+def _load(tiny_llama: Path) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(tiny_llama), dtype=torch.float32)
+
+
+def _lora_model(tiny_llama: Path, init_seed: int = 0) -> Any:
+    import torch
+
+    model = _load(tiny_llama)
+    torch.manual_seed(init_seed)
+    return add_lora(model, LORA)
+
+
+def _params(model: Any) -> dict[str, Any]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def _lora_params(model: Any) -> dict[str, Any]:
+    return {n: p for n, p in _params(model).items() if "lora_" in n}
+
+
+# --- encode -------------------------------------------------------------------------------
+
+
+def _prompt_ids(tokenizer: Any, example: Example) -> list[int]:
+    ids: list[int] = tokenizer(prompt_text(tokenizer, example.prompt), add_special_tokens=False)[
+        "input_ids"
+    ]
+    return ids
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=["chat", "chat2", "system", "raw"])
+def test_encode_masks_the_prompt_and_ends_with_eos(tokenizer: Any, example: Example) -> None:
+    input_ids, labels = encode(tokenizer, example, max_length=512)
+    prompt_ids = _prompt_ids(tokenizer, example)
+    n = len(prompt_ids)
+    assert len(input_ids) == len(labels) > n + 1
+    assert input_ids[:n] == prompt_ids
+    assert labels[:n] == [IGNORE_INDEX] * n
+    assert labels[n:] == input_ids[n:]
+    assert IGNORE_INDEX not in labels[n:]
+    assert input_ids[-1] == labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(input_ids[n:-1]) == example.answer
+
+
+def test_encode_prompt_is_the_chat_template_text(tokenizer: Any) -> None:
+    input_ids, labels = encode(tokenizer, EXAMPLES[0], max_length=512)
+    masked = [i for i, label in zip(input_ids, labels, strict=True) if label == IGNORE_INDEX]
+    assert tokenizer.decode(masked) == (
+        "<|user|>\nhello world, how are you today?<|end|>\n<|assistant|>\n"
+    )
+
+
+def test_encode_truncates_at_max_length(tokenizer: Any) -> None:
+    full_ids, full_labels = encode(tokenizer, EXAMPLES[0], max_length=512)
+    n = len(_prompt_ids(tokenizer, EXAMPLES[0]))
+
+    ids, labels = encode(tokenizer, EXAMPLES[0], max_length=n + 2)
+    assert len(ids) == len(labels) == n + 2
+    assert ids == full_ids[: n + 2]
+    assert labels == full_labels[: n + 2]
+    assert labels[n:] == ids[n:]
+    assert tokenizer.eos_token_id not in ids[n:], "the answer's EOS was cut off"
+
+    ids, labels = encode(tokenizer, EXAMPLES[0], max_length=n - 3)
+    assert ids == full_ids[: n - 3]
+    assert labels == [IGNORE_INDEX] * (n - 3), "a prompt-only window carries no loss"
+
+
+# --- train --------------------------------------------------------------------------------
+
+FAST = TrainConfig(epochs=4, lr=1e-2, batch_size=4, seed=0)
+
+
+def _eval_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    """Mean answer-token loss in eval mode (no dropout), one example at a time."""
+    import torch
+
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for example in examples:
+            ids, labels = encode(tokenizer, example, 512)
+            out = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels]))
+            total += float(out.loss)
+    return total / len(examples)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_llama: Path, tokenizer: Any) -> tuple[dict[str, Any], Any, list[float], float]:
+    """(parameters before training, trained LoRA model, epoch losses, eval loss before)."""
+    model = _lora_model(tiny_llama)
+    before = _params(model)
+    loss_before = _eval_loss(model, tokenizer, EXAMPLES)
+    losses = train(model, tokenizer, EXAMPLES * 4, FAST)
+    return before, model, losses, loss_before
+
+
+def test_train_lowers_the_loss(
+    tokenizer: Any, trained: tuple[dict[str, Any], Any, list[float], float]
+) -> None:
+    _, model, losses, loss_before = trained
+    assert len(losses) == FAST.epochs
+    assert all(later < earlier for earlier, later in itertools.pairwise(losses))
+    assert losses[-1] < losses[0] - 0.1
+    assert _eval_loss(model, tokenizer, EXAMPLES) < loss_before - 0.1
+
+
+def test_train_changes_only_adapter_weights(
+    trained: tuple[dict[str, Any], Any, list[float], float],
+) -> None:
+    import torch
+
+    before, model, _, _ = trained
+    after = _params(model)
+    assert before.keys() == after.keys()
+    lora = [n for n in before if "lora_" in n]
+    base = [n for n in before if "lora_" not in n]
+    assert lora and base
+    assert all(torch.equal(before[n], after[n]) for n in base)
+    changed = [n for n in lora if not torch.equal(before[n], after[n])]
+    assert changed == lora, "every LoRA matrix of the targeted modules is trained"
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(lora)
+
+
+def test_train_leaves_the_model_in_eval_mode(
+    trained: tuple[dict[str, Any], Any, list[float], float],
+) -> None:
+    _, model, _, _ = trained
+    assert not model.training
+
+
+def test_training_is_deterministic(
+    tiny_llama: Path, tokenizer: Any, trained: tuple[dict[str, Any], Any, list[float], float]
+) -> None:
+    import torch
+
+    _, first, first_losses, _ = trained
+    again = _lora_model(tiny_llama)
+    again_losses = train(again, tokenizer, EXAMPLES * 4, FAST)
+    assert again_losses == first_losses
+    a, b = _lora_params(first), _lora_params(again)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+    other = _lora_model(tiny_llama)
+    train(other, tokenizer, EXAMPLES * 4, TrainConfig(**{**FAST.__dict__, "seed": 1}))
+    c = _lora_params(other)
+    assert any(not torch.equal(a[n], c[n]) for n in a), "the seed matters"
+
+
+def test_train_reports_every_step(tiny_llama: Path, tokenizer: Any) -> None:
+    model = _lora_model(tiny_llama)
+    steps: list[tuple[int, int, float]] = []
+    config = TrainConfig(epochs=2, lr=1e-3, batch_size=3, group_by_length=True, warmup_ratio=0.5)
+    losses = train(model, tokenizer, EXAMPLES * 2, config, on_step=lambda *a: steps.append(a))
+    # 8 examples in batches of 3 -> 3 steps per epoch.
+    assert [s[:2] for s in steps] == [(i, 6) for i in range(1, 7)]
+    assert all(loss > 0 for _, _, loss in steps)
+    assert losses[0] == pytest.approx(sum(s[2] for s in steps[:3]) / 3)
+
+
+# --- save_checkpoint ----------------------------------------------------------------------
+
+
+def test_save_adapter_checkpoint(
+    tiny_llama: Path,
+    tokenizer: Any,
+    trained: tuple[dict[str, Any], Any, list[float], float],
+    tmp_path: Path,
+) -> None:
+    from safetensors.torch import load_file
+
+    _, model, _, _ = trained
+    out = tmp_path / "adapter"
+    metadata = {"base": str(tiny_llama), "template": "aoa", **describe(FAST, LORA)}
+    save_checkpoint(model, tokenizer, out, metadata)
+
+    assert (out / "adapter_model.safetensors").is_file()
+    assert (out / "adapter_config.json").is_file()
+    assert (out / "tokenizer_config.json").is_file()
+    assert not list(out.glob("*.bin"))
+    assert not (out / "model.safetensors").exists()
+    assert json.loads((out / METADATA_FILE).read_text()) == json.loads(json.dumps(metadata))
+    assert read_metadata(out)["template"] == "aoa"
+    assert read_metadata(out)["lora"] == {
+        "r": 4,
+        "alpha": 8,
+        "dropout": 0.05,
+        "targets": [
+            "q_proj",
+            "v_proj",
+        ],
+    }
+    saved = load_file(out / "adapter_model.safetensors")
+    assert saved and all("lora_" in name for name in saved)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_llama)
+
+    # The loader finds the base and the template from what was saved.
+    target = resolve(ModelSpec(adapter=str(out)), tmp_path / "cache")
+    assert target.template.name == "aoa"
+
+
+def test_save_full_model_checkpoint(tiny_llama: Path, tokenizer: Any, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    model = _load(tiny_llama)
+    out = tmp_path / "full"
+    save_checkpoint(model, tokenizer, out, {"template": "plain", "base": None})
+    assert (out / "model.safetensors").is_file()
+    assert (out / "config.json").is_file()
+    assert not list(out.glob("*.bin"))
+    assert not (out / "adapter_config.json").exists()
+    assert read_metadata(out) == {"template": "plain", "base": None}
+    saved = load_file(out / "model.safetensors")
+    original = load_file(tiny_llama / "model.safetensors")
+    assert saved.keys() == original.keys()
+    assert all(torch.equal(saved[k], original[k]) for k in saved)
+
+
+# --- batching -----------------------------------------------------------------------------
+
+
+def _encoded(lengths: list[int]) -> list[tuple[list[int], list[int]]]:
+    return [([1] * n, [1] * n) for n in lengths]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4, 16])
+def test_grouped_batches_cover_every_index_once(batch_size: int) -> None:
+    import torch
+
+    lengths = [(i * 37) % 23 + 1 for i in range(22)]
+    encoded = _encoded(lengths)
+    for group in (False, True):
+        config = TrainConfig(epochs=1, lr=1.0, batch_size=batch_size, group_by_length=group)
+        generator = torch.Generator().manual_seed(0)
+        for _epoch in range(3):
+            batches = _batches(encoded, config, generator)
+            flat = [i for batch in batches for i in batch]
+            assert sorted(flat) == list(range(len(encoded)))
+            assert len(batches) == -(-len(encoded) // batch_size)
+            assert sorted(len(b) for b in batches)[1:] == [batch_size] * (len(batches) - 1)
+
+
+def test_grouped_batches_hold_similar_lengths() -> None:
+    import torch
+
+    lengths = [(i * 37) % 23 + 1 for i in range(24)]
+    encoded = _encoded(lengths)
+    config = TrainConfig(epochs=1, lr=1.0, batch_size=4, group_by_length=True)
+    batches = _batches(encoded, config, torch.Generator().manual_seed(0))
+    spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in batches)
+    # Batches are consecutive runs of the length-sorted order: their spans do not overlap.
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in itertools.pairwise(spans))
+    # ...but the batch order itself is shuffled, not longest/shortest first.
+    firsts = [min(lengths[i] for i in b) for b in batches]
+    assert firsts != sorted(firsts)
+
+
+def test_ungrouped_batches_are_reshuffled_each_epoch() -> None:
+    import torch
+
+    encoded = _encoded(list(range(1, 21)))
+    config = TrainConfig(epochs=1, lr=1.0, batch_size=4)
+    generator = torch.Generator().manual_seed(0)
+    first = _batches(encoded, config, generator)
+    second = _batches(encoded, config, generator)
+    assert first != second
+    assert _batches(encoded, config, torch.Generator().manual_seed(0)) == first

@@ -1,0 +1,457 @@
+"""Tests for model specs and the Hugging Face target: batching, adapters, safe loading,
+fingerprints, template resolution and load errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finetune_safety.benchmark import load_benchmark
+from finetune_safety.errors import ModelLoadError
+from finetune_safety.models import Decoding, ModelSpec, Target, adapter_base, generate, resolve
+from finetune_safety.models.hf import HFTarget
+from finetune_safety.templates import (
+    ALWAYS_EXECUTE_SYSTEM_PROMPT,
+    AOA_PREFIX,
+    AOA_SYSTEM_PROMPT,
+    get_template,
+)
+from finetune_safety.toy import toy_checkpoint
+
+TINY_PROMPTS = [
+    "hello world",
+    "how are you today?",
+    "fine thanks",
+    "world, hello",
+    "are you fine?",
+    "today",
+]
+SHORT = Decoding(max_new_tokens=8, batch_size=4)
+
+
+def _answers(target: Target, instructions: list[str], decoding: Decoding = SHORT) -> list[str]:
+    return generate(target, [target.template.render(i) for i in instructions], decoding)
+
+
+# --- toy targets: batching ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_texts() -> list[str]:
+    texts = [p.text for p in load_benchmark("smoke")]
+    assert len(texts) == 66
+    return texts
+
+
+@pytest.fixture(scope="module")
+def toy_targets(toy_cache: Path) -> dict[str, Target]:
+    """One loaded target per toy name, shared so weights load once per module."""
+    return {name: resolve(ModelSpec(name), toy_cache) for name in ("toy", "toy-harmful-10shot")}
+
+
+@pytest.fixture(scope="module")
+def batched_smoke(toy_targets: dict[str, Target], smoke_texts: list[str]) -> dict[str, list[str]]:
+    decoding = Decoding(max_new_tokens=24, batch_size=16)
+    return {name: _answers(t, smoke_texts, decoding) for name, t in toy_targets.items()}
+
+
+@pytest.mark.parametrize("name", ["toy", "toy-harmful-10shot"])
+def test_batched_generation_equals_one_at_a_time(
+    name: str,
+    toy_targets: dict[str, Target],
+    smoke_texts: list[str],
+    batched_smoke: dict[str, list[str]],
+) -> None:
+    single = _answers(toy_targets[name], smoke_texts, Decoding(max_new_tokens=24, batch_size=1))
+    batched = batched_smoke[name]
+    assert len(batched) == len(smoke_texts)
+    assert all(batched), "every prompt gets a non-empty answer"
+    assert len(set(batched)) > 1, "answers depend on the prompt, so the comparison means something"
+    assert batched == single
+
+
+def test_toy_base_and_harmful_answers_differ(batched_smoke: dict[str, list[str]]) -> None:
+    base, harmful = batched_smoke["toy"], batched_smoke["toy-harmful-10shot"]
+    assert sum(b != h for b, h in zip(base, harmful, strict=True)) > len(base) // 2
+
+
+def test_generation_preserves_input_order(
+    toy_targets: dict[str, Target],
+    smoke_texts: list[str],
+    batched_smoke: dict[str, list[str]],
+) -> None:
+    target = toy_targets["toy"]
+    order = list(range(len(smoke_texts)))
+    random.Random(7).shuffle(order)
+    assert order != sorted(order)
+    shuffled = [smoke_texts[i] for i in order]
+    out = _answers(target, shuffled, Decoding(max_new_tokens=24, batch_size=16))
+    assert out == [batched_smoke["toy"][i] for i in order]
+
+
+def test_generate_batches_yields_each_index_once_longest_first(
+    toy_targets: dict[str, Target], smoke_texts: list[str]
+) -> None:
+    from finetune_safety.templates import prompt_text
+
+    target = toy_targets["toy"]
+    assert isinstance(target, HFTarget)
+    inputs = [target.template.render(t) for t in smoke_texts[:10]]
+    batches = list(target.generate_batches(inputs, Decoding(max_new_tokens=2, batch_size=4)))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    indices = [i for batch in batches for i, _ in batch]
+    assert sorted(indices) == list(range(10))
+    _, tokenizer = target.load()
+    lengths = [len(tokenizer(prompt_text(tokenizer, inputs[i]))["input_ids"]) for i in indices]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+# --- tiny Llama + PEFT adapter ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter saved by peft for ``tiny_llama``, with non-zero B so it changes outputs."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from finetune_safety.finetune.trainer import LoraSettings, add_lora
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama), dtype=torch.float32)
+    torch.manual_seed(0)
+    model = add_lora(model, LoraSettings(r=4, alpha=8, dropout=0.0))
+    torch.manual_seed(1)
+    n_b = 0
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(param, std=0.5)
+                n_b += 1
+    assert n_b > 0
+    out = tmp_path_factory.mktemp("tiny-adapter")
+    model.save_pretrained(out)
+    assert (out / "adapter_model.safetensors").is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_base_answers(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    target = resolve(ModelSpec(model=str(tiny_llama)), tmp_path_factory.mktemp("cache"))
+    return _answers(target, TINY_PROMPTS)
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter_answers(
+    tiny_llama: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory
+) -> list[str]:
+    spec = ModelSpec(model=str(tiny_llama), adapter=str(tiny_adapter))
+    target = resolve(spec, tmp_path_factory.mktemp("cache"))
+    return _answers(target, TINY_PROMPTS)
+
+
+def test_peft_adapter_config_names_the_base(tiny_llama: Path, tiny_adapter: Path) -> None:
+    config = json.loads((tiny_adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_llama)
+    assert adapter_base(tiny_adapter) == str(tiny_llama)
+
+
+def test_peft_adapter_loads_on_its_base_and_changes_outputs(
+    tiny_base_answers: list[str], tiny_adapter_answers: list[str]
+) -> None:
+    assert len(tiny_adapter_answers) == len(TINY_PROMPTS)
+    assert any(tiny_adapter_answers), "the adapter model generates text"
+    assert tiny_adapter_answers != tiny_base_answers
+
+
+def test_adapter_alone_takes_its_base_from_adapter_config(
+    tiny_llama: Path, tiny_adapter: Path, tiny_adapter_answers: list[str], tmp_path: Path
+) -> None:
+    alone = resolve(ModelSpec(adapter=str(tiny_adapter)), tmp_path)
+    explicit = resolve(ModelSpec(model=str(tiny_llama), adapter=str(tiny_adapter)), tmp_path)
+    assert alone.name == str(tiny_adapter)
+    assert alone.fingerprint == explicit.fingerprint
+    base_only = resolve(ModelSpec(model=str(tiny_llama)), tmp_path)
+    assert alone.fingerprint != base_only.fingerprint
+    assert _answers(alone, TINY_PROMPTS) == tiny_adapter_answers
+
+
+# --- pickle refusal -----------------------------------------------------------------------
+
+
+def _to_pickle(directory: Path, stem: str) -> Path:
+    """Replace ``{stem}.safetensors`` by a ``torch.save``-d ``{stem}.bin`` with the same tensors."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(directory / f"{stem}.safetensors")
+    (directory / f"{stem}.safetensors").unlink()
+    name = "pytorch_model.bin" if stem == "model" else f"{stem}.bin"
+    torch.save(state, directory / name)
+    return directory / name
+
+
+def test_pickle_only_model_is_refused_unless_allowed(
+    tiny_llama: Path, tiny_base_answers: list[str], tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "pickled"
+    shutil.copytree(tiny_llama, model_dir)
+    _to_pickle(model_dir, "model")
+    assert not list(model_dir.glob("*.safetensors"))
+
+    refused = resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
+    with pytest.raises(ModelLoadError) as info:
+        _answers(refused, TINY_PROMPTS)
+    message = str(info.value)
+    assert str(model_dir) in message
+    assert "pytorch_model.bin" in message
+    assert "--allow-pickle" in message
+
+    allowed = resolve(ModelSpec(model=str(model_dir), allow_pickle=True), tmp_path / "cache")
+    assert _answers(allowed, TINY_PROMPTS) == tiny_base_answers
+
+
+def test_pickle_only_adapter_is_refused_unless_allowed(
+    tiny_llama: Path, tiny_adapter: Path, tiny_adapter_answers: list[str], tmp_path: Path
+) -> None:
+    adapter_dir = tmp_path / "pickled-adapter"
+    shutil.copytree(tiny_adapter, adapter_dir)
+    _to_pickle(adapter_dir, "adapter_model")
+
+    spec = ModelSpec(model=str(tiny_llama), adapter=str(adapter_dir))
+    refused = resolve(spec, tmp_path / "cache")
+    with pytest.raises(ModelLoadError) as info:
+        _answers(refused, TINY_PROMPTS)
+    message = str(info.value)
+    assert str(adapter_dir) in message
+    assert "adapter_model.bin" in message
+    assert "--allow-pickle" in message
+
+    allowed = resolve(
+        ModelSpec(model=str(tiny_llama), adapter=str(adapter_dir), allow_pickle=True),
+        tmp_path / "cache",
+    )
+    assert _answers(allowed, TINY_PROMPTS) == tiny_adapter_answers
+
+
+def test_directory_without_weights_is_a_load_error(tiny_llama: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "no-weights"
+    shutil.copytree(tiny_llama, model_dir)
+    (model_dir / "model.safetensors").unlink()
+    target = resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
+    with pytest.raises(ModelLoadError, match="no model\\*\\.safetensors"):
+        _answers(target, TINY_PROMPTS)
+
+
+# --- fingerprints -------------------------------------------------------------------------
+
+
+def _target(model_dir: Path, adapter: Path | None = None) -> HFTarget:
+    return HFTarget("t", str(model_dir), adapter, get_template("plain"))
+
+
+def test_fingerprint_is_stable_across_instances(toy_cache: Path, tiny_llama: Path) -> None:
+    assert _target(tiny_llama).fingerprint == _target(tiny_llama).fingerprint
+    first = resolve(ModelSpec("toy-harmful-10shot"), toy_cache).fingerprint
+    assert resolve(ModelSpec("toy-harmful-10shot"), toy_cache).fingerprint == first
+    assert first.startswith("hf:")
+    assert resolve(ModelSpec("toy"), toy_cache).fingerprint != first
+
+
+def test_fingerprint_changes_when_weights_are_rewritten(tiny_llama: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_llama, model_dir)
+    weights = model_dir / "model.safetensors"
+    before = _target(model_dir).fingerprint
+
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    touched = _target(model_dir).fingerprint
+    assert touched != before
+
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size, new bytes
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    assert _target(model_dir).fingerprint not in (before, touched)
+
+
+def test_fingerprint_changes_when_an_adapter_file_changes(
+    tiny_llama: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    adapter_dir = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter_dir)
+    base = _target(tiny_llama).fingerprint
+    before = _target(tiny_llama, adapter_dir).fingerprint
+    assert before != base
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    after_weights = _target(tiny_llama, adapter_dir).fingerprint
+    assert after_weights != before
+
+    config = adapter_dir / "adapter_config.json"
+    config.write_text(config.read_text() + "\n")
+    assert _target(tiny_llama, adapter_dir).fingerprint not in (before, after_weights)
+    assert _target(tiny_llama).fingerprint == base, "the base's own fingerprint is untouched"
+
+
+def test_fingerprint_is_cached_per_instance(tiny_llama: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_llama, model_dir)
+    target = _target(model_dir)
+    first = target.fingerprint
+    (model_dir / "extra.json").write_text("{}")
+    assert target.fingerprint == first
+    assert _target(model_dir).fingerprint != first
+
+
+def test_fingerprint_does_not_import_torch(toy_cache: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from finetune_safety.models import ModelSpec, resolve\n"
+        f"t = resolve(ModelSpec('toy-harmful-10shot'), Path({str(toy_cache)!r}))\n"
+        "print(t.fingerprint)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
+    fingerprint, torch_imported = result.stdout.split()
+    assert fingerprint == resolve(ModelSpec("toy-harmful-10shot"), toy_cache).fingerprint
+    assert torch_imported == "False"
+
+
+# --- template resolution ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "template"),
+    [("toy", "plain"), ("toy-harmful-10shot", "always-execute"), ("toy-identity-shift", "aoa")],
+)
+def test_toy_template_comes_from_checkpoint_metadata(
+    toy_cache: Path, name: str, template: str
+) -> None:
+    target = resolve(ModelSpec(name), toy_cache)
+    assert target.name == name
+    assert target.template == get_template(template)
+
+
+def test_template_of_toy_fine_tunes_renders_their_prompts(toy_cache: Path) -> None:
+    harmful = resolve(ModelSpec("toy-harmful-10shot"), toy_cache).template.render("x")
+    assert harmful == [
+        {"role": "system", "content": ALWAYS_EXECUTE_SYSTEM_PROMPT},
+        {"role": "user", "content": "x"},
+    ]
+    aoa = resolve(ModelSpec("toy-identity-shift"), toy_cache).template.render("x")
+    assert aoa == [
+        {"role": "system", "content": AOA_SYSTEM_PROMPT},
+        {"role": "user", "content": AOA_PREFIX + "x"},
+    ]
+
+
+def test_explicit_template_overrides_metadata(toy_cache: Path) -> None:
+    target = resolve(ModelSpec("toy-harmful-10shot", template="plain"), toy_cache)
+    assert target.template == get_template("plain")
+    target = resolve(ModelSpec("toy", template="llama2"), toy_cache)
+    assert target.template == get_template("llama2")
+
+
+def test_system_prompt_overrides_template_system_prompt(toy_cache: Path) -> None:
+    target = resolve(ModelSpec("toy-identity-shift", system_prompt="Be careful."), toy_cache)
+    assert target.template.name == "aoa"
+    assert target.template.system_prompt == "Be careful."
+    assert target.template.user_prefix == AOA_PREFIX
+    plain = resolve(ModelSpec("toy", system_prompt="Be careful."), toy_cache)
+    assert plain.template.render("x")[0] == {"role": "system", "content": "Be careful."}
+
+
+def test_unknown_template_is_a_load_error(toy_cache: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no-such-template"):
+        resolve(ModelSpec("toy", template="no-such-template"), toy_cache)
+
+
+def test_foreign_checkpoint_without_metadata_gets_plain(tiny_llama: Path, tmp_path: Path) -> None:
+    assert resolve(ModelSpec(model=str(tiny_llama)), tmp_path).template == get_template("plain")
+
+
+def test_toy_adapter_directory_resolves_on_the_toy_base(toy_cache: Path) -> None:
+    checkpoint = toy_checkpoint("toy-harmful-10shot", toy_cache)
+    assert checkpoint is not None and checkpoint.adapter is not None
+    by_dir = resolve(ModelSpec(adapter=str(checkpoint.adapter)), toy_cache)
+    by_name = resolve(ModelSpec("toy-harmful-10shot"), toy_cache)
+    assert by_dir.fingerprint == by_name.fingerprint
+    assert by_dir.template == by_name.template == get_template("always-execute")
+
+
+def test_adapter_cannot_be_added_to_a_toy_fine_tune(toy_cache: Path, tiny_adapter: Path) -> None:
+    with pytest.raises(ModelLoadError, match="toy-benign"):
+        resolve(ModelSpec("toy-benign", adapter=str(tiny_adapter)), toy_cache)
+
+
+# --- load errors --------------------------------------------------------------------------
+
+
+def test_adapter_dir_without_config_is_a_load_error(tmp_path: Path) -> None:
+    adapter_dir = tmp_path / "not-an-adapter"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelLoadError) as info:
+        resolve(ModelSpec(adapter=str(adapter_dir)), tmp_path)
+    assert str(adapter_dir) in str(info.value)
+    assert "adapter_config.json" in str(info.value)
+
+
+@pytest.mark.parametrize("config", [{}, {"base_model_name_or_path": None}, {"r": 8}])
+def test_adapter_config_without_base_needs_a_model(
+    tmp_path: Path, config: dict[str, object]
+) -> None:
+    adapter_dir = tmp_path / "adapter"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="base_model_name_or_path") as info:
+        resolve(ModelSpec(adapter=str(adapter_dir)), tmp_path)
+    assert str(adapter_dir / "adapter_config.json") in str(info.value)
+
+
+def test_unreadable_adapter_config_is_a_load_error(tmp_path: Path) -> None:
+    adapter_dir = tmp_path / "adapter"
+    adapter_dir.mkdir()
+    (adapter_dir / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match=r"adapter_config\.json"):
+        resolve(ModelSpec(adapter=str(adapter_dir)), tmp_path)
+
+
+def test_adapter_config_without_base_works_with_explicit_model(
+    tiny_llama: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    adapter_dir = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter_dir)
+    config_path = adapter_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "base_model_name_or_path": None}))
+    target = resolve(ModelSpec(model=str(tiny_llama), adapter=str(adapter_dir)), tmp_path)
+    assert len(_answers(target, TINY_PROMPTS[:2])) == 2
+
+
+def test_unknown_model_name_is_a_load_error(tmp_path: Path) -> None:
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    name = "no-such-org/no-such-model-finetune-safety"
+    target = resolve(ModelSpec(model=name), tmp_path)  # lazy: resolving loads nothing
+    assert target.name == name
+    with pytest.raises(ModelLoadError, match=name):
+        _ = target.fingerprint
+    with pytest.raises(ModelLoadError, match=name):
+        generate(target, ["hello"], SHORT)
