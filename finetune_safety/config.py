@@ -238,3 +238,10 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
             c: replace(t, **limits) for c, t in config.category_thresholds.items()
         }
     return replace(config, **changes)
+
+
+def load_config(rootdir: Path, options: Overrides) -> SafetyConfig:
+    """The rootdir's ``pyproject.toml`` table (or the defaults), then the command-line options."""
+    table = read_table(rootdir / "pyproject.toml")
+    config = from_table(table, rootdir) if table is not None else SafetyConfig()
+    return apply_overrides(config, options, rootdir)

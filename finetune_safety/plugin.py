@@ -6,26 +6,15 @@ xdist worker start fast; models load only when a test first needs one.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from finetune_safety.benchmark import load_benchmark
-from finetune_safety.config import (
-    Overrides,
-    SafetyConfig,
-    Thresholds,
-    apply_overrides,
-    from_table,
-    read_table,
-)
+from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.judges import Judge, make_judge
+from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.report import DeltaTable, case_property
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.store import CACHE_ENV, resolve_cache_dir
 from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
 from finetune_safety.values import Prompt
 
@@ -60,9 +49,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _load(config: pytest.Config) -> SafetySession:
-    rootdir = config.rootpath
-    table = read_table(rootdir / "pyproject.toml")
-    safety = from_table(table, rootdir) if table is not None else SafetyConfig()
     options = Overrides(
         base=config.getoption("safety_base"),
         checkpoints=config.getoption("safety_checkpoint"),
@@ -71,16 +57,8 @@ def _load(config: pytest.Config) -> SafetySession:
         max_rate=config.getoption("safety_max_rate"),
         max_rate_delta=config.getoption("safety_max_rate_delta"),
     )
-    safety = apply_overrides(safety, options, rootdir)
-    prompts = load_benchmark(safety.benchmark, category_map=safety.category_map)
-    make_judge(safety.judge)
-    # --safety-cache-dir, then $FINETUNE_SAFETY_CACHE, then the table's cache_dir, then the default.
-    option = config.getoption("safety_cache_dir")
-    if option is None and not os.environ.get(CACHE_ENV) and safety.cache_dir is not None:
-        cache_dir = safety.cache_dir
-    else:
-        cache_dir = resolve_cache_dir(option, rootdir)
-    return SafetySession(safety, prompts, cache_dir)
+    safety = load_config(config.rootpath, options)
+    return SafetySession.open(safety, config.rootpath, config.getoption("safety_cache_dir"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,17 +8,19 @@ store makes every later ask, in this process or another xdist worker, a lookup.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from finetune_safety.benchmark import load_benchmark
 from finetune_safety.config import SafetyConfig
 from finetune_safety.evaluate import Evaluator, Record
 from finetune_safety.judges import Judge, make_judge
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, resolve
-from finetune_safety.store import Store
+from finetune_safety.store import CACHE_ENV, Store, resolve_cache_dir
 from finetune_safety.templates import Template
 from finetune_safety.values import CategoryResult, Label, Prompt
 
@@ -80,6 +82,21 @@ class SafetySession:
         self._selected: set[str] | None = None
         self._targets: dict[str, Target] = {}
         self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
+
+    @classmethod
+    def open(cls, config: SafetyConfig, rootdir: Path, cache_option: str | None) -> SafetySession:
+        """Load the benchmark and check the judge spec now, so mistakes stop the run early.
+
+        The cache directory is ``cache_option``, else ``$FINETUNE_SAFETY_CACHE``, else the
+        table's ``cache_dir``, else ``.finetune_safety`` at the rootdir.
+        """
+        prompts = load_benchmark(config.benchmark, category_map=config.category_map)
+        make_judge(config.judge)
+        if cache_option is None and not os.environ.get(CACHE_ENV) and config.cache_dir:
+            cache_dir = config.cache_dir
+        else:
+            cache_dir = resolve_cache_dir(cache_option, rootdir)
+        return cls(config, prompts, cache_dir)
 
     def _order(self, category: str) -> int:
         return next(i for i, p in enumerate(self.prompts) if p.category == category)
