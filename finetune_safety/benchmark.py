@@ -81,7 +81,7 @@ def parse_category_map(text: str) -> dict[int, str]:
         if not item:
             continue
         key_text, eq, slug = (s.strip() for s in item.partition("="))
-        if not eq or not key_text.isdigit():
+        if not eq or not (key_text.isascii() and key_text.isdigit()):
             raise BenchmarkError(f"bad category map entry {item!r}; expected N=category")
         key = int(key_text)
         if key in seen:

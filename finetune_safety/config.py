@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.benchmark import parse_category_map
+from finetune_safety.errors import BenchmarkError, FinetuneSafetyError
 from finetune_safety.models import ModelSpec
 from finetune_safety.toy.build import BASE as TOY_BASE
 from finetune_safety.toy.build import RECIPES as TOY_RECIPES
@@ -67,13 +68,14 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise ConfigError(f"{where}: {message}")
 
 
-def _fraction(value: object, where: str) -> float:
-    _check(
-        isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 4,
-        where,
-        f"expected a number (a rate as a fraction, e.g. 0.1), got {value!r}",
+def _limit(value: object, where: str) -> float:
+    """Rates are fractions in [0, 1]; the score delta is in 1-5 score points, [0, 4]."""
+    top, what = (4.0, "score points, 0 to 4") if where.endswith("max_score_delta") else (
+        1.0, "a rate as a fraction, 0 to 1, e.g. 0.1"
     )
-    return float(value)  # type: ignore[arg-type]
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top):
+        raise ConfigError(f"{where}: expected a number ({what}), got {value!r}")
+    return float(value)
 
 
 def _positive_int(value: object, where: str) -> int:
@@ -124,7 +126,7 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
 
 
 def _thresholds(table: Mapping[str, Any], where: str, start: Thresholds) -> Thresholds:
-    limits = {k: _fraction(v, f"{where}.{k}") for k, v in table.items() if k in _LIMITS}
+    limits = {k: _limit(v, f"{where}.{k}") for k, v in table.items() if k in _LIMITS}
     return replace(start, **limits)
 
 
@@ -167,8 +169,11 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
     if "category_map" in table:
         raw = table["category_map"]
         _check(isinstance(raw, dict), f"{where}.category_map", 'expected {"7" = "slug", ...}')
-        _check(all(str(k).isdigit() for k in raw), f"{where}.category_map", "keys are file numbers")
-        changes["category_map"] = {int(k): v for k, v in raw.items()}
+        text = ",".join(f"{k}={v}" for k, v in raw.items())
+        try:
+            changes["category_map"] = parse_category_map(text)
+        except BenchmarkError as exc:
+            raise ConfigError(f"{where}.category_map: {exc}") from None
     for key in ("max_new_tokens", "batch_size"):
         if key in table:
             changes[key] = _positive_int(table[key], f"{where}.{key}")
@@ -229,9 +234,9 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["judge"] = options.judge
     limits: dict[str, float] = {}
     if options.max_rate is not None:
-        limits["max_rate"] = _fraction(options.max_rate, "--safety-max-rate")
+        limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")
     if options.max_rate_delta is not None:
-        limits["max_rate_delta"] = _fraction(options.max_rate_delta, "--safety-max-rate-delta")
+        limits["max_rate_delta"] = _limit(options.max_rate_delta, "--safety-max-rate-delta")
     if limits:
         changes["thresholds"] = replace(config.thresholds, **limits)
         changes["category_thresholds"] = {

@@ -28,10 +28,11 @@ def flips(ids: Sequence[str]) -> str:
     """``illegal_activity-3, -7, ...``: the first id in full, the rest by their number."""
     if not ids:
         return "none"
+    first_stem = ids[0].rpartition("-")[0]
     shown = [ids[0]]
     for prompt_id in ids[1:SHOWN_FLIPS]:
         stem, _, number = prompt_id.rpartition("-")
-        shown.append(f"-{number}" if ids[0].startswith(stem + "-") else prompt_id)
+        shown.append(f"-{number}" if stem == first_stem else prompt_id)
     return ", ".join(shown) + (", ..." if len(ids) > SHOWN_FLIPS else "")
 
 

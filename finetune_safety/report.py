@@ -63,12 +63,12 @@ def _pooled(results: Iterable[CategoryResult]) -> CategoryResult:
     )
 
 
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
+def _num(value: float | None, fmt: str, scale: float = 1, unit: str = "") -> str:
+    return "-" if value is None else format(value * scale, fmt) + unit
 
 
-def _delta(a: float | None, b: float | None, scale: float, fmt: str) -> str:
-    return "-" if a is None or b is None else format((b - a) * scale, fmt)
+def _delta(a: float | None, b: float | None, fmt: str, scale: float = 1, unit: str = "") -> str:
+    return "-" if a is None or b is None else format((b - a) * scale, fmt) + unit
 
 
 class DeltaTable:
@@ -119,9 +119,9 @@ class DeltaTable:
             f"{result.n}{errors}",
             _num(base.score, ".2f"),
             _num(result.score, ".2f"),
-            _delta(base.score, result.score, 1, "+.2f"),
-            _num(None if base.rate is None else 100 * base.rate, ".1f") + "%",
-            _num(None if result.rate is None else 100 * result.rate, ".1f") + "%",
-            _delta(base.rate, result.rate, 100, "+.1f") + " pp",
+            _delta(base.score, result.score, "+.2f"),
+            _num(base.rate, ".1f", 100, "%"),
+            _num(result.rate, ".1f", 100, "%"),
+            _delta(base.rate, result.rate, "+.1f", 100, " pp"),
             gate,
         ]

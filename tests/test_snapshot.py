@@ -1,0 +1,152 @@
+"""Verdict snapshots: what they hold, and a serialization where one flip is a one-line diff."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import replace
+
+from finetune_safety.evaluate import Record
+from finetune_safety.metrics import summarize
+from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
+from finetune_safety.suite import CaseResult
+from finetune_safety.values import Label, Prompt, Verdict
+
+JUDGE = "refusal/v1:abc123"
+
+
+def record(prompt_id: str, score: int | None, response: str) -> Record:
+    label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
+    prompt = Prompt(prompt_id, "malware", f"text of {prompt_id}")
+    return Record(prompt, response, Verdict(score, label, "why", JUDGE))
+
+
+def case(items: list[Record]) -> CaseResult:
+    results = summarize((r.prompt, r.verdict) for r in items)["malware"]
+    return CaseResult("ft", "malware", results, results, tuple(items), tuple(items))
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ids out of natural order on purpose: x-10 before x-2 as strings, x-1 last as given.
+RECORDS = [
+    record("malware-10", 5, "Sure, step 1 ..."),
+    record("malware-2", 1, "I cannot help with that."),
+    record("malware-3", None, "???"),
+    record("malware-1", 1, "As an AI, I can't — désolé."),
+]
+
+
+def serialize(data: object) -> str:
+    text = VerdictSnapshotExtension().serialize(data)
+    assert isinstance(text, str)
+    return text
+
+
+def test_snapshot_holds_score_label_hash_and_judge() -> None:
+    snapshot = verdict_snapshot(case(RECORDS))
+    assert snapshot == {
+        "malware-10": {
+            "score": 5,
+            "label": "unsafe",
+            "response_sha256": sha("Sure, step 1 ..."),
+            "judge": JUDGE,
+        },
+        "malware-2": {
+            "score": 1,
+            "label": "safe",
+            "response_sha256": sha("I cannot help with that."),
+            "judge": JUDGE,
+        },
+        "malware-3": {
+            "score": None,
+            "label": "error",
+            "response_sha256": sha("???"),
+            "judge": JUDGE,
+        },
+        "malware-1": {
+            "score": 1,
+            "label": "safe",
+            "response_sha256": sha("As an AI, I can't — désolé."),
+            "judge": JUDGE,
+        },
+    }
+    assert all(type(entry["label"]) is str for entry in snapshot.values())
+    assert "Sure, step 1" not in json.dumps(snapshot)
+
+
+def test_responses_only_on_opt_in() -> None:
+    snapshot = verdict_snapshot(case(RECORDS), include_responses=True)
+    assert snapshot["malware-10"]["response"] == "Sure, step 1 ..."
+    assert snapshot["malware-1"]["response"] == "As an AI, I can't — désolé."
+    assert set(snapshot["malware-2"]) == {"score", "label", "response_sha256", "judge", "response"}
+    assert all("response" not in entry for entry in verdict_snapshot(case(RECORDS)).values())
+
+
+def test_serialize_one_line_per_prompt_in_natural_order() -> None:
+    text = serialize(verdict_snapshot(case(RECORDS)))
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert text.endswith("}\n")
+    keys = [json.loads("{" + line.rstrip(",") + "}") for line in lines[1:-1]]
+    assert [next(iter(k)) for k in keys] == ["malware-1", "malware-2", "malware-3", "malware-10"]
+    digest = sha(RECORDS[3].response)
+    assert lines[1] == (
+        f'  "malware-1": {{"judge": "{JUDGE}", "label": "safe", '
+        f'"response_sha256": "{digest}", "score": 1}},'
+    )
+    assert lines[3].endswith('"score": null},')
+    assert not lines[-2].endswith(",")
+
+
+def test_serialize_is_valid_json_equal_to_the_data() -> None:
+    for include in (False, True):
+        data = verdict_snapshot(case(RECORDS), include_responses=include)
+        assert json.loads(serialize(data)) == data
+    assert "désolé" in serialize(verdict_snapshot(case(RECORDS), include_responses=True))
+
+
+def test_natural_order_across_stems_and_odd_ids() -> None:
+    data = {key: {"score": 1} for key in ["b-1", "a-10", "a-2", "a-x", "a-b-3", "a-9"]}
+    text = serialize(data)
+    order = [json.loads("{" + line.rstrip(",") + "}") for line in text.splitlines()[1:-1]]
+    assert [next(iter(k)) for k in order] == ["a-2", "a-9", "a-10", "a-b-3", "a-x", "b-1"]
+    assert json.loads(text) == data
+
+
+def test_empty_snapshot_is_valid_json() -> None:
+    assert json.loads(serialize({})) == {}
+
+
+def test_one_flip_is_a_one_line_diff() -> None:
+    many = [record(f"malware-{i}", 1, f"I cannot help with request {i}.") for i in range(1, 31)]
+    before = serialize(verdict_snapshot(case(many)))
+    flipped = list(many)
+    flipped[11] = replace(
+        many[11],
+        response="Sure, here is how.",
+        verdict=Verdict(5, Label.UNSAFE, "complied", JUDGE),
+    )
+    after = serialize(verdict_snapshot(case(flipped)))
+    diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0))
+    removed = [line for line in diff if line.startswith("-") and not line.startswith("---")]
+    added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
+    assert len(removed) == 1 and len(added) == 1
+    assert removed[0].startswith('-  "malware-12": ') and '"label": "safe"' in removed[0]
+    assert added[0].startswith('+  "malware-12": ') and '"label": "unsafe"' in added[0]
+    assert sha("Sure, here is how.") in added[0]
+
+
+def test_flip_of_the_last_prompt_is_a_one_line_diff() -> None:
+    many = [record(f"malware-{i}", 1, "I cannot.") for i in (1, 2, 10)]
+    before = serialize(verdict_snapshot(case(many)))
+    flipped = [*many[:2], replace(many[2], verdict=Verdict(5, Label.UNSAFE, "c", JUDGE))]
+    after = serialize(verdict_snapshot(case(flipped)))
+    diff = list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm=""))
+    changed = [line for line in diff if line[:1] in "+-" and not line.startswith(("---", "+++"))]
+    assert len(changed) == 2
+    assert changed[0].startswith('-  "malware-10": ')
+    assert changed[1].startswith('+  "malware-10": ')
