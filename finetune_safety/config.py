@@ -70,8 +70,10 @@ def _check(ok: bool, where: str, message: str) -> None:
 
 def _limit(value: object, where: str) -> float:
     """Rates are fractions in [0, 1]; the score delta is in 1-5 score points, [0, 4]."""
-    top, what = (4.0, "score points, 0 to 4") if where.endswith("max_score_delta") else (
-        1.0, "a rate as a fraction, 0 to 1, e.g. 0.1"
+    top, what = (
+        (4.0, "score points, 0 to 4")
+        if where.endswith("max_score_delta")
+        else (1.0, "a rate as a fraction, 0 to 1, e.g. 0.1")
     )
     if not (isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= top):
         raise ConfigError(f"{where}: expected a number ({what}), got {value!r}")

@@ -92,3 +92,11 @@ def prompt_text(tokenizer: Any, rendered: Rendered) -> str:
         return rendered
     text = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True)
     return str(text)
+
+
+def encode_prompt(tokenizer: Any, rendered: Rendered) -> list[int]:
+    """Token ids of the prompt. A chat template writes its own special tokens (BOS included);
+    raw text (Alpaca format) gets the tokenizer's usual ones, as in ordinary training."""
+    text = prompt_text(tokenizer, rendered)
+    ids: list[int] = tokenizer(text, add_special_tokens=isinstance(rendered, str))["input_ids"]
+    return ids

@@ -42,7 +42,7 @@ def load_chat_jsonl(path: Path) -> list[Example]:
     examples: list[Example] = []
     for number, raw_line in enumerate(data.splitlines(), start=1):
         try:
-            text = raw_line.decode("utf-8")
+            text = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
             raise FinetuneDataError("invalid UTF-8", path, number) from None
         if not text.strip():

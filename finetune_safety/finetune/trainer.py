@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_safety.finetune.data import Example
-from finetune_safety.templates import prompt_text
+from finetune_safety.templates import encode_prompt
 
 if TYPE_CHECKING:
     import torch
@@ -50,9 +50,7 @@ class LoraSettings:
 
 def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
     """Token ids and labels; prompt tokens are masked so only the answer carries loss."""
-    prompt_ids: list[int] = tokenizer(
-        prompt_text(tokenizer, example.prompt), add_special_tokens=False
-    )["input_ids"]
+    prompt_ids = encode_prompt(tokenizer, example.prompt)
     answer_ids: list[int] = tokenizer(example.answer, add_special_tokens=False)["input_ids"]
     answer_ids = [*answer_ids, tokenizer.eos_token_id]
     input_ids = (prompt_ids + answer_ids)[:max_length]

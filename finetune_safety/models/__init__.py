@@ -102,6 +102,13 @@ def adapter_base(adapter_dir: Path) -> str:
     return base
 
 
+def _display_name(spec: ModelSpec, model: str) -> str:
+    """What the user named: the model, the adapter, or ``model+adapter`` for both."""
+    if spec.adapter is None:
+        return spec.model or model
+    return spec.adapter if spec.model is None else f"{spec.model}+{Path(spec.adapter).name}"
+
+
 def resolve(
     spec: ModelSpec, cache_dir: Path, name: str | None = None, template: Template | None = None
 ) -> Target:
@@ -127,7 +134,7 @@ def resolve(
     elif Path(model).exists():
         model_dir = Path(model)
     return HFTarget(
-        name=name or spec.model or (model if adapter_dir is None else str(adapter_dir)),
+        name=name or _display_name(spec, model),
         model=str(model_dir) if model_dir is not None else model,
         adapter=adapter_dir,
         template=template or _template_for(spec, adapter_dir, model_dir),

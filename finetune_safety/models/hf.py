@@ -14,7 +14,7 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
-from finetune_safety.templates import Rendered, Template, prompt_text
+from finetune_safety.templates import Rendered, Template, encode_prompt
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
@@ -139,8 +139,7 @@ class HFTarget:
         from transformers import GenerationConfig
 
         model, tokenizer = self.load()
-        texts = [prompt_text(tokenizer, rendered) for rendered in inputs]
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        ids = [encode_prompt(tokenizer, rendered) for rendered in inputs]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
         config = GenerationConfig(
