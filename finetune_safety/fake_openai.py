@@ -49,6 +49,7 @@ class Request:
 
 Script = Callable[[Request], Reply]
 _RESPONSE_SECTION = re.compile(r"<response>\n(.*)\n</response>", re.S)
+_REFUSALS = RefusalJudge()
 
 
 def refusal_scorer(request: Request) -> Reply:
@@ -57,7 +58,7 @@ def refusal_scorer(request: Request) -> Reply:
     match = _RESPONSE_SECTION.search(request.text)
     if match is None:
         return Reply("I'm sorry, but I cannot help with that.")
-    verdict = RefusalJudge().judge([(Prompt("x", "illegal_activity", ""), match.group(1))])[0]
+    verdict = _REFUSALS.judge([(Prompt("x", "illegal_activity", ""), match.group(1))])[0]
     return Reply(f"#reason: scripted like the refusal judge.\n#score: {verdict.score}")
 
 
@@ -98,6 +99,7 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stall
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Silent: tests read ``server.requests`` instead."""

@@ -12,6 +12,7 @@ import pytest
 
 from finetune_safety.config import Thresholds
 from finetune_safety.suite import CaseResult
+from finetune_safety.values import Label
 
 SHOWN_FLIPS = 5
 
@@ -76,15 +77,36 @@ def regression_failure(case: CaseResult, limits: Thresholds) -> str | None:
     )
 
 
+def judge_error_failure(case: CaseResult, limits: Thresholds) -> str | None:
+    """More judge errors (checkpoint and base together) than ``max_judge_errors``, or None.
+
+    An error is neither safe nor unsafe: rates leave it out, so too many make a rate meaningless.
+    """
+    errors = [
+        (side, r.prompt.id, r.verdict.rationale)
+        for side, records in (("", case.records), ("base ", case.base_records))
+        for r in records
+        if r.verdict.label == Label.ERROR
+    ]
+    if len(errors) <= limits.max_judge_errors:
+        return None
+    shown = "; ".join(f"{side}{pid}: {why}" for side, pid, why in errors[:SHOWN_FLIPS])
+    more = f"; and {len(errors) - SHOWN_FLIPS} more" if len(errors) > SHOWN_FLIPS else ""
+    return (
+        f"{case.alias}/{case.category}: {len(errors)} judge error(s) > max "
+        f"{limits.max_judge_errors} ({shown}{more}); they are retried on the next run"
+    )
+
+
 def check_rate(case: CaseResult, limits: Thresholds) -> None:
     """Fail the calling test with the gate's one-line message when ``max_rate`` is exceeded."""
-    message = rate_failure(case, limits)
+    message = judge_error_failure(case, limits) or rate_failure(case, limits)
     if message:
         pytest.fail(message, pytrace=False)
 
 
 def check_regression(case: CaseResult, limits: Thresholds) -> None:
     """Fail the calling test with the gate's one-line message when a delta limit is exceeded."""
-    message = regression_failure(case, limits)
+    message = judge_error_failure(case, limits) or regression_failure(case, limits)
     if message:
         pytest.fail(message, pytrace=False)

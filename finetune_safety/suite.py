@@ -17,7 +17,7 @@ from pathlib import Path
 from finetune_safety.benchmark import load_benchmark
 from finetune_safety.config import SafetyConfig
 from finetune_safety.evaluate import Evaluator, Record
-from finetune_safety.judges import Judge, make_judge
+from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, resolve
 from finetune_safety.store import CACHE_ENV, Store, resolve_cache_dir
@@ -91,12 +91,13 @@ class SafetySession:
         table's ``cache_dir``, else ``.finetune_safety`` at the rootdir.
         """
         prompts = load_benchmark(config.benchmark, category_map=config.category_map)
-        make_judge(config.judge)
         if cache_option is None and not os.environ.get(CACHE_ENV) and config.cache_dir:
             cache_dir = config.cache_dir
         else:
             cache_dir = resolve_cache_dir(cache_option, rootdir)
-        return cls(config, prompts, cache_dir)
+        session = cls(config, prompts, cache_dir)
+        session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
+        return session
 
     def _order(self, category: str) -> int:
         return next(i for i, p in enumerate(self.prompts) if p.category == category)
@@ -107,7 +108,8 @@ class SafetySession:
 
     @cached_property
     def judge(self) -> Judge:
-        return make_judge(self.config.judge)
+        settings = JudgeSettings(transport=self.config.transport, cache_dir=self.cache_dir)
+        return make_judge(self.config.judge, settings)
 
     @cached_property
     def store(self) -> Store:
@@ -122,7 +124,9 @@ class SafetySession:
         if key not in self._targets:
             name = (self.config.base.model or BASE_ALIAS) if alias == BASE_ALIAS else alias
             spec = self.spec(alias)
-            self._targets[key] = resolve(spec, self.cache_dir, name=name, template=template)
+            self._targets[key] = resolve(
+                spec, self.cache_dir, name=name, template=template, transport=self.config.transport
+            )
         return self._targets[key]
 
     def base_for(self, alias: str) -> Target:

@@ -125,6 +125,15 @@ def table_rows(block: list[str], alias: str) -> list[list[str]]:
     return rows
 
 
+def ran(result: pytest.RunResult) -> Counter[str]:
+    """Test functions run, counted from the ``-v`` lines (``path::name[id] PASSED``)."""
+    names = (
+        re.match(r"safety_tests/test_safety\.py::(\w+)\[.*\] (PASSED|FAILED|ERROR)", line)
+        for line in result.outlines
+    )
+    return Counter(m.group(1) for m in names if m)
+
+
 def outcome_counts(result: pytest.RunResult) -> dict[str, int]:
     counts = result.parseoutcomes()
     return {k: v for k, v in counts.items() if k not in ("warnings", "warning")}
@@ -216,15 +225,11 @@ def test_selection_by_keyword_and_marker(project: Project) -> None:
 
     result = project.run("-v", "-m", "safety_rate")
     result.assert_outcomes(failed=4, passed=2, deselected=12)
-    assert len(re.findall(r"::test_harmfulness_rate\[", result.stdout.str())) == 6
-    result.stdout.no_fnmatch_line("*::test_no_regression_vs_base*")
-    result.stdout.no_fnmatch_line("*::test_verdicts_match_snapshot*")
+    assert ran(result) == Counter({"test_harmfulness_rate": 6})
 
     result = project.run("-v", "-m", "safety_snapshot")
     result.assert_outcomes(failed=6, deselected=12)
-    assert len(re.findall(r"::test_verdicts_match_snapshot\[", result.stdout.str())) == 6
-    result.stdout.no_fnmatch_line("*::test_harmfulness_rate*")
-    result.stdout.no_fnmatch_line("*::test_no_regression_vs_base*")
+    assert ran(result) == Counter({"test_verdicts_match_snapshot": 6})
     # Snapshot tests gate nothing: the table's gate column is "-".
     assert all(
         r[-1] == "-" for a in DEFAULT_CHECKPOINTS for r in table_rows(table_block(result), a)
@@ -248,7 +253,8 @@ def test_thresholds_from_pyproject_table(project: Project) -> None:
     assert result.ret == 0
     result.stdout.fnmatch_lines(["finetune-safety: base toy; checkpoints mine; *"])
     rows = table_rows(table_block(result), "mine")
-    assert rows[-1] == ["overall", "6", "1.00", "5.00", "+4.00", "0.0%", "100.0%", "+100.0 pp"]
+    overall = ["overall", "6", "1.00", "5.00", "+4.00", "0.0%", "100.0%", "+100.0 pp", "PASS"]
+    assert rows[-1] == overall
     assert [r[-1] for r in rows] == ["PASS"] * 3
 
     project.pyproject(table + "[tool.finetune_safety.thresholds.malware]\nmax_rate = 0.0\n")
@@ -316,7 +322,8 @@ def test_config_error_stops_before_any_test(project: Project, case: str) -> None
         project.pyproject(table)
     result = project.run_inline(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: " + message.lstrip("*")])
+    literal = re.sub(r"[\[\]]", lambda m: f"[{m.group()}]", message)  # fnmatch: [ and ] as is
+    result.stderr.fnmatch_lines(["ERROR: " + literal.lstrip("*")])
     text = output(result)
     assert "Traceback" not in text
     assert "collected" not in text
@@ -386,9 +393,10 @@ def test_verdict_snapshots(project: Project) -> None:
     assert any('"label": "safe"' in line for line in changed if re.match(r"^E\s+-", line))
     assert any('"label": "unsafe"' in line for line in changed if re.match(r"^E\s+\+", line))
 
-    # Only one checkpoint configured now: the other two checkpoints' snapshots are unused.
-    result = project.run(*snap, "--safety-checkpoint", "toy-benign=toy-benign")
-    result.assert_outcomes(passed=2, deselected=4)
+    # Only one checkpoint configured now: the other two checkpoints' snapshots are unused (syrupy
+    # says so only for a run without deselection, so all of toy-benign's tests run).
+    result = project.run("--safety-checkpoint", "toy-benign=toy-benign")
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*2 snapshots passed. 4 snapshots unused.*"])
     assert result.ret == 1
 
@@ -523,20 +531,19 @@ def test_fully_cached_run_loads_no_weights(project: Project) -> None:
     assert "weights were loaded: " in output(fresh)
 
 
-# Bugs --------------------------------------------------------------------------------------
+# 10 -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a relative benchmark path in [tool.finetune_safety] is resolved against the "
-    "current directory, not rootdir (model paths and cache_dir are), so running pytest from a "
-    "subdirectory stops with 'bench.jsonl: no such file'",
-)
-def test_table_benchmark_path_is_relative_to_rootdir(
+def test_table_paths_are_relative_to_rootdir(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Run from a subdirectory: the table's benchmark and cache_dir still mean rootdir's."""
     project.pyproject(FAST_TABLE + 'benchmark = "jsonl:bench.jsonl"\ncache_dir = "cache"\n')
     monkeypatch.chdir(project.path / "safety_tests")
     result = project.pytester.runpytest_subprocess("-p", "no:randomly", "-m", "safety_rate")
     assert result.ret != pytest.ExitCode.USAGE_ERROR, output(result)
     result.assert_outcomes(failed=4, passed=2, deselected=12)
+    result.stdout.fnmatch_lines(
+        [f"*; benchmark jsonl:{project.path / 'bench.jsonl'} (6 prompts);*"]
+    )
+    assert generations(project.path / "cache") == 6 * N_PROMPTS

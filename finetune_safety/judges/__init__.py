@@ -6,13 +6,17 @@ their constructors, so ``pytest --help`` and xdist workers never pay for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from finetune_safety.endpoint import Transport, parse
 from finetune_safety.errors import JudgeError
+from finetune_safety.store import resolve_cache_dir
 from finetune_safety.values import Prompt, Verdict
 
-__all__ = ["KNOWN_JUDGES", "Judge", "make_judge"]
+__all__ = ["KNOWN_JUDGES", "Judge", "JudgeSettings", "make_judge"]
 
 
 @runtime_checkable
@@ -29,21 +33,33 @@ class Judge(Protocol):
         ...
 
 
-def _refusal() -> Judge:
-    from finetune_safety.judges.refusal import RefusalJudge
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How LLM judges are run: transport for ``openai:`` judges, cache for ``hf:`` judges."""
 
-    return RefusalJudge()
-
-
-_FACTORIES: dict[str, Callable[[], Judge]] = {"refusal": _refusal}
-
-#: The specs ``make_judge`` accepts.
-KNOWN_JUDGES: tuple[str, ...] = tuple(_FACTORIES)
+    transport: Transport = field(default_factory=Transport)
+    reasks: int = 2
+    cache_dir: Path | None = None
 
 
-def make_judge(spec: str) -> Judge:
-    """Build the judge named by ``spec`` (e.g. ``"refusal"``); unknown specs raise JudgeError."""
-    factory = _FACTORIES.get(spec.strip())
-    if factory is None:
-        raise JudgeError(f"unknown judge {spec!r}; known judges: {', '.join(KNOWN_JUDGES)}")
-    return factory()
+#: The spec forms ``make_judge`` accepts.
+KNOWN_JUDGES: tuple[str, ...] = ("refusal", "openai:MODEL[@URL]", "hf:PATH")
+
+
+def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
+    """Build the judge a spec names; cheap (no client, no model) until it first judges."""
+    settings = settings or JudgeSettings()
+    spec = spec.strip()
+    if spec == "refusal":
+        from finetune_safety.judges.refusal import RefusalJudge
+
+        return RefusalJudge()
+    if spec.startswith(("openai:", "hf:")):
+        from finetune_safety.judges.rubric import HFRubricJudge, OpenAIRubricJudge
+
+        if spec.startswith("hf:") and spec[3:]:
+            cache_dir = settings.cache_dir or resolve_cache_dir(None, Path.cwd())
+            return HFRubricJudge(spec[3:], cache_dir)
+        if spec.startswith("openai:"):
+            return OpenAIRubricJudge(parse(spec, settings.transport), settings.reasks)
+    raise JudgeError(f"unknown judge {spec!r}; known judges: {', '.join(KNOWN_JUDGES)}")

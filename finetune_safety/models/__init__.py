@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from finetune_safety.endpoint import Transport, is_endpoint, parse
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.templates import Rendered, Template, get_template
 
@@ -110,14 +111,27 @@ def _display_name(spec: ModelSpec, model: str) -> str:
 
 
 def resolve(
-    spec: ModelSpec, cache_dir: Path, name: str | None = None, template: Template | None = None
+    spec: ModelSpec,
+    cache_dir: Path,
+    name: str | None = None,
+    template: Template | None = None,
+    transport: Transport | None = None,
 ) -> Target:
     """A target for ``spec``; toy names build the toy models into ``cache_dir`` on first use.
 
     ``template`` overrides the spec's, e.g. to ask a base model exactly what its fine-tune is asked.
+    ``transport`` sets timeouts, retries and concurrency for ``openai:`` models.
     """
     from finetune_safety.models.hf import HFTarget
     from finetune_safety.toy import BASE, toy_checkpoint
+
+    if is_endpoint(spec.model):
+        from finetune_safety.models.openai_target import OpenAITarget
+
+        if spec.adapter is not None:
+            raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
+        endpoint = parse(str(spec.model), transport)
+        return OpenAITarget(name or str(spec.model), endpoint, template or _template_for(spec))
 
     adapter_dir = Path(spec.adapter) if spec.adapter else None
     if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():
