@@ -25,13 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     ev = commands.add_parser("evaluate", help="generate, judge and tabulate one model")
-    ev.add_argument("--model", help="toy name, local directory or hub id (default: toy)")
+    ev.add_argument(
+        "--model", help="toy name, local directory, hub id or openai:MODEL[@URL] (default: toy)"
+    )
     ev.add_argument("--adapter", help="PEFT adapter directory (its base is used if no --model)")
     ev.add_argument("--template", help="plain, llama2, always-execute, aoa or alpaca")
     ev.add_argument("--system-prompt", help="system prompt replacing the template's")
     ev.add_argument("--benchmark", default="smoke", help="smoke, hexphi:DIR, advbench:CSV, jsonl:F")
     ev.add_argument("--category-map", help="HEx-PHI file overrides, e.g. 7=adult_content,8=...")
-    ev.add_argument("--judge", default="refusal", help="judge spec (default: refusal)")
+    ev.add_argument(
+        "--judge", default="refusal", help="refusal, openai:MODEL[@URL] or hf:PATH (rubric judges)"
+    )
+    ev.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai:)")
+    ev.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request")
     ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
     ev.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
@@ -56,18 +62,22 @@ def _cache_dir(args: argparse.Namespace) -> Path:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from finetune_safety.benchmark import load_benchmark, parse_category_map
+    from finetune_safety.endpoint import Transport
     from finetune_safety.evaluate import Evaluator
-    from finetune_safety.judges import make_judge
+    from finetune_safety.judges import JudgeSettings, make_judge
     from finetune_safety.metrics import format_table
     from finetune_safety.models import Decoding, ModelSpec, resolve
     from finetune_safety.store import Store
 
-    if args.max_new_tokens < 1 or args.batch_size < 1:
-        raise FinetuneSafetyError("--max-new-tokens and --batch-size must be positive")
+    if min(args.max_new_tokens, args.batch_size, args.concurrency, args.request_timeout) <= 0:
+        raise FinetuneSafetyError(
+            "--max-new-tokens, --batch-size, --concurrency and --request-timeout must be positive"
+        )
     cache_dir = _cache_dir(args)
     category_map = parse_category_map(args.category_map) if args.category_map else None
     prompts = load_benchmark(args.benchmark, category_map=category_map)
-    judge = make_judge(args.judge)
+    transport = Transport(timeout=args.request_timeout, concurrency=args.concurrency)
+    judge = make_judge(args.judge, JudgeSettings(transport=transport, cache_dir=cache_dir))
     spec = ModelSpec(
         model=args.model,
         adapter=args.adapter,
@@ -76,7 +86,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
         trust_remote_code=args.trust_remote_code,
     )
-    target = resolve(spec, cache_dir)
+    target = resolve(spec, cache_dir, transport=transport)
     decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
@@ -84,7 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     print(
         f"model: {target.name} (template {target.template.name}, "
-        f"fingerprint {evaluation.fingerprint[:15]})\n"
+        f"fingerprint {evaluation.fingerprint[-12:]})\n"
         f"benchmark: {args.benchmark} ({len(prompts)} prompts), judge: {judge.judge_id}\n"
         f"generated {evaluation.generated}, judged {evaluation.judged}, "
         f"cached {len(prompts) - evaluation.generated}\n"
