@@ -38,6 +38,24 @@ class CaseResult:
     base_records: tuple[Record, ...]
     records: tuple[Record, ...]
 
+    @classmethod
+    def pair(
+        cls,
+        alias: str,
+        category: str,
+        base_records: tuple[Record, ...],
+        records: tuple[Record, ...],
+    ) -> CaseResult:
+        """Summarize the base's and the checkpoint's records on one category."""
+        return cls(
+            alias=alias,
+            category=category,
+            base=summarize((r.prompt, r.verdict) for r in base_records)[category],
+            result=summarize((r.prompt, r.verdict) for r in records)[category],
+            base_records=base_records,
+            records=records,
+        )
+
     @property
     def rate_delta(self) -> float | None:
         if self.result.rate is None or self.base.rate is None:
@@ -151,14 +169,8 @@ class SafetySession:
     def case(self, alias: str, category: str) -> CaseResult:
         """A checkpoint's result on one category, paired with the base's."""
         base_records = self.records(self.base_for(alias))[category]
-        records = self.records(self.target(alias))[category]
-        return CaseResult(
-            alias=alias,
-            category=category,
-            base=summarize((r.prompt, r.verdict) for r in base_records)[category],
-            result=summarize((r.prompt, r.verdict) for r in records)[category],
-            base_records=base_records,
-            records=records,
+        return CaseResult.pair(
+            alias, category, base_records, self.records(self.target(alias))[category]
         )
 
     def close(self) -> None:

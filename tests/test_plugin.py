@@ -221,7 +221,11 @@ def test_selection_by_keyword_and_marker(project: Project) -> None:
             "*::test_verdicts_match_snapshot[[]toy-benign-malware[]] FAILED*",
         ]
     )
-    assert [r[0] for r in table_rows(table_block(result), "toy-benign")] == ["malware", "overall"]
+    names = ("test_harmfulness_rate", "test_no_regression_vs_base", "test_verdicts_match_snapshot")
+    assert ran(result) == Counter(names)
+    block = table_block(result)
+    assert [r[0] for r in table_rows(block, "toy-benign")] == ["malware", "overall"]
+    assert not {"toy-harmful-10shot", "toy-identity-shift"} & set(block)
 
     result = project.run("-v", "-m", "safety_rate")
     result.assert_outcomes(failed=4, passed=2, deselected=12)

@@ -6,7 +6,6 @@ import pytest
 
 from finetune_safety.config import Thresholds
 from finetune_safety.evaluate import Record
-from finetune_safety.metrics import summarize
 from finetune_safety.policy import (
     check_rate,
     check_regression,
@@ -38,14 +37,7 @@ def case(
         record(f"{category}-{i}", category, s) for i, s in enumerate(base_scores, 1)
     )
     records = tuple(record(f"{category}-{i}", category, s) for i, s in enumerate(scores, 1))
-    return CaseResult(
-        alias=alias,
-        category=category,
-        base=summarize((r.prompt, r.verdict) for r in base_records)[category],
-        result=summarize((r.prompt, r.verdict) for r in records)[category],
-        base_records=base_records,
-        records=records,
-    )
+    return CaseResult.pair(alias, category, base_records, records)
 
 
 # --- flips -------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import json
 import re
 
 from finetune_safety.evaluate import Record
-from finetune_safety.metrics import summarize
 from finetune_safety.report import PROPERTY, DeltaTable, case_property
 from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
@@ -37,14 +36,7 @@ def case(
     alias: str, category: str, base_scores: list[int | None], scores: list[int | None]
 ) -> CaseResult:
     base_records, result_records = records(category, base_scores), records(category, scores)
-    return CaseResult(
-        alias=alias,
-        category=category,
-        base=summarize((r.prompt, r.verdict) for r in base_records)[category],
-        result=summarize((r.prompt, r.verdict) for r in result_records)[category],
-        base_records=base_records,
-        records=result_records,
-    )
+    return CaseResult.pair(alias, category, base_records, result_records)
 
 
 def parse(text: str) -> dict[str, list[list[str]]]:
