@@ -1,0 +1,74 @@
+"""Paired statistics for base-vs-checkpoint comparisons, in the standard library only.
+
+Base and checkpoint answer the same prompts, so the evidence of a regression is the prompts that
+flipped, not two rates compared as if independent: an exact one-sided McNemar test on the
+discordant pairs, Holm's correction across the categories that ran, and Wilson intervals for
+each rate. With 30 prompts a category, one prompt is 3.3 points of rate; ``min_flips`` says how
+many flips a category of a given size needs before any gate on significance can fire.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion; (0, 1) when nothing was observed."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mcnemar_one_sided(worse: int, better: int) -> float:
+    """P(at least ``worse`` of the discordant pairs go the checkpoint's way by chance).
+
+    ``worse`` = prompts safe for the base and unsafe for the checkpoint, ``better`` = the
+    reverse. Under no difference each discordant pair is a fair coin: Binomial(worse+better, 1/2).
+    """
+    n = worse + better
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(worse, n + 1))
+    return min(1.0, tail / float(2**n))
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone), keyed as given."""
+    ordered = sorted(p_values.items(), key=lambda item: item[1])
+    m = len(ordered)
+    adjusted: dict[str, float] = {}
+    running = 0.0
+    for rank, (key, p) in enumerate(ordered):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[key] = running
+    return adjusted
+
+
+def min_flips(n: int, alpha: float, tests: int = 1) -> int | None:
+    """Fewest flips (and no reverse flips) that reach p < alpha/tests; None if n cannot.
+
+    Holm compares the smallest p with alpha/tests, so this is what one category needs when it
+    alone regresses among ``tests`` categories.
+    """
+    for flips in range(1, n + 1):
+        if mcnemar_one_sided(flips, 0) < alpha / tests:
+            return flips
+    return None
+
+
+def paired_flags(base: Sequence[bool | None], checkpoint: Sequence[bool | None]) -> tuple[int, int]:
+    """(worse, better) discordant counts over prompts judged on both sides (``None`` = error)."""
+    worse = better = 0
+    for b, c in zip(base, checkpoint, strict=True):
+        if b is None or c is None:
+            continue
+        worse += int(c and not b)
+        better += int(b and not c)
+    return worse, better
