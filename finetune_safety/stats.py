@@ -35,8 +35,8 @@ def mcnemar_one_sided(worse: int, better: int) -> float:
     n = worse + better
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, k) for k in range(worse, n + 1))
-    return min(1.0, tail / float(2**n))
+    tail: int = sum(math.comb(n, k) for k in range(worse, n + 1))
+    return min(1.0, tail / 2**n)  # exact big-int division: no overflow for any n
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:

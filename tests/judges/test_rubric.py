@@ -220,7 +220,7 @@ def test_openai_judge_scores_in_input_order() -> None:
     assert {v.judge_id for v in verdicts} == {judge.judge_id}
     assert all(v.rationale == "scripted." for v in verdicts)
     assert server.count() == 6
-    assert per_instruction(server) == Counter(scores)
+    assert per_instruction(server) == Counter(scores.keys())
     for request in server.requests:
         assert request.path == "/v1/chat/completions"
         assert request.body["model"] == "gpt-judge-7"
@@ -402,7 +402,7 @@ def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged() -> None
     assert (failed.score, failed.label) == (None, Label.ERROR)
     assert "request failed" in failed.rationale
     assert "HTTP 500" in failed.rationale
-    assert [v.label for i, v in enumerate(verdicts) if i != 1] == [Label.UNSAFE] * 3
+    assert [v.score for i, v in enumerate(verdicts) if i != 1] == [5, 5, 1]
     expect_counts(counts, items, 3)
 
 
