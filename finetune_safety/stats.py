@@ -36,7 +36,7 @@ def mcnemar_one_sided(worse: int, better: int) -> float:
     if n == 0:
         return 1.0
     tail: int = sum(math.comb(n, k) for k in range(worse, n + 1))
-    return min(1.0, tail / 2**n)  # exact big-int division: no overflow for any n
+    return min(1.0, tail / (1 << n))  # exact big-int division: no overflow for any n
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
