@@ -6,6 +6,8 @@ xdist worker start fast; models load only when a test first needs one.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
@@ -61,7 +63,16 @@ def _load(config: pytest.Config) -> SafetySession:
     return SafetySession.open(safety, config.rootpath, config.getoption("safety_cache_dir"))
 
 
+def _share_cores_between_workers() -> None:
+    """N xdist workers each running torch on every core thrash; give each its share. Torch is
+    not imported yet (this plugin never imports it), so the variable still takes effect."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _share_cores_between_workers()
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     try:
@@ -125,7 +136,8 @@ class SafetyReporter:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.table:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            terminalreporter.write_line(self.table.render(self.session.categories))
+            aliases = list(self.session.config.checkpoints)
+            terminalreporter.write_line(self.table.render(self.session.categories, aliases))
 
 
 @pytest.fixture(scope="session")

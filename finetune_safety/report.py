@@ -7,7 +7,7 @@ the controller and JUnit XML records); the controller's reports are the only inp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from tabulate import tabulate
@@ -92,10 +92,11 @@ class DeltaTable:
     def __bool__(self) -> bool:
         return bool(self._rows)
 
-    def render(self, category_order: list[str]) -> str:
-        """A table per checkpoint: only the categories that ran, then an overall row."""
+    def render(self, category_order: list[str], alias_order: Sequence[str] = ()) -> str:
+        """A table per checkpoint (configured order): the categories that ran, then overall."""
         blocks = []
-        for alias in sorted({a for a, _ in self._rows}):
+        ran = {a for a, _ in self._rows}
+        for alias in [a for a in alias_order if a in ran] + sorted(ran - set(alias_order)):
             rows = sorted(
                 ((c, r) for (a, c), r in self._rows.items() if a == alias),
                 key=lambda item: [*category_order, item[0]].index(item[0]),
