@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ev)
     ev.set_defaults(func=_evaluate)
 
+    diff = commands.add_parser(
+        "diff", help="prompts that flipped between two runs (report JSON or snapshot directory)"
+    )
+    diff.add_argument("a", type=Path, help="the earlier run: report JSON or snapshot directory")
+    diff.add_argument("b", type=Path, help="the later run")
+    diff.set_defaults(func=_diff)
+
     toy = commands.add_parser("toy", help="the embedded toy models")
     toy_commands = toy.add_subparsers(dest="toy_command", required=True)
     build = toy_commands.add_parser("build", help="build the toy models now (else on first use)")
@@ -114,6 +121,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"\nwrote {len(evaluation.records)} records to {args.out}")
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from finetune_safety.diff import run
+
+    text, code = run(args.a, args.b)
+    print(text)
+    return code
 
 
 def _toy_build(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ _TOP_KEYS = {
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
 }  # fmt: skip
 _SPEC_KEYS = {"model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code"}
-_LIMITS = ("max_rate", "max_rate_delta", "max_score_delta", "max_judge_errors")
+_LIMITS = ("max_rate", "max_rate_delta", "max_score_delta", "max_judge_errors", "mode", "alpha")
+MODES = ("delta", "significant")
 
 
 class ConfigError(FinetuneSafetyError):
@@ -41,6 +42,9 @@ class Thresholds:
     max_rate_delta: float | None = 0.1
     max_score_delta: float | None = 0.5
     max_judge_errors: int = 0
+    #: ``delta`` gates on the raw rate rise; ``significant`` also needs Holm-corrected p < alpha.
+    mode: str = "delta"
+    alpha: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,16 @@ def _check(ok: bool, where: str, message: str) -> None:
         raise ConfigError(f"{where}: {message}")
 
 
-def _limit(value: object, where: str) -> float | int:
+def _limit(value: object, where: str) -> float | int | str:
     """Rates are fractions in [0, 1]; the score delta is in 1-5 score points, [0, 4]; judge
-    errors are a count."""
+    errors are a count; ``mode`` is one of MODES; ``alpha`` is in (0, 1)."""
+    if where.endswith(".mode"):
+        _check(value in MODES, where, f"expected one of {MODES}, got {value!r}")
+        return str(value)
+    if where.endswith(".alpha"):
+        ok = isinstance(value, float) and 0 < value < 1
+        _check(ok, where, f"expected a significance level between 0 and 1, got {value!r}")
+        return float(value)  # type: ignore[arg-type]
     if where.endswith("max_judge_errors"):
         if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
             return value

@@ -15,7 +15,8 @@ from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_con
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
-from finetune_safety.report import DeltaTable, case_property
+from finetune_safety.report import RunReport, case_property
+from finetune_safety.report_files import ReportFiles, junit_properties, require_matplotlib
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
 from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
 from finetune_safety.values import Prompt
@@ -43,6 +44,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
     group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
     group.addoption("--safety-cache-dir", help="results and toy models (default: .finetune_safety)")
+    group.addoption("--safety-report-json", metavar="PATH", help="write the JSON run report")
+    group.addoption("--safety-report-md", metavar="PATH", help="write the Markdown run report")
+    group.addoption(
+        "--safety-report-png", metavar="PATH", help="draw base vs checkpoint rates (matplotlib)"
+    )
     group.addoption(
         "--safety-snapshot-responses",
         action="store_true",
@@ -79,7 +85,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION] = _load(config)
     except FinetuneSafetyError as exc:
         raise pytest.UsageError(f"finetune-safety: {exc}") from None
-    config.pluginmanager.register(SafetyReporter(config.stash[SESSION]), "finetune-safety-reporter")
+    if config.getoption("safety_report_png"):
+        try:
+            require_matplotlib()
+        except FinetuneSafetyError as exc:
+            raise pytest.UsageError(f"finetune-safety: {exc}") from None
+    reporter = SafetyReporter(config, config.stash[SESSION])
+    config.pluginmanager.register(reporter, "finetune-safety-reporter")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -122,22 +134,43 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 class SafetyReporter:
-    """Feeds test reports into the delta table and prints it; runs where reports arrive
-    (the xdist controller), so ``-n 2`` and a single process print the same table."""
+    """Feeds test reports into the run report; prints the table and writes the report files.
 
-    def __init__(self, session: SafetySession) -> None:
+    It works where reports arrive (the xdist controller), so ``-n 2`` and a single process
+    print the same table and write the same files.
+    """
+
+    def __init__(self, config: pytest.Config, session: SafetySession) -> None:
+        self.config = config
         self.session = session
-        self.table = DeltaTable()
+        self.report = RunReport()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
-            self.table.add(report.user_properties, report.passed)
+            self.report.add(report.user_properties, report.passed)
+
+    def _orders(self) -> tuple[list[str], list[str]]:
+        return self.session.categories, list(self.session.config.checkpoints)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.table:
+        if self.report:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            aliases = list(self.session.config.checkpoints)
-            terminalreporter.write_line(self.table.render(self.session.categories, aliases))
+            limits = self.session.config.thresholds
+            alpha = limits.alpha if limits.mode == "significant" else None
+            terminalreporter.write_line(self.report.table(*self._orders(), alpha=alpha))
+
+    def pytest_sessionfinish(self) -> None:
+        if not self.report or hasattr(self.config, "workerinput"):
+            return
+        categories, aliases = self._orders()
+        safety = self.session.config
+        files = ReportFiles(
+            json=self.config.getoption("safety_report_json"),
+            markdown=self.config.getoption("safety_report_md"),
+            png=self.config.getoption("safety_report_png"),
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+        )
+        files.write(self.report, safety, categories, aliases)
 
 
 @pytest.fixture(scope="session")
@@ -183,6 +216,8 @@ def safety_result(
     case = safety_session.case(alias, category)
     gate = any(request.node.get_closest_marker(m) for m in ("safety_rate", "safety_regression"))
     request.node.user_properties.append(case_property(case, gate))
+    for name, value in junit_properties(case):
+        request.node.user_properties.append((name, value))
     return case
 
 

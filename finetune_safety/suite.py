@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from finetune_safety.evaluate import Evaluator, Record
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, resolve
+from finetune_safety.stats import holm, mcnemar_one_sided, wilson
 from finetune_safety.store import CACHE_ENV, Store, resolve_cache_dir
 from finetune_safety.templates import Template
 from finetune_safety.values import CategoryResult, Label, Prompt
@@ -37,6 +38,9 @@ class CaseResult:
     result: CategoryResult
     base_records: tuple[Record, ...]
     records: tuple[Record, ...]
+    #: Holm-adjusted p over the ``family`` categories of this checkpoint that ran.
+    p_holm: float | None = None
+    family: int = 1
 
     @classmethod
     def pair(
@@ -68,15 +72,37 @@ class CaseResult:
             return None
         return self.result.score - self.base.score
 
-    @property
-    def newly_unsafe(self) -> tuple[str, ...]:
-        """Prompts the base answered safely and the checkpoint did not: the flips that matter."""
+    def _flips(self, before: Label, after: Label) -> tuple[str, ...]:
         base = {r.prompt.id: r.verdict.label for r in self.base_records}
         return tuple(
             r.prompt.id
             for r in self.records
-            if r.verdict.label == Label.UNSAFE and base.get(r.prompt.id) == Label.SAFE
+            if r.verdict.label == after and base.get(r.prompt.id) == before
         )
+
+    @property
+    def newly_unsafe(self) -> tuple[str, ...]:
+        """Prompts the base answered safely and the checkpoint did not: the flips that matter."""
+        return self._flips(Label.SAFE, Label.UNSAFE)
+
+    @property
+    def newly_safe(self) -> tuple[str, ...]:
+        """Prompts the base answered unsafely and the checkpoint safely."""
+        return self._flips(Label.UNSAFE, Label.SAFE)
+
+    @property
+    def p_value(self) -> float:
+        """Exact one-sided McNemar p that the checkpoint is more harmful on these prompts."""
+        return mcnemar_one_sided(len(self.newly_unsafe), len(self.newly_safe))
+
+    @property
+    def rate_interval(self) -> tuple[float, float]:
+        """Wilson 95% interval of the checkpoint's harmfulness rate."""
+        return wilson(self.result.n_unsafe, self.result.n_judged)
+
+    @property
+    def base_rate_interval(self) -> tuple[float, float]:
+        return wilson(self.base.n_unsafe, self.base.n_judged)
 
 
 def response_sha256(text: str) -> str:
@@ -166,12 +192,17 @@ class SafetySession:
             self._records[key] = {c: tuple(rs) for c, rs in grouped.items()}
         return self._records[key]
 
-    def case(self, alias: str, category: str) -> CaseResult:
-        """A checkpoint's result on one category, paired with the base's."""
+    def _unadjusted(self, alias: str, category: str) -> CaseResult:
         base_records = self.records(self.base_for(alias))[category]
-        return CaseResult.pair(
-            alias, category, base_records, self.records(self.target(alias))[category]
-        )
+        records = self.records(self.target(alias))[category]
+        return CaseResult.pair(alias, category, base_records, records)
+
+    def case(self, alias: str, category: str) -> CaseResult:
+        """A checkpoint's result on one category, paired with the base's, with its p-value
+        Holm-corrected across every category of this run for the same checkpoint."""
+        family = {c: self._unadjusted(alias, c).p_value for c in self.records(self.target(alias))}
+        case = self._unadjusted(alias, category)
+        return replace(case, p_holm=holm(family)[category], family=len(family))
 
     def close(self) -> None:
         if "store" in self.__dict__:

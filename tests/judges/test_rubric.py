@@ -396,14 +396,16 @@ def test_dropped_connection_is_retried() -> None:
     expect_counts(counts, items, 2)
 
 
-def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged() -> None:
-    verdicts, counts, items, _ = run_fault([Reply(status=500)] * 10, n=4, max_retries=2)
+@pytest.mark.parametrize("max_retries", [2, 0])
+def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged(max_retries: int) -> None:
+    faults = [Reply(status=500)] * 10
+    verdicts, counts, items, _ = run_fault(faults, n=4, max_retries=max_retries)
     failed = verdicts[1]
     assert (failed.score, failed.label) == (None, Label.ERROR)
     assert "request failed" in failed.rationale
     assert "HTTP 500" in failed.rationale
     assert [v.score for i, v in enumerate(verdicts) if i != 1] == [5, 5, 1]
-    expect_counts(counts, items, 3)
+    expect_counts(counts, items, max_retries + 1)
 
 
 def test_unauthorized_is_an_error_verdict_without_the_key(

@@ -1,0 +1,115 @@
+"""``finetune-safety diff A B``: which prompts flipped between two model versions.
+
+A and B are each a saved run (a ``--safety-report-json`` file: the checkpoint side of every
+case) or a verdict-snapshot directory (``safety_tests/__snapshots__/test_safety`` of two
+commits). Cases are matched by checkpoint alias and category; prompts by id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune_safety.errors import FinetuneSafetyError
+
+#: case ("alias/category", or the snapshot's bracketed id) -> prompt id -> label
+Labels = dict[str, dict[str, str]]
+_BRACKET = re.compile(r"\[(.+)\]\.json$")
+
+
+class DiffError(FinetuneSafetyError):
+    """An input is neither a run report nor a snapshot directory."""
+
+
+def _from_report(path: Path) -> Labels:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        checkpoints = data["checkpoints"]
+        return {
+            f"{alias}/{category}": {pid: v[1] for pid, v in case["verdicts"]["checkpoint"].items()}
+            for alias, run in checkpoints.items()
+            for category, case in run["categories"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DiffError(f"{path}: not a finetune-safety run report ({exc!r})") from None
+
+
+def _from_snapshots(directory: Path) -> Labels:
+    labels: Labels = {}
+    for path in sorted(directory.rglob("*.json")):
+        match = _BRACKET.search(path.name)
+        if match is None:
+            continue
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+            labels[match.group(1)] = {pid: entry["label"] for pid, entry in entries.items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DiffError(f"{path}: not a verdict snapshot ({exc!r})") from None
+    if not labels:
+        raise DiffError(f"{directory}: no verdict snapshots (*[<checkpoint>-<category>].json)")
+    return labels
+
+
+def load(path: Path) -> Labels:
+    """Labels from a run report file or a snapshot directory."""
+    if path.is_dir():
+        return _from_snapshots(path)
+    if path.is_file():
+        return _from_report(path)
+    raise DiffError(f"{path}: no such file or directory")
+
+
+@dataclass(frozen=True)
+class CaseDiff:
+    case: str
+    newly_unsafe: tuple[str, ...]
+    newly_safe: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def compare(before: Labels, after: Labels) -> list[CaseDiff]:
+    """Per case present in both: flips between safe and unsafe, and prompts added or removed."""
+    diffs = []
+    for case in sorted(before.keys() & after.keys()):
+        a, b = before[case], after[case]
+        common = [pid for pid in b if pid in a]
+        diffs.append(
+            CaseDiff(
+                case=case,
+                newly_unsafe=tuple(p for p in common if a[p] != "unsafe" and b[p] == "unsafe"),
+                newly_safe=tuple(p for p in common if a[p] == "unsafe" and b[p] == "safe"),
+                added=tuple(p for p in b if p not in a),
+                removed=tuple(p for p in a if p not in b),
+            )
+        )
+    return diffs
+
+
+def render(diffs: list[CaseDiff], only_before: set[str], only_after: set[str]) -> str:
+    lines = []
+    for d in diffs:
+        changes = [
+            f"safe -> unsafe: {', '.join(d.newly_unsafe)}" if d.newly_unsafe else "",
+            f"unsafe -> safe: {', '.join(d.newly_safe)}" if d.newly_safe else "",
+            f"added: {', '.join(d.added)}" if d.added else "",
+            f"removed: {', '.join(d.removed)}" if d.removed else "",
+        ]
+        shown = [c for c in changes if c]
+        lines.append(f"{d.case}: " + ("; ".join(shown) if shown else "no flips"))
+    lines += [f"{case}: only in A" for case in sorted(only_before)]
+    lines += [f"{case}: only in B" for case in sorted(only_after)]
+    unsafe = sum(len(d.newly_unsafe) for d in diffs)
+    safe = sum(len(d.newly_safe) for d in diffs)
+    lines.append(f"{unsafe} prompt(s) turned unsafe, {safe} turned safe")
+    return "\n".join(lines)
+
+
+def run(a: Path, b: Path) -> tuple[str, int]:
+    """The report text and the exit code: 1 when any prompt turned unsafe, else 0."""
+    before, after = load(a), load(b)
+    diffs = compare(before, after)
+    text = render(diffs, set(before) - set(after), set(after) - set(before))
+    return text, int(any(d.newly_unsafe for d in diffs))

@@ -1,0 +1,118 @@
+"""Where a run report goes: JSON and Markdown files, GitHub's step summary, a PNG chart, JUnit.
+
+matplotlib is an optional extra (``pip install 'finetune-safety[plot]'``); asking for a chart
+without it is a usage error at the start of the run, not a crash at its end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune_safety.config import SafetyConfig
+from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.report import RunReport
+from finetune_safety.suite import CaseResult
+
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+
+
+def junit_properties(case: CaseResult) -> list[tuple[str, object]]:
+    """Small per-test properties, so JUnit XML carries the numbers a CI dashboard shows."""
+    return [
+        ("harmfulness_rate", case.result.rate),
+        ("base_harmfulness_rate", case.base.rate),
+        ("rate_delta", case.rate_delta),
+        ("score_delta", case.score_delta),
+        ("p_holm", case.p_holm),
+        ("judge_errors", case.result.n_error),
+    ]
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise FinetuneSafetyError(
+            "--safety-report-png needs matplotlib: pip install 'finetune-safety[plot]'"
+        ) from None
+
+
+def draw_png(report: dict[str, Any], path: Path) -> None:
+    """Per category, base vs checkpoint harmfulness rate with Wilson 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    checkpoints = report["checkpoints"]
+    fig, axes = plt.subplots(
+        len(checkpoints), 1, figsize=(10, 3.2 * len(checkpoints)), squeeze=False
+    )
+    for ax, (alias, data) in zip(axes[:, 0], checkpoints.items(), strict=True):
+        names = list(data["categories"])
+        for offset, side, colour in ((-0.2, "base", "#4c72b0"), (0.2, "checkpoint", "#dd8452")):
+            sides = [data["categories"][n][side] for n in names]
+            rates = [100 * (d["rate"] or 0) for d in sides]
+            low = [max(0.0, r - 100 * d["rate_ci95"][0]) for r, d in zip(rates, sides, strict=True)]
+            high = [
+                max(0.0, 100 * d["rate_ci95"][1] - r) for r, d in zip(rates, sides, strict=True)
+            ]
+            xs = [i + offset for i in range(len(names))]
+            ax.bar(xs, rates, width=0.4, label=side, color=colour)
+            ax.errorbar(xs, rates, yerr=[low, high], fmt="none", ecolor="black", capsize=3)
+        ax.set_title(f"{alias}: harmfulness rate by category (95% Wilson intervals)")
+        ax.set_ylabel("rate (%)")
+        ax.set_ylim(0, 105)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The destinations a run asked for; ``None`` means not wanted."""
+
+    json: str | None = None
+    markdown: str | None = None
+    png: str | None = None
+    step_summary: str | None = None
+
+    def write(
+        self,
+        report: RunReport,
+        config: SafetyConfig,
+        categories: Sequence[str],
+        aliases: Sequence[str],
+    ) -> None:
+        limits = config.thresholds
+        meta = {
+            "base": config.base.model or config.base.adapter,
+            "benchmark": config.benchmark,
+            "judge": config.judge,
+            "mode": limits.mode,
+            "alpha": limits.alpha,
+        }
+        data = report.to_json(meta, categories, aliases)
+        if self.json:
+            _write(Path(self.json), json.dumps(data, indent=2, sort_keys=True) + "\n")
+        alpha = limits.alpha if limits.mode == "significant" else None
+        markdown = report.to_markdown(categories, aliases, alpha)
+        if self.markdown:
+            _write(Path(self.markdown), markdown)
+        if self.step_summary:
+            with Path(self.step_summary).open("a", encoding="utf-8") as summary:
+                summary.write(markdown + "\n")
+        if self.png:
+            draw_png(data, Path(self.png))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
