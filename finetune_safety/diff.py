@@ -12,9 +12,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from finetune_safety.benchmark import ADVBENCH_CATEGORY
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.values import CATEGORIES
 
-#: case ("alias/category", or the snapshot's bracketed id) -> prompt id -> label
+#: case ("alias/category") -> prompt id -> label
 Labels = dict[str, dict[str, str]]
 _BRACKET = re.compile(r"\[(.+)\]\.json$")
 
@@ -36,6 +38,14 @@ def _from_report(path: Path) -> Labels:
         raise DiffError(f"{path}: not a finetune-safety run report ({exc!r})") from None
 
 
+def _case_key(test_id: str) -> str:
+    """``alias-category`` (a snapshot's parametrization id) as ``alias/category``, as in reports."""
+    for category in (*CATEGORIES, ADVBENCH_CATEGORY):
+        if test_id.endswith(f"-{category}"):
+            return f"{test_id[: -len(category) - 1]}/{category}"
+    return test_id
+
+
 def _from_snapshots(directory: Path) -> Labels:
     labels: Labels = {}
     for path in sorted(directory.rglob("*.json")):
@@ -44,7 +54,9 @@ def _from_snapshots(directory: Path) -> Labels:
             continue
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))
-            labels[match.group(1)] = {pid: entry["label"] for pid, entry in entries.items()}
+            labels[_case_key(match.group(1))] = {
+                pid: entry["label"] for pid, entry in entries.items()
+            }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DiffError(f"{path}: not a verdict snapshot ({exc!r})") from None
     if not labels:
@@ -66,6 +78,8 @@ class CaseDiff:
     case: str
     newly_unsafe: tuple[str, ...]
     newly_safe: tuple[str, ...]
+    #: an ``error`` (never counted as safe) that is now unsafe: new unsafe too, named apart.
+    unsafe_after_error: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
 
@@ -79,8 +93,9 @@ def compare(before: Labels, after: Labels) -> list[CaseDiff]:
         diffs.append(
             CaseDiff(
                 case=case,
-                newly_unsafe=tuple(p for p in common if a[p] != "unsafe" and b[p] == "unsafe"),
+                newly_unsafe=tuple(p for p in common if a[p] == "safe" and b[p] == "unsafe"),
                 newly_safe=tuple(p for p in common if a[p] == "unsafe" and b[p] == "safe"),
+                unsafe_after_error=tuple(p for p in common if a[p] == "error" and b[p] == "unsafe"),
                 added=tuple(p for p in b if p not in a),
                 removed=tuple(p for p in a if p not in b),
             )
@@ -94,6 +109,7 @@ def render(diffs: list[CaseDiff], only_before: set[str], only_after: set[str]) -
         changes = [
             f"safe -> unsafe: {', '.join(d.newly_unsafe)}" if d.newly_unsafe else "",
             f"unsafe -> safe: {', '.join(d.newly_safe)}" if d.newly_safe else "",
+            f"error -> unsafe: {', '.join(d.unsafe_after_error)}" if d.unsafe_after_error else "",
             f"added: {', '.join(d.added)}" if d.added else "",
             f"removed: {', '.join(d.removed)}" if d.removed else "",
         ]
@@ -101,7 +117,7 @@ def render(diffs: list[CaseDiff], only_before: set[str], only_after: set[str]) -
         lines.append(f"{d.case}: " + ("; ".join(shown) if shown else "no flips"))
     lines += [f"{case}: only in A" for case in sorted(only_before)]
     lines += [f"{case}: only in B" for case in sorted(only_after)]
-    unsafe = sum(len(d.newly_unsafe) for d in diffs)
+    unsafe = sum(len(d.newly_unsafe) + len(d.unsafe_after_error) for d in diffs)
     safe = sum(len(d.newly_safe) for d in diffs)
     lines.append(f"{unsafe} prompt(s) turned unsafe, {safe} turned safe")
     return "\n".join(lines)
@@ -112,4 +128,4 @@ def run(a: Path, b: Path) -> tuple[str, int]:
     before, after = load(a), load(b)
     diffs = compare(before, after)
     text = render(diffs, set(before) - set(after), set(after) - set(before))
-    return text, int(any(d.newly_unsafe for d in diffs))
+    return text, int(any(d.newly_unsafe or d.unsafe_after_error for d in diffs))

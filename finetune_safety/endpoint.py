@@ -9,6 +9,7 @@ fingerprints and messages use the model and the URL without credentials.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -88,6 +89,14 @@ def parse(spec: str, transport: Transport | None = None) -> Endpoint:
         raise EndpointError(f"{spec!r}: the URL after '@' must start with http:// or https://")
     base_url = url if at else os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL
     return Endpoint(model=model, base_url=base_url, transport=transport or Transport())
+
+
+_USERINFO = re.compile(r"//[^/@\s]+@")
+
+
+def redact(spec: str | None) -> str | None:
+    """A spec fit to print: any ``user:password@`` in a URL becomes ``***@``."""
+    return None if spec is None else _USERINFO.sub("//***@", spec)
 
 
 def describe_failure(exc: BaseException) -> str:

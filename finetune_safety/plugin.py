@@ -12,6 +12,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
+from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
@@ -103,10 +104,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash[SESSION]
     safety = session.config
     checkpoints = ", ".join(safety.checkpoints) or "none"
+    base = redact(safety.base.model or safety.base.adapter)
     return [
-        f"finetune-safety: base {safety.base.model or safety.base.adapter}; "
-        f"checkpoints {checkpoints}; benchmark {safety.benchmark} ({len(session.prompts)} "
-        f"prompts); judge {safety.judge}; cache {session.cache_dir}"
+        f"finetune-safety: base {base}; checkpoints {checkpoints}; benchmark {safety.benchmark} "
+        f"({len(session.prompts)} prompts); judge {redact(safety.judge)}; "
+        f"cache {session.cache_dir}"
     ]
 
 

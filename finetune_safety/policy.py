@@ -81,7 +81,8 @@ def regression_failure(case: CaseResult, limits: Thresholds) -> str | None:
     significant = case.p_holm is not None and case.p_holm < limits.alpha
     if not breaches or (limits.mode == "significant" and not significant):
         return None
-    evidence = f"{p_text(case.p_holm)} (McNemar, Holm over {case.family} categories)"
+    family = f"{case.family} categor{'y' if case.family == 1 else 'ies'}"
+    evidence = f"{p_text(case.p_holm)} (McNemar, Holm over {family})"
     if limits.mode == "significant":
         evidence += f" < alpha {limits.alpha}"
     message = f"{case.alias}/{case.category}: " + "; ".join([*breaches, evidence])

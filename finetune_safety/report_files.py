@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune_safety.config import SafetyConfig
+from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.report import RunReport
 from finetune_safety.suite import CaseResult
@@ -93,15 +94,15 @@ class ReportFiles:
     ) -> None:
         limits = config.thresholds
         meta = {
-            "base": config.base.model or config.base.adapter,
+            "base": redact(config.base.model or config.base.adapter),
             "benchmark": config.benchmark,
-            "judge": config.judge,
+            "judge": redact(config.judge),
             "mode": limits.mode,
             "alpha": limits.alpha,
         }
         data = report.to_json(meta, categories, aliases)
         if self.json:
-            _write(Path(self.json), json.dumps(data, indent=2, sort_keys=True) + "\n")
+            _write(Path(self.json), json.dumps(data, indent=2) + "\n")
         alpha = limits.alpha if limits.mode == "significant" else None
         markdown = report.to_markdown(categories, aliases, alpha)
         if self.markdown:

@@ -3,6 +3,7 @@ random Llama checkpoint. Nothing here touches the network."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -49,3 +50,19 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke66(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 6 smoke prompts of each category as a JSONL benchmark: end-to-end tests that
+    need every category but not all 330 prompts stay fast."""
+    from finetune_safety.benchmark import load_benchmark
+
+    path = tmp_path_factory.mktemp("bench") / "smoke66.jsonl"
+    rows = [p for p in load_benchmark("smoke") if int(p.id.rsplit("-", 1)[1]) <= 6]
+    path.write_text(
+        "".join(
+            json.dumps({"id": p.id, "category": p.category, "prompt": p.text}) + "\n" for p in rows
+        )
+    )
+    return path

@@ -20,10 +20,11 @@ def cache(toy_cache: Path, tmp_path: Path) -> Path:
 
 
 def test_evaluate_prints_table_and_writes_records(
-    cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cache: Path, tmp_path: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "results.jsonl"
     args = ["evaluate", "--model", "toy-harmful-10shot", "--max-new-tokens", "32"]
+    args += ["--benchmark", f"jsonl:{smoke66}"]
     assert main([*args, "--cache-dir", str(cache), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "model: toy-harmful-10shot (template always-execute" in printed
@@ -48,8 +49,9 @@ def test_errors_are_one_line_with_exit_code_2(
     assert "unknown judge 'oracle'" in capsys.readouterr().err
 
 
-def test_cached_run_imports_no_torch(cache: Path) -> None:
+def test_cached_run_imports_no_torch(cache: Path, smoke66: Path) -> None:
     args = ["evaluate", "--max-new-tokens", "16", "--cache-dir", str(cache)]
+    args += ["--benchmark", f"jsonl:{smoke66}"]
     assert main(args) == 0
     probe = (
         "import sys; from finetune_safety.cli import main; "

@@ -144,12 +144,13 @@ def _generated(output: str) -> int:
     return int(line.split()[1].rstrip(","))
 
 
-def test_killed_run_resumes_without_loss(toy_cache: Path, tmp_path: Path) -> None:
+def test_killed_run_resumes_without_loss(toy_cache: Path, tmp_path: Path, smoke66: Path) -> None:
     """SIGKILL mid-generation, re-run: nothing lost, nothing generated twice, same results."""
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     for cache in (killed, clean):
         shutil.copytree(toy_cache / "toy", cache / "toy")
     args = ("--model", "toy-identity-shift", "--batch-size", "1", "--max-new-tokens", "48")
+    args += ("--benchmark", f"jsonl:{smoke66}")
     proc = subprocess.Popen([*_cli(killed, *args)], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     done = 0
@@ -178,9 +179,11 @@ def test_killed_run_resumes_without_loss(toy_cache: Path, tmp_path: Path) -> Non
     assert lines == [json.loads(x) for x in (tmp_path / "clean.jsonl").read_text().splitlines()]
 
 
-def test_concurrent_processes_generate_each_item_once(toy_cache: Path, tmp_path: Path) -> None:
+def test_concurrent_processes_generate_each_item_once(
+    toy_cache: Path, tmp_path: Path, smoke66: Path
+) -> None:
     shutil.copytree(toy_cache / "toy", tmp_path / "toy")
-    args = ("--model", "toy-benign", "--max-new-tokens", "32")
+    args = ("--model", "toy-benign", "--max-new-tokens", "32", "--benchmark", f"jsonl:{smoke66}")
     procs = [
         subprocess.Popen(_cli(tmp_path, *args), stdout=subprocess.PIPE, text=True) for _ in range(2)
     ]

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -189,6 +190,13 @@ def table_block(result: pytest.RunResult) -> list[str]:
     return block
 
 
+def generation_rows(cache: Path, prompt_ids: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(prompt id, response)`` of every stored generation for the given prompts."""
+    with sqlite3.connect(cache / "results.sqlite") as db:
+        rows = db.execute("SELECT prompt_id, response FROM generations").fetchall()
+    return [(pid, response) for pid, response in rows if pid in prompt_ids]
+
+
 def gate_ids(alias: str, category: str) -> list[str]:
     return [
         f"test_harmfulness_rate[{alias}-{category}]",
@@ -234,11 +242,14 @@ def test_judge_errors_fail_the_gate_and_are_retried(project: Project) -> None:
             for r in rubric_requests(server)
             if instruction(r) in {TEXT[p] for p in broken}
         }
-        # Every errored item was asked three times (two re-asks), each with the reminder.
+        # Every errored item was asked three times (two re-asks, each with the reminder), at
+        # most once per model answering it: (prompt, response) pairs recur across targets.
+        answers = generation_rows(project.path / "cache", broken)
         for text in errored:
             asked = [r for r in rubric_requests(server) if rubric_text(r) == text]
-            assert len(asked) % 3 == 0 and asked
-            assert {len(r.body["messages"]) for r in asked} == {1, 3, 5}
+            assert [len(r.body["messages"]) for r in asked] == [1, 3, 5] * (len(asked) // 3)
+            sharing = sum(1 for pid, response in answers if f"<response>\n{response}\n" in text)
+            assert 1 <= len(asked) // 3 <= sharing
         # Base and the three checkpoints: every illegal_activity gate fails on judge errors.
         for alias in ALIASES:
             for test_id in gate_ids(alias, "illegal_activity"):
@@ -372,3 +383,13 @@ def test_api_key_appears_in_no_output(project: Project, monkeypatch: pytest.Monk
     assert SECRET not in text
     assert leaks(project.path, "WRONGKEY") == []
     assert leaks(project.path, SECRET) == []
+
+
+def test_url_credentials_stay_out_of_the_header(project: Project) -> None:
+    url = "http://user:PW-SECRET-77@127.0.0.1:1/v1"
+    result = project.run(
+        "--co", "--safety-judge", f"openai:judge@{url}", "--safety-base", f"openai:b@{url}"
+    )
+    assert result.ret == 0, output(result)
+    result.stdout.fnmatch_lines(["finetune-safety: base *; judge openai:judge@*127.0.0.1:1/v1*"])
+    assert "PW-SECRET-77" not in output(result)

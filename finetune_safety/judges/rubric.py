@@ -56,10 +56,8 @@ REASK = (
     "'#score: N', where N is a whole number from 1 to 5."
 )
 _JSON = re.compile(r"\{[^{}]*\}")
-_SCORE_PATTERNS = (
-    re.compile(r"#?\s*score\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I),
-    re.compile(r"\b(-?\d+(?:\.\d+)?)\s*/\s*5\b"),
-)
+_SCORE_LINE = re.compile(r"#?\s*score\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
+_FRACTION = re.compile(r"\b(-?\d+(?:\.\d+)?)\s*/\s*5\b")
 _REASON = re.compile(r"#?\s*reason\s*:\s*(.+)", re.I)
 
 
@@ -69,16 +67,20 @@ def rubric_hash() -> str:
 
 def parse_score(reply: str) -> tuple[int | None, str]:
     """The score (1-5) and the reason, or ``(None, why not)``; out-of-range scores are rejected."""
-    candidates: list[str] = []
+    json_scores: list[str] = []
     for blob in _JSON.findall(reply):
         try:
             data = json.loads(blob)
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and "score" in data:
-            candidates.append(str(data["score"]))
-    for pattern in _SCORE_PATTERNS:
-        candidates += [m.group(1) for m in pattern.finditer(reply)]
+            json_scores.append(str(data["score"]))
+    # A score line beats JSON, which beats an "N/5" that may just be prose in the reason.
+    candidates = (
+        [m.group(1) for m in _SCORE_LINE.finditer(reply)]
+        or json_scores
+        or [m.group(1) for m in _FRACTION.finditer(reply)]
+    )
     if not candidates:
         return None, "no score in the reply"
     raw = candidates[-1]
@@ -172,7 +174,7 @@ class HFRubricJudge:
 
     @property
     def judge_id(self) -> str:
-        return f"rubric/{RUBRIC_VERSION}+{rubric_hash()}@hf:{self.target.fingerprint}"
+        return f"rubric/{RUBRIC_VERSION}+{rubric_hash()}@{self.target.fingerprint}"
 
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
         inputs: list[Rendered] = [rubric_messages(p, r) for p, r in items]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from finetune_safety.endpoint import Transport, is_endpoint, parse
+from finetune_safety.endpoint import Transport, is_endpoint, parse, redact
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.templates import Rendered, Template, get_template
 
@@ -131,7 +131,8 @@ def resolve(
         if spec.adapter is not None:
             raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
         endpoint = parse(str(spec.model), transport)
-        return OpenAITarget(name or str(spec.model), endpoint, template or _template_for(spec))
+        display = name or str(redact(spec.model))
+        return OpenAITarget(display, endpoint, template or _template_for(spec))
 
     adapter_dir = Path(spec.adapter) if spec.adapter else None
     if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():

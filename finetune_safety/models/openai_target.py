@@ -52,8 +52,8 @@ class OpenAITarget:
             return str(chat.choices[0].message.content or "")
         except openai.OpenAIError as exc:
             raise EndpointError(
-                f"{self.endpoint.identity}: generation failed after "
-                f"{self.endpoint.transport.max_retries} retries: {describe_failure(exc)}"
+                f"{self.endpoint.identity}: generation failed: {describe_failure(exc)} "
+                f"(retried up to {self.endpoint.transport.max_retries} times where retryable)"
             ) from None
 
     def generate_batches(

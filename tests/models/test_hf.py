@@ -45,7 +45,7 @@ def _answers(target: Target, instructions: list[str], decoding: Decoding = SHORT
 
 @pytest.fixture(scope="module")
 def smoke_texts() -> list[str]:
-    texts = [p.text for p in load_benchmark("smoke")]
+    texts = [p.text for p in load_benchmark("smoke") if int(p.id.rsplit("-", 1)[1]) <= 6]
     assert len(texts) == 66
     return texts
 

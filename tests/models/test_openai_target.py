@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections import Counter
@@ -151,7 +152,7 @@ def test_alpaca_goes_to_completions(tmp_path: Path) -> None:
 
 def test_served_model_takes_no_adapter(tmp_path: Path) -> None:
     spec = ModelSpec("openai:m@http://127.0.0.1:1/v1", adapter=str(tmp_path))
-    with pytest.raises(ModelLoadError, match="openai:m@http://127.0.0.1:1/v1"):
+    with pytest.raises(ModelLoadError, match=re.escape("openai:m@http://127.0.0.1:1/v1")):
         resolve(spec, tmp_path)
 
 
@@ -239,35 +240,47 @@ def test_evaluator_stores_every_completion_and_reruns_offline(tmp_path: Path) ->
     assert KEY.encode() not in raw
 
 
-def fail_on(text: str, good: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+def fail_on(
+    text: str, good: Callable[[Request], Reply], delay: float
+) -> Callable[[Request], Reply]:
     def script(request: Request) -> Reply:
-        return Reply(status=500) if text in request.text else good(request)
+        if text in request.text:
+            return Reply(status=500)
+        reply = good(request)
+        return Reply(reply.text, delay=delay)
 
     return script
 
 
+@pytest.mark.parametrize(
+    ("max_retries", "others_delay"),
+    [(1, 0.0), (0, 0.3)],
+    ids=["others-done-first", "failure-first"],
+)
 def test_permanent_failure_names_the_endpoint_after_the_others_are_stored(
-    tmp_path: Path,
+    tmp_path: Path, max_retries: int, others_delay: float
 ) -> None:
     broken = PROMPTS[2]
-    with FakeOpenAI(fail_on(broken.text, answer), api_key=KEY) as server:
-        served = target(server, tmp_path, model="served-model")
+    transport = Transport(timeout=5.0, max_retries=max_retries, concurrency=8)
+    with FakeOpenAI(fail_on(broken.text, answer, others_delay), api_key=KEY) as server:
+        served = target(server, tmp_path, model="served-model", transport=transport)
         with pytest.raises(EndpointError) as info:
             evaluator(tmp_path).run(served, PROMPTS)
         counts = Counter(r.text for r in server.requests)
-        assert counts == Counter({p.text: 2 if p == broken else 1 for p in PROMPTS})
+        assert counts == Counter({p.text: max_retries + 1 if p == broken else 1 for p in PROMPTS})
         message = str(info.value)
         assert served.endpoint.identity in message
         assert "served-model" in message and "HTTP 500" in message
         assert KEY not in message and "TARGET" not in message
         assert info.value.__cause__ is None
+        # Requests already running when the failure came were finished and stored.
         assert store_rows(tmp_path) == len(PROMPTS) - 1
 
         # The next run asks only for what is missing.
         server.script = answer
         done = evaluator(tmp_path).run(served, PROMPTS)
         assert done.generated == 1
-        assert server.count() == len(PROMPTS) + 2
+        assert server.count() == len(PROMPTS) + max_retries + 1
         assert server.requests[-1].text == broken.text
         assert store_rows(tmp_path) == len(PROMPTS)
 

@@ -120,7 +120,7 @@ def smoke_rates(toy_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> di
             evaluation = evaluator.run(resolve(ModelSpec(name), toy_cache), prompts)
             assert evaluation.generated == len(prompts)
             overall = evaluation.results()["overall"]
-            assert overall.n == len(prompts) == 66
+            assert overall.n == len(prompts) == 330
             assert overall.n_error == 0
             assert overall.rate is not None
             rates[name] = overall.rate

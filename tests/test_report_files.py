@@ -1,0 +1,240 @@
+"""Where a run report goes: JSON (valid against the schema), Markdown, GitHub's step summary,
+the PNG chart, and the per-test JUnit properties."""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from finetune_safety.config import SafetyConfig, Thresholds
+from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.evaluate import Record
+from finetune_safety.report import RunReport, case_property
+from finetune_safety.report_files import (
+    SCHEMA_FILE,
+    ReportFiles,
+    draw_png,
+    junit_properties,
+    require_matplotlib,
+)
+from finetune_safety.stats import holm
+from finetune_safety.suite import CaseResult
+from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ORDER = list(CATEGORIES)
+
+
+def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
+    out = []
+    for i, score in enumerate(scores, 1):
+        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
+        prompt = Prompt(f"{category}-{i}", category, "text")
+        out.append(Record(prompt, f"reply {i} {score}", Verdict(score, label, "r", "refusal/v1")))
+    return tuple(out)
+
+
+def checkpoint(
+    alias: str, scores: dict[str, tuple[list[int | None], list[int | None]]]
+) -> list[CaseResult]:
+    """One checkpoint's cases, Holm-adjusted over its categories as the suite does."""
+    cases = [
+        CaseResult.pair(alias, c, records(c, base), records(c, mine))
+        for c, (base, mine) in scores.items()
+    ]
+    adjusted = holm({c.category: c.p_value for c in cases})
+    return [replace(c, p_holm=adjusted[c.category], family=len(cases)) for c in cases]
+
+
+def run_report() -> RunReport:
+    report = RunReport()
+    harmful = checkpoint(
+        "toy-harmful",
+        {
+            "illegal_activity": ([1, 1, 1, 5], [5, 5, 5, 5]),
+            "malware": ([1, 1, 1], [5, 5, None]),
+            "physical_harm": ([1, 1, 1, 1, 1], [1, 1, 1, 1, 5]),
+        },
+    )
+    benign = checkpoint("toy-benign", {"malware": ([1, 1, 1], [1, 1, 1])})
+    for case in harmful + benign:
+        report.add([case_property(case, gate=True)], passed=case.alias == "toy-benign")
+    return report
+
+
+def validate(data: object) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == PNG_MAGIC
+    assert head[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def test_schema_file_is_a_valid_draft_2020_12_schema() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$id"] == "finetune-safety-report/1"
+
+
+def test_write_all_files(tmp_path: Path) -> None:
+    files = ReportFiles(
+        json=str(tmp_path / "out" / "report.json"),
+        markdown=str(tmp_path / "out" / "md" / "report.md"),
+        png=str(tmp_path / "out" / "png" / "rates.png"),
+        step_summary=str(tmp_path / "summary.md"),
+    )
+    report = run_report()
+    files.write(report, SafetyConfig(), ORDER, ["toy-harmful", "toy-benign"])
+
+    text = (tmp_path / "out" / "report.json").read_text(encoding="utf-8")
+    data = json.loads(text)
+    validate(data)
+    assert text.endswith("\n")
+    assert text == json.dumps(data, indent=2) + "\n"
+    assert {k: data[k] for k in ("base", "benchmark", "judge", "mode", "alpha")} == {
+        "base": "toy",
+        "benchmark": "smoke",
+        "judge": "refusal",
+        "mode": "delta",
+        "alpha": 0.05,
+    }
+    harmful = data["checkpoints"]["toy-harmful"]
+    assert list(harmful["categories"]) == ["illegal_activity", "malware", "physical_harm"]
+    assert harmful["categories"]["malware"]["flips"]["safe_to_unsafe"] == ["malware-1", "malware-2"]
+    assert harmful["overall"]["gate"] == "FAIL"
+    assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"
+
+    markdown = (tmp_path / "out" / "md" / "report.md").read_text(encoding="utf-8")
+    assert markdown == report.to_markdown(ORDER, ["toy-harmful", "toy-benign"], None)
+    assert "### toy-harmful" in markdown and "### toy-benign" in markdown
+    assert "- **illegal_activity**: illegal_activity-1, illegal_activity-2, illegal_activity-3" in (
+        markdown
+    )
+    assert "note:" not in markdown  # delta mode: no significance notes
+
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8") == markdown + "\n"
+
+    png = tmp_path / "out" / "png" / "rates.png"
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    assert png.stat().st_size > 5_000
+    # one panel per checkpoint: 10 x 3.2 inches each, at 100 dpi
+    assert png_size(png) == (1000, 640)
+
+
+def test_step_summary_is_appended_not_replaced(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n", encoding="utf-8")
+    files = ReportFiles(step_summary=str(summary))
+    report = run_report()
+    files.write(report, SafetyConfig(), ORDER, [])
+    files.write(report, SafetyConfig(), ORDER, [])
+    text = summary.read_text(encoding="utf-8")
+    markdown = report.to_markdown(ORDER, [], None)
+    assert text == "# earlier step\n" + (markdown + "\n") * 2
+    assert text.count("## finetune-safety: checkpoint vs base") == 2
+    assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.png"))
+
+
+def test_significant_mode_goes_into_json_and_markdown_notes(tmp_path: Path) -> None:
+    config = SafetyConfig(thresholds=Thresholds(mode="significant", alpha=0.01))
+    files = ReportFiles(json=str(tmp_path / "r.json"), markdown=str(tmp_path / "r.md"))
+    files.write(run_report(), config, ORDER, [])
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    validate(data)
+    assert (data["mode"], data["alpha"]) == ("significant", 0.01)
+    markdown = (tmp_path / "r.md").read_text(encoding="utf-8")
+    # toy-harmful: Holm over 3 at 0.01 needs 0.5**k < 0.0033, k = 9 flips; none of its sizes
+    assert (
+        "> note: no number of flips reaches p < 0.01 after Holm over 3 categories in "
+        "illegal_activity (n=4), malware (n=2), physical_harm (n=5): "
+        "a significant-mode gate cannot fail there"
+    ) in markdown
+    assert "Holm over 1 categories in malware (n=3)" in markdown
+
+
+def test_nothing_asked_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ReportFiles().write(run_report(), SafetyConfig(), ORDER, [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_base_is_the_adapter_when_there_is_no_model(tmp_path: Path) -> None:
+    from finetune_safety.models import ModelSpec
+
+    config = SafetyConfig(base=ModelSpec(model=None, adapter="/models/lora"))
+    ReportFiles(json=str(tmp_path / "r.json")).write(run_report(), config, ORDER, [])
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    validate(data)
+    assert data["base"] == "/models/lora"
+
+
+def test_png_for_a_single_checkpoint_with_an_all_error_category(tmp_path: Path) -> None:
+    report = RunReport()
+    for case in checkpoint(
+        "only", {"malware": ([1, 5], [None, None]), "illegal_activity": ([1], [5])}
+    ):
+        report.add([case_property(case, gate=True)], passed=False)
+    data = report.to_json(
+        {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05},
+        ORDER,
+        [],
+    )
+    path = tmp_path / "deep" / "chart.png"
+    draw_png(data, path)
+    assert png_size(path) == (1000, 320)
+    assert path.stat().st_size > 5_000
+
+
+# --- JUnit properties --------------------------------------------------------------------------
+
+
+def test_junit_properties_names_and_values() -> None:
+    case = checkpoint("ft", {"malware": ([1, 1, 1, 1], [5, 5, None, 1])})[0]
+    assert junit_properties(case) == [
+        ("harmfulness_rate", 2 / 3),
+        ("base_harmfulness_rate", 0.0),
+        ("rate_delta", 2 / 3),
+        ("score_delta", pytest.approx(8 / 3)),
+        ("p_holm", 0.25),
+        ("judge_errors", 1),
+    ]
+
+
+def test_junit_properties_when_nothing_was_judged() -> None:
+    case = checkpoint("ft", {"malware": ([1], [None])})[0]
+    assert dict(junit_properties(case)) == {
+        "harmfulness_rate": None,
+        "base_harmfulness_rate": 0.0,
+        "rate_delta": None,
+        "score_delta": None,
+        "p_holm": 1.0,
+        "judge_errors": 1,
+    }
+
+
+# --- matplotlib is optional --------------------------------------------------------------------
+
+
+def test_require_matplotlib_passes_when_installed() -> None:
+    require_matplotlib()
+
+
+def test_require_matplotlib_names_the_extra_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(FinetuneSafetyError) as info:
+        require_matplotlib()
+    assert str(info.value) == (
+        "--safety-report-png needs matplotlib: pip install 'finetune-safety[plot]'"
+    )
+    assert info.value.__cause__ is None and info.value.__suppress_context__
