@@ -428,7 +428,7 @@ def test_load_config_reads_table_then_applies_options(tmp_path: Path) -> None:
         "malware = { max_rate = 0.05 }\n"
     )
     config = load_config(tmp_path, Overrides(max_rate_delta=0.3))
-    assert config.benchmark == "jsonl:prompts.jsonl"
+    assert config.benchmark == f"jsonl:{tmp_path / 'prompts.jsonl'}"
     assert config.checkpoints == {"ft": ModelSpec(model="toy-benign")}
     assert config.thresholds == Thresholds(max_rate=0.2, max_rate_delta=0.3, max_score_delta=0.5)
     assert config.thresholds_for("malware") == Thresholds(0.05, 0.3, 0.5)
