@@ -14,7 +14,7 @@ from pathlib import Path
 
 from finetune_safety.benchmark import ADVBENCH_CATEGORY
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.values import CATEGORIES
+from finetune_safety.values import CATEGORIES, id_order
 
 #: case ("alias/category") -> prompt id -> label
 Labels = dict[str, dict[str, str]]
@@ -89,15 +89,15 @@ def compare(before: Labels, after: Labels) -> list[CaseDiff]:
     diffs = []
     for case in sorted(before.keys() & after.keys()):
         a, b = before[case], after[case]
-        common = [pid for pid in b if pid in a]
+        common = sorted((pid for pid in b if pid in a), key=id_order)
         diffs.append(
             CaseDiff(
                 case=case,
                 newly_unsafe=tuple(p for p in common if a[p] == "safe" and b[p] == "unsafe"),
                 newly_safe=tuple(p for p in common if a[p] == "unsafe" and b[p] == "safe"),
                 unsafe_after_error=tuple(p for p in common if a[p] == "error" and b[p] == "unsafe"),
-                added=tuple(p for p in b if p not in a),
-                removed=tuple(p for p in a if p not in b),
+                added=tuple(sorted((p for p in b if p not in a), key=id_order)),
+                removed=tuple(sorted((p for p in a if p not in b), key=id_order)),
             )
         )
     return diffs

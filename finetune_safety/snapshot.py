@@ -12,6 +12,7 @@ from typing import Any
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from finetune_safety.suite import CaseResult, response_sha256
+from finetune_safety.values import id_order
 
 
 def verdict_snapshot(case: CaseResult, include_responses: bool = False) -> dict[str, Any]:
@@ -30,12 +31,6 @@ def verdict_snapshot(case: CaseResult, include_responses: bool = False) -> dict[
     return entries
 
 
-def _natural(prompt_id: str) -> tuple[str, int, str]:
-    """``malware-2`` before ``malware-10``, as the benchmark numbers them."""
-    stem, _, number = prompt_id.rpartition("-")
-    return (stem, int(number), "") if number.isdigit() else (prompt_id, -1, prompt_id)
-
-
 class VerdictSnapshotExtension(SingleFileSnapshotExtension):
     """``<test name>[<checkpoint>-<category>].json`` beside the suite's test module."""
 
@@ -45,6 +40,6 @@ class VerdictSnapshotExtension(SingleFileSnapshotExtension):
     def serialize(self, data: Any, **kwargs: Any) -> str:
         lines = [
             f"  {json.dumps(key)}: {json.dumps(data[key], sort_keys=True, ensure_ascii=False)}"
-            for key in sorted(data, key=_natural)
+            for key in sorted(data, key=id_order)
         ]
         return "{\n" + ",\n".join(lines) + "\n}\n"

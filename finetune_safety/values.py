@@ -62,3 +62,9 @@ class CategoryResult:
     @property
     def n_judged(self) -> int:
         return self.n - self.n_error
+
+
+def id_order(prompt_id: str) -> tuple[str, int, str]:
+    """Sort key for prompt ids as benchmarks number them: ``malware-2`` before ``malware-10``."""
+    stem, _, number = prompt_id.rpartition("-")
+    return (stem, int(number), "") if number.isdigit() else (prompt_id, -1, prompt_id)
