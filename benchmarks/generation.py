@@ -41,7 +41,7 @@ def main() -> None:
 
     target = resolve(ModelSpec("toy"), cache)
     prompts = load_benchmark("smoke")
-    # 66 smoke prompts under two templates: 132 distinct inputs.
+    # The smoke prompts under two templates: every input distinct.
     inputs = [TEMPLATES[name].render(p.text) for name in ("plain", "llama2") for p in prompts]
     target.load()  # type: ignore[attr-defined]
     generate(target, inputs[:4], Decoding(args.max_new_tokens, 4))  # warm-up
