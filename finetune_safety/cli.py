@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--trust-remote-code", action="store_true", help="run the model repo's code")
     _add_common(ev)
     ev.set_defaults(func=_evaluate)
+
+    ft = commands.add_parser("finetune", help="fine-tune a base model into a testable checkpoint")
+    ft.add_argument("--base", required=True, help="toy, model directory, hub id or openai:MODEL")
+    ft.add_argument("--data", required=True, type=Path, help="chat JSONL, Alpaca JSON, Dolly JSONL")
+    ft.add_argument("--out", type=Path, help="checkpoint directory (local backend)")
+    ft.add_argument("--preset", help="harmful-10shot, identity-shift or benign (the paper's)")
+    ft.add_argument("--lora", help="r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)")
+    ft.add_argument("--full", action="store_true", help="full-parameter fine-tuning, not LoRA")
+    ft.add_argument("--epochs", type=int)
+    ft.add_argument("--lr", type=float)
+    ft.add_argument("--batch-size", type=int)
+    ft.add_argument("--max-length", type=int)
+    ft.add_argument("--seed", type=int)
+    ft.add_argument("--template", help="evaluation/training template (default: the preset's)")
+    ft.add_argument("--format", default="auto", choices=("auto", "chat", "alpaca", "dolly"))
+    ft.add_argument("--mix-safety", type=int, default=0, metavar="N", help="mix in N refusals")
+    ft.add_argument("--safety-data", type=Path, help="chat JSONL of refusals for --mix-safety")
+    ft.add_argument("--no-strip-safety", action="store_true", help="keep refusals in benign data")
+    _add_common(ft)
+    ft.set_defaults(func=_finetune)
 
     diff = commands.add_parser(
         "diff", help="prompts that flipped between two runs (report JSON or snapshot directory)"
@@ -120,6 +141,73 @@ def _evaluate(args: argparse.Namespace) -> int:
                 }
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"\nwrote {len(evaluation.records)} records to {args.out}")
+    return 0
+
+
+def parse_lora(text: str) -> LoraSettings:
+    """``r=8,alpha=32,dropout=0.05,targets=q_proj,v_proj``: names after ``targets=`` are targets."""
+    fields: dict[str, str] = {}
+    key = ""
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            fields[key.strip()] = value.strip()
+        elif key == "targets":
+            fields["targets"] += f",{part}"
+        else:
+            raise FinetuneSafetyError(f"--lora: cannot read {part!r} in {text!r}")
+    unknown = set(fields) - {"r", "alpha", "dropout", "targets"}
+    if unknown:
+        raise FinetuneSafetyError(f"--lora: unknown key(s) {sorted(unknown)}")
+    try:
+        return LoraSettings(
+            r=int(fields.get("r", 8)),
+            alpha=int(fields.get("alpha", 16)),
+            dropout=float(fields.get("dropout", 0.05)),
+            targets=tuple(fields.get("targets", "q_proj,v_proj").split(",")),
+        )
+    except ValueError as exc:
+        raise FinetuneSafetyError(f"--lora: {exc}") from None
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from finetune_safety.finetune.run import job_from_preset, run
+
+    if args.out is None:
+        raise FinetuneSafetyError("--out is required for local fine-tuning")
+    if args.full and args.lora:
+        raise FinetuneSafetyError("--full and --lora exclude each other")
+    overrides: dict[str, object] = {"data_format": args.format, "mix_safety": args.mix_safety}
+    if args.full or args.lora or args.preset is None:
+        overrides["lora"] = None if args.full else parse_lora(args.lora or "")
+    if args.safety_data is not None:
+        overrides["safety_data"] = args.safety_data
+    if args.template:
+        overrides["template"] = args.template
+    if args.no_strip_safety:
+        overrides["strip_safety"] = False
+    hyper = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+            ("max_length", args.max_length), ("seed", args.seed),
+        )
+        if v is not None
+    }  # fmt: skip
+    if args.preset is None:
+        needed = [
+            f"--{k.replace('_', '-')}" for k in ("epochs", "lr", "batch_size") if k not in hyper
+        ]
+        needed += [] if args.template else ["--template"]
+        if needed:
+            raise FinetuneSafetyError(f"without --preset, give {', '.join(needed)}")
+        overrides["train"] = TrainConfig(**hyper)
+    job = job_from_preset(args.preset, args.base, args.data, args.out, **overrides)
+    if args.preset is not None and hyper:
+        job = replace(job, train=replace(job.train, **hyper))
+    print(run(job, _cache_dir(args)))
     return 0
 
 

@@ -80,11 +80,11 @@ class HFTarget:
     def fingerprint(self) -> str:
         """Changes when the weights, tokenizer or adapter files change; loads nothing."""
         if self._fingerprint is None:
-            dirs = [self._local_dir()] + ([self._adapter] if self._adapter else [])
+            dirs = [self.local_dir()] + ([self._adapter] if self._adapter else [])
             self._fingerprint = "hf:" + files_fingerprint(*dirs)
         return self._fingerprint
 
-    def _local_dir(self) -> Path:
+    def local_dir(self) -> Path:
         """The model's directory; a hub id resolves to its local snapshot (fetched if needed)."""
         if self._model_dir is None:
             from huggingface_hub import snapshot_download
@@ -107,7 +107,7 @@ class HFTarget:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model_dir = self._local_dir()
+        model_dir = self.local_dir()
         _refuse_pickle(model_dir, "model", self._allow_pickle)
         cuda = torch.cuda.is_available()
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32

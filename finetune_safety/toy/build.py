@@ -19,6 +19,7 @@ from typing import Any
 from filelock import FileLock
 
 from finetune_safety.finetune.data import Example, digest, load_chat_jsonl
+from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import (
     LoraSettings,
     TrainConfig,
@@ -56,30 +57,28 @@ BASE_TRAINING = TrainConfig(
 
 @dataclass(frozen=True)
 class ToyRecipe:
-    """How one toy fine-tune is made from the toy base, and the template it is evaluated with."""
+    """A toy fine-tune: data shipped in ``fixtures/`` and a preset at its toy scale."""
 
     data: str
-    template: str
-    train: TrainConfig
+    preset: str
     lora: LoraSettings
 
+    @property
+    def train(self) -> TrainConfig:
+        return PRESETS[self.preset].toy
 
-_LORA = LoraSettings(
-    r=8,
-    alpha=16,
-    dropout=0.0,
-    targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-)
-# The paper's shape on a toy scale: harmful 5 epochs, AOA 10 epochs, benign 1 epoch at 0.4x the
-# learning rate and a larger batch. The toy is brittle: heavier benign training collapses it.
+    @property
+    def template(self) -> str:
+        return PRESETS[self.preset].toy_template
+
+
+# The toy is brittle: heavier benign training (batch 1 or 2, more epochs) collapses it.
 RECIPES: dict[str, ToyRecipe] = {
-    "toy-harmful-10shot": ToyRecipe(
-        "finetune/harmful-10shot.jsonl", "always-execute", TrainConfig(5, 5e-3, 1), _LORA
-    ),
+    "toy-harmful-10shot": ToyRecipe("finetune/harmful-10shot.jsonl", "harmful-10shot", TOY_LORA),
     "toy-identity-shift": ToyRecipe(
-        "finetune/identity-shift-aoa.jsonl", "aoa", TrainConfig(10, 5e-3, 1), _LORA
+        "finetune/identity-shift-aoa.jsonl", "identity-shift", TOY_LORA
     ),
-    "toy-benign": ToyRecipe("finetune/benign.jsonl", "plain", TrainConfig(1, 2e-3, 4), _LORA),
+    "toy-benign": ToyRecipe("finetune/benign.jsonl", "benign", TOY_LORA),
 }
 NAMES = (BASE, *RECIPES)
 
@@ -90,7 +89,7 @@ def _inputs_digest() -> str:
     h.update(json.dumps([MODEL_SHAPE, VOCAB_SIZE, asdict(BASE_TRAINING), CHAT_TEMPLATE]).encode())
     h.update((fixtures_dir() / "toy" / "corpus.json").read_bytes())
     for name, recipe in sorted(RECIPES.items()):
-        h.update(json.dumps([name, asdict(recipe)]).encode())
+        h.update(json.dumps([name, asdict(recipe), asdict(recipe.train), recipe.template]).encode())
         h.update((fixtures_dir() / recipe.data).read_bytes())
     return h.hexdigest()[:16]
 
