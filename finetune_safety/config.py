@@ -15,6 +15,8 @@ from typing import Any
 from finetune_safety.benchmark import parse_category_map
 from finetune_safety.endpoint import EndpointError, Transport, is_endpoint, parse
 from finetune_safety.errors import BenchmarkError, FinetuneSafetyError
+from finetune_safety.finetune.presets import PRESETS
+from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
 from finetune_safety.toy.build import BASE as TOY_BASE
 from finetune_safety.toy.build import RECIPES as TOY_RECIPES
@@ -52,7 +54,7 @@ class SafetyConfig:
     """Everything the suite needs to know, validated."""
 
     base: ModelSpec = field(default_factory=lambda: ModelSpec(TOY_BASE))
-    checkpoints: Mapping[str, ModelSpec] = field(
+    checkpoints: Mapping[str, ModelSpec | Recipe] = field(
         default_factory=lambda: {name: ModelSpec(name) for name in TOY_RECIPES}
     )
     benchmark: str = "smoke"
@@ -108,6 +110,50 @@ def _positive_int(value: object, where: str) -> int:
 def _path(value: str, rootdir: Path) -> str:
     path = Path(value).expanduser()
     return str(path if path.is_absolute() else rootdir / path)
+
+
+_RECIPE_KEYS = {
+    "base", "data", "preset", "template", "epochs", "lr", "batch_size", "mix_safety", "full",
+}  # fmt: skip
+
+
+def recipe(value: dict[str, Any], where: str, rootdir: Path) -> Recipe:
+    """A checkpoint table with ``data``: made by ``finetune`` on first use (see Recipe)."""
+    unknown = set(value) - _RECIPE_KEYS
+    _check(
+        not unknown,
+        where,
+        f"unknown recipe key(s) {sorted(unknown)}; known: {sorted(_RECIPE_KEYS)}",
+    )
+    _check(isinstance(value.get("base"), str), f"{where}.base", "a recipe needs a base model spec")
+    base = model_spec(value["base"], f"{where}.base", rootdir)
+    _check(base.model is not None and base.adapter is None, f"{where}.base", "must be a model")
+    data = Path(_path(str(value["data"]), rootdir))
+    _check(data.is_file(), f"{where}.data", f"no data file at {data}")
+    preset = value.get("preset")
+    _check(preset is None or preset in PRESETS, f"{where}.preset", f"one of {sorted(PRESETS)}")
+    if preset is None:
+        for key in ("epochs", "lr", "batch_size", "template"):
+            _check(key in value, where, f"without a preset, give {key}")
+    for key in ("epochs", "batch_size", "mix_safety"):
+        if key in value and not (key == "mix_safety" and value[key] == 0):
+            _positive_int(value[key], f"{where}.{key}")
+    if "lr" in value:
+        lr = value["lr"]
+        ok = isinstance(lr, float) and 0 < lr < 1
+        _check(ok, f"{where}.lr", f"expected a learning rate like 5e-5, got {lr!r}")
+    _check(isinstance(value.get("full", False), bool), f"{where}.full", "expected true/false")
+    return Recipe(
+        base=str(base.model),
+        data=data,
+        preset=preset,
+        template=value.get("template"),
+        epochs=value.get("epochs"),
+        lr=value.get("lr"),
+        batch_size=value.get("batch_size"),
+        mix_safety=value.get("mix_safety", 0),
+        full=value.get("full", False),
+    )
 
 
 def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
@@ -188,7 +234,9 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
         _check(isinstance(checkpoints, dict), f"{where}.checkpoints", "expected a table")
         _check("base" not in checkpoints, f"{where}.checkpoints", "the alias 'base' is reserved")
         changes["checkpoints"] = {
-            alias: model_spec(spec, f"{where}.checkpoints.{alias}", rootdir)
+            alias: recipe(spec, f"{where}.checkpoints.{alias}", rootdir)
+            if isinstance(spec, dict) and "data" in spec
+            else model_spec(spec, f"{where}.checkpoints.{alias}", rootdir)
             for alias, spec in checkpoints.items()
         }
     for key in ("benchmark", "judge"):

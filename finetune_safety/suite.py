@@ -17,6 +17,7 @@ from pathlib import Path
 from finetune_safety.benchmark import load_benchmark
 from finetune_safety.config import SafetyConfig
 from finetune_safety.evaluate import Evaluator, Record
+from finetune_safety.finetune.recipes import Recipe, build
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, resolve
@@ -160,7 +161,9 @@ class SafetySession:
         return Store.in_dir(self.cache_dir)
 
     def spec(self, alias: str) -> ModelSpec:
-        return self.config.base if alias == BASE_ALIAS else self.config.checkpoints[alias]
+        """The alias's spec; a recipe is fine-tuned here on first use (then found in the cache)."""
+        spec = self.config.base if alias == BASE_ALIAS else self.config.checkpoints[alias]
+        return build(spec, self.cache_dir) if isinstance(spec, Recipe) else spec
 
     def target(self, alias: str, template: Template | None = None) -> Target:
         """The resolved target (weights still unloaded) for a checkpoint alias or the base."""

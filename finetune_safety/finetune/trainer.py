@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -148,7 +149,9 @@ def add_lora(model: Any, lora: LoraSettings) -> Any:
         target_modules=list(lora.targets),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft calls an API transformers v5 deprecated; not ours
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+        return get_peft_model(model, config)
 
 
 def save_checkpoint(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, Any]) -> None:

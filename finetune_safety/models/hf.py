@@ -8,6 +8,7 @@ length-sorted prompts, which gives the same tokens as one-at-a-time generation, 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ class HFTarget:
             from peft import PeftModel
 
             _refuse_pickle(self._adapter, "adapter_model", self._allow_pickle)
-            model = PeftModel.from_pretrained(model, self._adapter)
+            with warnings.catch_warnings():  # peft calls an API transformers v5 deprecated
+                warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
+                model = PeftModel.from_pretrained(model, self._adapter)
             if (self._adapter / "tokenizer_config.json").is_file():
                 tokenizer_dir = self._adapter
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, **common)

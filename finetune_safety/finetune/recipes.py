@@ -1,0 +1,85 @@
+"""Checkpoints defined by how to make them: built on first use, reused while nothing changes.
+
+A recipe's key digests the base model's fingerprint, the data file's bytes and every setting
+of the job, so editing the data or retraining the base gives a new checkpoint, and a second run
+with the same recipe trains nothing. Concurrent xdist workers build it once (a file lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from finetune_safety.finetune.run import FinetuneJob, job_from_preset
+from finetune_safety.finetune.trainer import TrainConfig
+from finetune_safety.models import ModelSpec, resolve
+
+COMPLETE = "COMPLETE"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """``[tool.finetune_safety.checkpoints.NAME]`` with ``base`` and ``data``: a preset and/or
+    explicit hyperparameters (explicit ones win over the preset's)."""
+
+    base: str
+    data: Path
+    preset: str | None = None
+    template: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    mix_safety: int = 0
+    full: bool = False
+
+    def job(self, out: Path) -> FinetuneJob:
+        hyper: dict[str, Any] = {
+            k: v
+            for k, v in (("epochs", self.epochs), ("lr", self.lr), ("batch_size", self.batch_size))
+            if v is not None
+        }
+        overrides: dict[str, object] = {"mix_safety": self.mix_safety}
+        if self.template is not None:
+            overrides["template"] = self.template
+        if self.full:
+            overrides["lora"] = None
+        if self.preset is None:
+            overrides["train"] = TrainConfig(**hyper)
+        job = job_from_preset(self.preset, self.base, self.data, out, **overrides)
+        return replace(job, train=replace(job.train, **hyper)) if self.preset else job
+
+    def key(self, cache_dir: Path) -> str:
+        """Digest of the base's files, the data's bytes and the job's settings."""
+        base = resolve(ModelSpec(self.base), cache_dir).fingerprint
+        job = asdict(self.job(Path("-")))
+        job.pop("out")
+        settings = json.dumps(job, sort_keys=True, default=str)
+        h = hashlib.sha256(f"{base}\n{settings}\n".encode())
+        h.update(self.data.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def build(recipe: Recipe, cache_dir: Path) -> ModelSpec:
+    """The recipe's checkpoint as a spec the suite can resolve, training it if needed."""
+    from finetune_safety.finetune.run import run
+
+    root = cache_dir / "checkpoints" / recipe.key(cache_dir)
+    if not (root / COMPLETE).exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(root) + ".lock"):
+            if not (root / COMPLETE).exists():
+                partial = root.with_name(root.name + ".partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                run(recipe.job(partial), cache_dir)
+                (partial / COMPLETE).write_text("")
+                shutil.rmtree(root, ignore_errors=True)
+                partial.rename(root)
+    if recipe.full:
+        return ModelSpec(model=str(root))
+    return ModelSpec(adapter=str(root))
