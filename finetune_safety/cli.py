@@ -49,7 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ft = commands.add_parser("finetune", help="fine-tune a base model into a testable checkpoint")
     ft.add_argument("--base", required=True, help="toy, model directory, hub id or openai:MODEL")
-    ft.add_argument("--data", required=True, type=Path, help="chat JSONL, Alpaca JSON, Dolly JSONL")
+    ft.add_argument("--data", type=Path, help="chat JSONL, Alpaca JSON or Dolly JSONL")
+    ft.add_argument(
+        "--backend", default="local", choices=("local", "openai"), help="train here or via API"
+    )
+    ft.add_argument("--suffix", help="openai: suffix of the fine-tuned model's name")
+    ft.add_argument("--resume-job", metavar="ID", help="openai: keep polling an existing job")
+    ft.add_argument("--poll-interval", type=float, default=10.0, help="openai: seconds")
     ft.add_argument("--out", type=Path, help="checkpoint directory (local backend)")
     ft.add_argument("--preset", help="harmful-10shot, identity-shift or benign (the paper's)")
     ft.add_argument("--lora", help="r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)")
@@ -175,8 +181,10 @@ def _finetune(args: argparse.Namespace) -> int:
 
     from finetune_safety.finetune.run import job_from_preset, run
 
-    if args.out is None:
-        raise FinetuneSafetyError("--out is required for local fine-tuning")
+    if args.backend == "openai":
+        return _finetune_openai(args)
+    if args.data is None or args.out is None:
+        raise FinetuneSafetyError("--data and --out are required for local fine-tuning")
     if args.full and args.lora:
         raise FinetuneSafetyError("--full and --lora exclude each other")
     overrides: dict[str, object] = {"data_format": args.format, "mix_safety": args.mix_safety}
@@ -208,6 +216,27 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.preset is not None and hyper:
         job = replace(job, train=replace(job.train, **hyper))
     print(run(job, _cache_dir(args)))
+    return 0
+
+
+def _finetune_openai(args: argparse.Namespace) -> int:
+    """Upload, create the job, poll; the last line of output is the fine-tuned model id."""
+    from finetune_safety.endpoint import is_endpoint, parse
+    from finetune_safety.finetune.openai_jobs import run_openai_finetune
+
+    if args.data is None and args.resume_job is None:
+        raise FinetuneSafetyError("--backend openai needs --data (or --resume-job ID)")
+    endpoint = parse(args.base if is_endpoint(args.base) else f"openai:{args.base}")
+    model = run_openai_finetune(
+        endpoint.model,
+        args.data or Path("-"),
+        endpoint,
+        args.epochs,
+        suffix=args.suffix,
+        poll_interval=args.poll_interval,
+        resume=args.resume_job,
+    )
+    print(model)
     return 0
 
 
