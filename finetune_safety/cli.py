@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ft)
     ft.set_defaults(func=_finetune)
 
+    rep = commands.add_parser("reproduce", help="the paper's Tables 1-3 in miniature, on the toy")
+    rep.add_argument("--out", type=Path, help="also write the Markdown tables here")
+    _add_common(rep)
+    rep.set_defaults(func=_reproduce)
+
     diff = commands.add_parser(
         "diff", help="prompts that flipped between two runs (report JSON or snapshot directory)"
     )
@@ -237,6 +242,15 @@ def _finetune_openai(args: argparse.Namespace) -> int:
         resume=args.resume_job,
     )
     print(model)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from finetune_safety.finetune.reproduce import reproduce
+
+    text = reproduce(_cache_dir(args))
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
     return 0
 
 
