@@ -95,11 +95,24 @@ def _safety_mix(job: FinetuneJob) -> list[Any]:
     return random.Random(job.train.seed).sample(pool, job.mix_safety)
 
 
+def _check_numbers(job: FinetuneJob) -> None:
+    t = job.train
+    if min(t.epochs, t.batch_size, t.max_length) < 1 or not t.lr > 0 or job.mix_safety < 0:
+        raise FinetuneSafetyError(
+            "epochs, batch size and max length must be positive, the learning rate above 0 and "
+            f"--mix-safety 0 or more (got epochs={t.epochs}, batch_size={t.batch_size}, "
+            f"max_length={t.max_length}, lr={t.lr}, mix_safety={job.mix_safety})"
+        )
+
+
 def run(job: FinetuneJob, cache_dir: Path) -> Path:
     """Train and save; returns the checkpoint directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if Path(job.base).exists():  # a relative path would not resolve from anywhere else
+        job = replace(job, base=str(Path(job.base).resolve()))
+    _check_numbers(job)
     target = resolve(ModelSpec(job.base), cache_dir, name=job.base)
     if not isinstance(target, HFTarget):
         raise FinetuneSafetyError(
