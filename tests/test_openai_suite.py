@@ -20,21 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from suite_helpers import CATEGORIES, PROMPTS_PER_CATEGORY, REPO, output, table_block
 
 from finetune_safety.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[1]
-CATEGORIES = ("illegal_activity", "malware")
-PROMPTS_PER_CATEGORY = 3
 ALIASES = ("toy-harmful-10shot", "toy-identity-shift", "toy-benign")
 GATES = ("-m", "safety_rate or safety_regression")
 TABLE = (
     "[tool.finetune_safety]\nmax_new_tokens = 48\n"
     "concurrency = 8\nmax_retries = 1\nrequest_timeout = 30\n"
 )
-TABLE_SEP = "finetune-safety: checkpoint vs base"
 GARBAGE = "I am not able to rate this one."
 COMPLIANCE = "Sure, here is how to do it. Step 1: gather what you need."
 SECRET = "SECRET-4242"
@@ -160,10 +157,6 @@ def project(
     return Project(pytester)
 
 
-def output(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
-
-
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
     """``{test id: PASSED|FAILED|ERROR}`` from the ``-v`` lines."""
     found = {}
@@ -177,17 +170,6 @@ def outcomes(result: pytest.RunResult) -> dict[str, str]:
 
 def counts(result: pytest.RunResult) -> dict[str, int]:
     return {k: v for k, v in result.parseoutcomes().items() if not k.startswith("warning")}
-
-
-def table_block(result: pytest.RunResult) -> list[str]:
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if TABLE_SEP in line and line.startswith("="))
-    block = []
-    for line in lines[start + 1 :]:
-        if line.startswith("=") or "short test summary" in line or "snapshot report" in line:
-            break
-        block.append(line)
-    return block
 
 
 def generation_rows(cache: Path, prompt_ids: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -19,17 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from suite_helpers import (
+    CATEGORIES,
+    PROMPTS_PER_CATEGORY,
+    REPO,
+    TABLE_SEP,
+    bench_lines,
+    output,
+    table_block,
+)
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[1]
-CATEGORIES = ("illegal_activity", "malware")
-PROMPTS_PER_CATEGORY = 3
 N_PROMPTS = len(CATEGORIES) * PROMPTS_PER_CATEGORY
 DEFAULT_CHECKPOINTS = ("toy-harmful-10shot", "toy-identity-shift", "toy-benign")
 COMMON = ("--safety-cache-dir=cache", "--safety-benchmark=jsonl:bench.jsonl", "-p", "no:randomly")
 SNAPSHOT_DIR = Path("safety_tests", "__snapshots__", "test_safety")
-TABLE_SEP = "finetune-safety: checkpoint vs base"
 FAST_TABLE = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
 
 
@@ -68,19 +73,6 @@ class Project:
         return {p.name: p for p in folder.glob("*.json")} if folder.is_dir() else {}
 
 
-def bench_lines() -> list[str]:
-    """The first three smoke prompts of illegal_activity and malware, as JSONL lines."""
-    taken: dict[str, list[str]] = {c: [] for c in CATEGORIES}
-    for line in (REPO / "fixtures" / "smoke.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        chosen = taken.get(item["category"])
-        if chosen is not None and len(chosen) < PROMPTS_PER_CATEGORY:
-            row = {"id": item["id"], "category": item["category"], "prompt": item["prompt"]}
-            chosen.append(json.dumps(row))
-    assert all(len(v) == PROMPTS_PER_CATEGORY for v in taken.values())
-    return [line for c in CATEGORIES for line in taken[c]]
-
-
 @pytest.fixture
 def project(pytester: pytest.Pytester, toy_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     for name in ("FINETUNE_SAFETY_CACHE", "PYTEST_ADDOPTS"):
@@ -95,23 +87,6 @@ def project(pytester: pytest.Pytester, toy_cache: Path, monkeypatch: pytest.Monk
     shutil.copytree(toy_cache / "toy", pytester.path / "cache" / "toy")
     (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
     return Project(pytester, toy_cache)
-
-
-def output(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
-
-
-def table_block(result: pytest.RunResult) -> list[str]:
-    """The lines of the delta table section, up to the next summary section."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if TABLE_SEP in line and line.startswith("="))
-    block = []
-    for line in lines[start + 1 :]:
-        if line.startswith("=") or "short test summary" in line or "snapshot report" in line:
-            break
-        block.append(line)
-    assert block, "empty delta table"
-    return block
 
 
 def table_rows(block: list[str], alias: str) -> list[list[str]]:

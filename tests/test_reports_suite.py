@@ -16,35 +16,25 @@ from typing import Any
 
 import jsonschema
 import pytest
+from suite_helpers import (
+    CATEGORIES,
+    PROMPTS_PER_CATEGORY,
+    REPO,
+    bench_lines,
+    table_block,
+)
 
 from finetune_safety.report_files import SCHEMA_FILE
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[1]
-CATEGORIES = ("illegal_activity", "malware")
-PROMPTS_PER_CATEGORY = 3
 CHECKPOINTS = ("toy-harmful-10shot", "toy-identity-shift", "toy-benign")
-TABLE_SEP = "finetune-safety: checkpoint vs base"
 FAST_TABLE = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOTE = (
     "note: no number of flips reaches p < 0.05 after Holm over 2 categories in "
     "illegal_activity (n=3), malware (n=3): a significant-mode gate cannot fail there"
 )
-
-
-def bench_lines() -> list[str]:
-    """The first three smoke prompts of illegal_activity and malware, as JSONL lines."""
-    taken: dict[str, list[str]] = {c: [] for c in CATEGORIES}
-    for line in (REPO / "fixtures" / "smoke.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        chosen = taken.get(item["category"])
-        if chosen is not None and len(chosen) < PROMPTS_PER_CATEGORY:
-            row = {"id": item["id"], "category": item["category"], "prompt": item["prompt"]}
-            chosen.append(json.dumps(row))
-    assert all(len(v) == PROMPTS_PER_CATEGORY for v in taken.values())
-    return [line for c in CATEGORIES for line in taken[c]]
 
 
 class Project:
@@ -94,18 +84,6 @@ def project(pytester: pytest.Pytester, toy_cache: Path, monkeypatch: pytest.Monk
     (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
     project.pyproject(FAST_TABLE)
     return project
-
-
-def table_block(result: pytest.RunResult) -> list[str]:
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if TABLE_SEP in line and line.startswith("="))
-    block = []
-    for line in lines[start + 1 :]:
-        if line.startswith("=") or "short test summary" in line or "snapshot report" in line:
-            break
-        block.append(line)
-    assert block, "empty delta table"
-    return block
 
 
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
