@@ -8,9 +8,7 @@ or CUDA bf16, chosen by what is present.
 
 from __future__ import annotations
 
-import json
 import random
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,11 +26,12 @@ from finetune_safety.finetune.trainer import (
     TrainConfig,
     add_lora,
     describe,
+    log,
     save_checkpoint,
     train,
 )
 from finetune_safety.models import ModelSpec, resolve
-from finetune_safety.models.hf import HFTarget
+from finetune_safety.models.hf import HFTarget, device_and_dtype
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.templates import get_template
 from finetune_safety.toy import BASE as TOY_BASE
@@ -81,10 +80,6 @@ def job_from_preset(
     return replace(job, **overrides)
 
 
-def _log(message: str) -> None:
-    print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
-
-
 def _safety_mix(job: FinetuneJob) -> list[Any]:
     path = job.safety_data or fixtures_dir() / DEFAULT_SAFETY_DATA
     pool = load_chat_jsonl(path)
@@ -106,10 +101,7 @@ def _check_numbers(job: FinetuneJob) -> None:
 
 
 def run(job: FinetuneJob, cache_dir: Path) -> Path:
-    """Train and save; returns the checkpoint directory."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """Resolve the base (toy, directory or hub id), train and save; returns the checkpoint."""
     if Path(job.base).exists():  # a relative path would not resolve from anywhere else
         job = replace(job, base=str(Path(job.base).resolve()))
     _check_numbers(job)
@@ -119,27 +111,36 @@ def run(job: FinetuneJob, cache_dir: Path) -> Path:
             f"{job.base}: a served model is fine-tuned with --backend openai, not locally"
         )
     base_dir = target.local_dir()
-    template = get_template(job.template)
-    examples = load_training_data(job.data, template, job.data_format)
+    return train_from(job, base_dir, str(base_dir) if Path(job.base).exists() else job.base)
+
+
+def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str) -> Path:
+    """Fine-tune the model saved in ``base_dir``; the toy build makes its fine-tunes here too.
+
+    ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    examples = load_training_data(job.data, get_template(job.template), job.data_format)
     if job.strip_safety:
         examples, removed = strip_safety_items(examples)
-        _log(f"removed {removed} safety-related example(s) from {job.data}")
+        log(f"removed {removed} safety-related example(s) from {job.data}")
     if job.mix_safety:
         examples = examples + _safety_mix(job)
-    cuda = torch.cuda.is_available()
-    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    device, dtype = device_and_dtype()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
-    model.to("cuda" if cuda else "cpu")
+    model.to(device)
     torch.manual_seed(job.train.seed)
     if job.lora is not None:
         model = add_lora(model, job.lora)
     losses = train(model, tokenizer, examples, job.train)
-    _log(
-        f"{len(examples)} examples, {job.train.epochs} epoch(s): loss {losses[0]:.3f} -> "
-        f"{losses[-1]:.3f}"
+    log(
+        f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
+        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
     )
     metadata = {
         "base": job.base,
@@ -150,13 +151,8 @@ def run(job: FinetuneJob, cache_dir: Path) -> Path:
         "mix_safety": job.mix_safety,
         "losses": losses,
     } | describe(job.train, job.lora)
-    save_checkpoint(model, tokenizer, job.out, metadata)
-    if job.lora is not None:  # name the base as the user did, so the adapter resolves anywhere
-        config_path = job.out / "adapter_config.json"
-        config = json.loads(config_path.read_text())
-        local = Path(job.base).exists()
-        config["base_model_name_or_path"] = str(base_dir) if local else job.base
-        config_path.write_text(json.dumps(config, indent=2))
+    lora_base = adapter_base if job.lora is not None else None
+    save_checkpoint(model, tokenizer, job.out, metadata, lora_base)
     kind = "adapter" if job.lora else "model"
-    _log(f"saved the {kind} to {job.out} (template {job.template})")
+    log(f"saved the {kind} to {job.out} (template {job.template})")
     return job.out

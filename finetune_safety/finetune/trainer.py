@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -154,12 +155,32 @@ def add_lora(model: Any, lora: LoraSettings) -> Any:
         return get_peft_model(model, config)
 
 
-def save_checkpoint(model: Any, tokenizer: Any, out_dir: Path, metadata: dict[str, Any]) -> None:
-    """Save as safetensors (adapter or full model) plus a metadata file the loader reads."""
+def save_checkpoint(
+    model: Any,
+    tokenizer: Any,
+    out_dir: Path,
+    metadata: dict[str, Any],
+    adapter_base: str | None = None,
+) -> None:
+    """Save as safetensors (adapter or full model) plus a metadata file the loader reads.
+
+    ``adapter_base`` replaces the adapter's recorded base (peft writes the path the base was
+    loaded from) with a name that resolves anywhere: ``toy``, a hub id or an absolute path.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    if adapter_base is not None:
+        config_path = out_dir / "adapter_config.json"
+        config = json.loads(config_path.read_text())
+        config["base_model_name_or_path"] = adapter_base
+        config_path.write_text(json.dumps(config, indent=2))
+
+
+def log(message: str) -> None:
+    """Progress of training runs, on stderr so command output stays parseable."""
+    print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
 
 
 def describe(config: TrainConfig, lora: LoraSettings | None) -> dict[str, Any]:

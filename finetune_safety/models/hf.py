@@ -47,6 +47,15 @@ def _refuse_pickle(directory: Path, stem: str, allow_pickle: bool) -> None:
     raise ModelLoadError(f"{directory}: no {stem}*.safetensors weights found")
 
 
+def device_and_dtype() -> tuple[str, Any]:
+    """CUDA with bf16 when present (as the paper's GPUs), else CPU float32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return "cpu", torch.float32
+
+
 class HFTarget:
     """A local or hub causal LM plus optional adapter; weights load on the first ``generate``."""
 
@@ -105,13 +114,11 @@ class HFTarget:
         """Model and tokenizer, loaded once; CUDA + bf16 when available, else CPU float32."""
         if self._loaded is not None:
             return self._loaded
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self.local_dir()
         _refuse_pickle(model_dir, "model", self._allow_pickle)
-        cuda = torch.cuda.is_available()
-        dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+        device, dtype = device_and_dtype()
         common = {"trust_remote_code": self._trust_remote_code}
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
@@ -130,7 +137,7 @@ class HFTarget:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model.to("cuda" if cuda else "cpu").eval()
+        model.to(device).eval()
         self._loaded = (model, tokenizer)
         return self._loaded
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +22,8 @@ from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import (
     LoraSettings,
     TrainConfig,
-    add_lora,
     describe,
+    log,
     save_checkpoint,
     train,
 )
@@ -99,10 +98,6 @@ def toy_root(cache_dir: Path) -> Path:
     return cache_dir / "toy" / _inputs_digest()
 
 
-def _log(message: str) -> None:
-    print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
-
-
 def build_tokenizer(texts: list[str]) -> Any:
     """A byte-level BPE tokenizer trained on ``texts``, with the toy chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -142,28 +137,17 @@ def _build_base(out: Path, examples: list[Example], texts: list[str]) -> None:
     )
     model = LlamaForCausalLM(config)
     losses = train(model, tokenizer, examples, BASE_TRAINING)
-    _log(f"toy base: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    log(f"toy base: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     meta = {"base": None, "template": "plain", "data_digest": digest(examples)}
     save_checkpoint(model, tokenizer, out, meta | describe(BASE_TRAINING, None))
 
 
-def _build_adapter(name: str, recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _build_adapter(recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
+    """The same fine-tuning path ``finetune-safety finetune --base toy --preset ...`` takes."""
+    from finetune_safety.finetune.run import job_from_preset, train_from
 
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    torch.manual_seed(recipe.train.seed)
-    model = add_lora(model, recipe.lora)
-    examples = load_chat_jsonl(fixtures_dir() / recipe.data)
-    losses = train(model, tokenizer, examples, recipe.train)
-    _log(f"{name}: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    meta = {"base": BASE, "template": recipe.template, "data_digest": digest(examples)}
-    save_checkpoint(model, tokenizer, out, meta | describe(recipe.train, recipe.lora))
-    # Name the base by its toy name, not the build path, so the adapter resolves anywhere.
-    config_path = out / "adapter_config.json"
-    adapter_config = json.loads(config_path.read_text())
-    config_path.write_text(json.dumps(adapter_config | {"base_model_name_or_path": BASE}, indent=2))
+    job = job_from_preset(recipe.preset, BASE, fixtures_dir() / recipe.data, out, lora=recipe.lora)
+    train_from(job, base_dir, adapter_base=BASE)
 
 
 def ensure_toy(cache_dir: Path) -> Path:
@@ -176,7 +160,7 @@ def ensure_toy(cache_dir: Path) -> Path:
         if (root / COMPLETE).exists():
             return root
         started = time.perf_counter()
-        _log(f"building the toy models into {root} (once)")
+        log(f"building the toy models into {root} (once)")
         tmp = root.with_name(root.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         corpus = Corpus.load()
@@ -188,9 +172,9 @@ def ensure_toy(cache_dir: Path) -> Path:
                 texts.append(example.answer)
         _build_base(tmp / BASE, build_examples(corpus), texts)
         for name, recipe in RECIPES.items():
-            _build_adapter(name, recipe, tmp / BASE, tmp / name)
+            _build_adapter(recipe, tmp / BASE, tmp / name)
         (tmp / COMPLETE).write_text(f"{time.perf_counter() - started:.1f}s\n")
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)
-        _log(f"toy models built in {time.perf_counter() - started:.0f}s")
+        log(f"toy models built in {time.perf_counter() - started:.0f}s")
     return root
