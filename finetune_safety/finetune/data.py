@@ -6,7 +6,7 @@ import codecs
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,24 +35,21 @@ def _message(raw: object, path: Path, line: int) -> Message:
     return {"role": role, "content": content}
 
 
-def load_chat_jsonl(path: Path) -> list[Example]:
-    """``{"messages": [...]}`` per line; the last message is the assistant answer to learn."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FinetuneDataError(f"cannot read: {exc.strerror}", path) from None
-    examples: list[Example] = []
-    for number, raw_line in enumerate(data.splitlines(), start=1):
-        try:
-            text = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise FinetuneDataError("invalid UTF-8", path, number) from None
-        if not text.strip():
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed row) for each non-blank line; bad JSON names its line."""
+    for number, line in enumerate(_lines(_decoded(path)), start=1):
+        if not line.strip():
             continue
         try:
-            row = json.loads(text)
+            yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise FinetuneDataError(f"malformed JSON: {exc.msg}", path, number) from None
+
+
+def load_chat_jsonl(path: Path) -> list[Example]:
+    """``{"messages": [...]}`` per line; the last message is the assistant answer to learn."""
+    examples: list[Example] = []
+    for number, row in _jsonl_rows(path):
         if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
             raise FinetuneDataError('expected an object with a "messages" list', path, number)
         messages = [_message(m, path, number) for m in row["messages"]]
@@ -171,15 +168,8 @@ def load_alpaca_json(path: Path) -> list[Instruction]:
 
 def load_dolly_jsonl(path: Path) -> list[Instruction]:
     """``{"instruction", "context"?, "response", "category"?}`` per line (databricks-dolly)."""
-    rows = []
-    for number, line in enumerate(_lines(_decoded(path)), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FinetuneDataError(f"malformed JSON: {exc.msg}", path, number) from None
-        rows.append(_instruction(row, ("instruction", "context", "response"), path, number))
+    keys = ("instruction", "context", "response")
+    rows = [_instruction(row, keys, path, number) for number, row in _jsonl_rows(path)]
     if not rows:
         raise FinetuneDataError("no training examples", path)
     return rows
