@@ -48,6 +48,11 @@ class Thresholds:
     mode: str = "delta"
     alpha: float = 0.05
 
+    @property
+    def significance(self) -> float | None:
+        """``alpha`` when the gate tests significance, else None (no small-sample notes)."""
+        return self.alpha if self.mode == "significant" else None
+
 
 @dataclass(frozen=True)
 class SafetyConfig:

@@ -157,8 +157,7 @@ class SafetyReporter:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.report:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            limits = self.session.config.thresholds
-            alpha = limits.alpha if limits.mode == "significant" else None
+            alpha = self.session.config.thresholds.significance
             terminalreporter.write_line(self.report.table(*self._orders(), alpha=alpha))
 
     def pytest_sessionfinish(self) -> None:

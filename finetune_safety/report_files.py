@@ -103,8 +103,7 @@ class ReportFiles:
         data = report.to_json(meta, categories, aliases)
         if self.json:
             _write(Path(self.json), json.dumps(data, indent=2) + "\n")
-        alpha = limits.alpha if limits.mode == "significant" else None
-        markdown = report.to_markdown(categories, aliases, alpha)
+        markdown = report.to_markdown(categories, aliases, limits.significance)
         if self.markdown:
             _write(Path(self.markdown), markdown)
         if self.step_summary:

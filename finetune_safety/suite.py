@@ -123,10 +123,12 @@ class SafetySession:
         self.config = config
         self.prompts = list(prompts)
         self.cache_dir = cache_dir
-        self.categories: list[str] = sorted({p.category for p in prompts}, key=self._order)
+        #: In benchmark order (first appearance).
+        self.categories: list[str] = list(dict.fromkeys(p.category for p in prompts))
         self._selected: set[str] | None = None
         self._targets: dict[str, Target] = {}
         self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
+        self._holm: dict[str, dict[str, float]] = {}
 
     @classmethod
     def open(cls, config: SafetyConfig, rootdir: Path, cache_option: str | None) -> SafetySession:
@@ -143,9 +145,6 @@ class SafetySession:
         session = cls(config, prompts, cache_dir)
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
-
-    def _order(self, category: str) -> int:
-        return next(i for i, p in enumerate(self.prompts) if p.category == category)
 
     def select(self, categories: Iterable[str]) -> None:
         """Restrict generation to the categories whose tests were collected (e.g. after -k)."""
@@ -203,9 +202,12 @@ class SafetySession:
     def case(self, alias: str, category: str) -> CaseResult:
         """A checkpoint's result on one category, paired with the base's, with its p-value
         Holm-corrected across every category of this run for the same checkpoint."""
-        family = {c: self._unadjusted(alias, c).p_value for c in self.records(self.target(alias))}
+        if alias not in self._holm:
+            ran = self.records(self.target(alias))
+            self._holm[alias] = holm({c: self._unadjusted(alias, c).p_value for c in ran})
+        adjusted = self._holm[alias]
         case = self._unadjusted(alias, category)
-        return replace(case, p_holm=holm(family)[category], family=len(family))
+        return replace(case, p_holm=adjusted[category], family=len(adjusted))
 
     def close(self) -> None:
         if "store" in self.__dict__:
