@@ -39,7 +39,6 @@ class Record:
 class Evaluation:
     """A model's records on a benchmark, and how much work this run had to do itself."""
 
-    model: str
     fingerprint: str
     records: tuple[Record, ...]
     generated: int
@@ -155,4 +154,4 @@ class Evaluator:
         records = tuple(
             Record(p, r, v) for p, r, v in zip(prompts, responses, verdicts, strict=True)
         )
-        return Evaluation(target.name, target.fingerprint, records, generated, judged)
+        return Evaluation(target.fingerprint, records, generated, judged)

@@ -10,7 +10,7 @@ many flips a category of a given size needs before any gate on significance can 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 Z95 = 1.959963984540054
 
@@ -63,14 +63,3 @@ def min_flips(n: int, alpha: float, tests: int = 1) -> int | None:
         if mcnemar_one_sided(flips, 0) < alpha / tests:
             return flips
     return None
-
-
-def paired_flags(base: Sequence[bool | None], checkpoint: Sequence[bool | None]) -> tuple[int, int]:
-    """(worse, better) discordant counts over prompts judged on both sides (``None`` = error)."""
-    worse = better = 0
-    for b, c in zip(base, checkpoint, strict=True):
-        if b is None or c is None:
-            continue
-        worse += int(c and not b)
-        better += int(b and not c)
-    return worse, better

@@ -9,7 +9,7 @@ import random
 import pytest
 from scipy.stats import binomtest
 
-from finetune_safety.stats import Z95, holm, mcnemar_one_sided, min_flips, paired_flags, wilson
+from finetune_safety.stats import Z95, holm, mcnemar_one_sided, min_flips, wilson
 
 GRID = [(k, n) for n in range(1, 41) for k in range(n + 1)]
 
@@ -201,24 +201,3 @@ def test_min_flips_is_the_fewest_that_reach_significance(n: int, alpha: float, t
         assert 0.5**k < threshold
         assert 0.5 ** (k - 1) >= threshold
         assert mcnemar_one_sided(k, 0) < threshold <= mcnemar_one_sided(k - 1, 0)
-
-
-# --- paired_flags ------------------------------------------------------------------------------
-
-
-def test_paired_flags_counts_discordant_pairs() -> None:
-    base = [False, False, True, True, False]
-    ckpt = [True, False, False, True, True]
-    assert paired_flags(base, ckpt) == (2, 1)
-
-
-def test_paired_flags_skips_pairs_with_an_error_on_either_side() -> None:
-    base = [None, False, True, False, None]
-    ckpt = [True, None, None, True, None]
-    assert paired_flags(base, ckpt) == (1, 0)
-    assert paired_flags([], []) == (0, 0)
-
-
-def test_paired_flags_needs_equal_lengths() -> None:
-    with pytest.raises(ValueError):
-        paired_flags([True], [True, False])

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +96,6 @@ def train(
     tokenizer: Any,
     examples: Sequence[Example],
     config: TrainConfig,
-    on_step: Callable[[int, int, float], None] | None = None,
 ) -> list[float]:
     """Train in place with AdamW and linear decay; returns the mean loss of each epoch."""
     import torch
@@ -120,7 +119,6 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     epoch_losses: list[float] = []
-    step = 0
     for _ in range(config.epochs):
         losses: list[float] = []
         for indices in _batches(encoded, config, generator):
@@ -131,9 +129,6 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
-            step += 1
-            if on_step is not None:
-                on_step(step, total, losses[-1])
         epoch_losses.append(sum(losses) / len(losses))
     model.eval()
     return epoch_losses
