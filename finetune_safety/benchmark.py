@@ -11,20 +11,26 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_safety.errors import BenchmarkError
+from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.values import CATEGORIES, Prompt
 
 __all__ = [
     "ADVBENCH_CATEGORY",
+    "BENCHMARKS",
     "HEX_PHI_CATEGORY_MAP",
     "SCHEMES",
-    "categories_of",
+    "BenchmarkFactory",
+    "BenchmarkSettings",
+    "checked_prompts",
     "load_benchmark",
     "parse_category_map",
+    "register_benchmark",
 ]
 
 #: AdvBench is uncategorised; its prompts carry this pseudo-category (valid only for AdvBench).
@@ -33,11 +39,32 @@ ADVBENCH_CATEGORY = "advbench"
 #: HEx-PHI file number (``category_N.csv``) -> category slug, in the paper's order.
 HEX_PHI_CATEGORY_MAP: Mapping[int, str] = {i + 1: slug for i, slug in enumerate(CATEGORIES)}
 
-#: Valid spec schemes; ``smoke`` is the built-in benchmark and takes no path.
+#: The built-in spec schemes; ``smoke`` is the built-in benchmark and takes no path.
 SCHEMES: tuple[str, ...] = ("smoke", "hexphi", "advbench", "jsonl")
 
 _HEX_PHI_FILE = re.compile(r"category_([1-9][0-9]*)\.csv")
 _JSONL_KEYS = frozenset({"id", "category", "prompt"})
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """What a run passes every benchmark loader beside its spec."""
+
+    #: HEx-PHI file number -> category (a full map); only ``hexphi:`` specs accept one.
+    category_map: Mapping[int, str] | None = None
+
+
+#: Loads the prompts of a ``scheme:...`` spec; strict, so a bad input stops the run.
+BenchmarkFactory = Callable[[str, BenchmarkSettings], Sequence[Prompt]]
+
+#: Benchmarks by spec scheme; ``register_benchmark`` and the ``finetune_safety.benchmarks``
+#: entry points add to it.
+BENCHMARKS: Registry[BenchmarkFactory] = Registry("benchmark")
+
+
+def register_benchmark(scheme: str, factory: BenchmarkFactory, *, replace: bool = False) -> None:
+    """Make ``scheme:...`` specs (or the bare ``scheme``) load through ``factory``."""
+    BENCHMARKS.register(scheme, factory, replace=replace)
 
 
 def load_benchmark(spec: str, *, category_map: Mapping[int, str] | None = None) -> list[Prompt]:
@@ -45,32 +72,59 @@ def load_benchmark(spec: str, *, category_map: Mapping[int, str] | None = None) 
 
     ``smoke`` always means the shipped fixture, so a CI gate cannot be pointed elsewhere.
     """
-    scheme, sep, rest = spec.partition(":")
-    if scheme not in SCHEMES:
-        valid = ", ".join(f"{s}:PATH" if s != "smoke" else s for s in SCHEMES)
+    scheme = scheme_of(spec)
+    factory = BENCHMARKS.get(scheme) if scheme else None
+    if factory is None:
+        extra = [s for s in BENCHMARKS.schemes() if s not in SCHEMES]
+        valid = ", ".join(f"{s}:PATH" if s != "smoke" else s for s in (*SCHEMES, *extra))
         raise BenchmarkError(f"unknown benchmark spec {spec!r}; valid schemes: {valid}")
     if category_map is not None and scheme != "hexphi":
         raise BenchmarkError(f"a category map applies only to hexphi: specs, not {spec!r}")
-    if scheme == "smoke":
-        if sep:
-            raise BenchmarkError(f"the built-in 'smoke' benchmark takes no path (got {spec!r})")
-        return _load_jsonl(fixtures_dir() / "smoke.jsonl")
+    return checked_prompts(spec, factory(spec, BenchmarkSettings(category_map)))
+
+
+def checked_prompts(spec: str, prompts: object) -> list[Prompt]:
+    """A loader's prompts, checked: a plugged-in loader that returns nothing, or two prompts
+    with one id, would otherwise let a gate pass on less evidence than it reports."""
+    if not isinstance(prompts, Sequence) or isinstance(prompts, str):
+        raise BenchmarkError(f"benchmark {spec!r}: the loader returned no list of prompts")
+    seen: set[str] = set()
+    for prompt in prompts:
+        if not isinstance(prompt, Prompt):
+            raise BenchmarkError(f"benchmark {spec!r}: not a Prompt: {prompt!r:.60}")
+        if prompt.id in seen:
+            raise BenchmarkError(f"benchmark {spec!r}: duplicate prompt id {prompt.id!r}")
+        seen.add(prompt.id)
+    if not seen:
+        raise BenchmarkError(f"benchmark {spec!r}: no prompts")
+    return list(prompts)
+
+
+def _path_of(spec: str) -> Path:
+    scheme, _, rest = spec.partition(":")
     if not rest.strip():
         raise BenchmarkError(f"benchmark spec {spec!r} needs a path: {scheme}:PATH")
-    path = Path(rest).expanduser()
-    if scheme == "hexphi":
-        mapping = HEX_PHI_CATEGORY_MAP if category_map is None else category_map
-        return _load_hexphi(path, _checked_map(mapping))
-    if scheme == "advbench":
-        return _load_advbench(path)
-    return _load_jsonl(path)
+    return Path(rest).expanduser()
 
 
-def categories_of(prompts: Iterable[Prompt]) -> list[str]:
-    """Categories present, in HEx-PHI order, AdvBench after them (then anything else, sorted)."""
-    order = {slug: i for i, slug in enumerate((*CATEGORIES, ADVBENCH_CATEGORY))}
-    present = {p.category for p in prompts}
-    return sorted(present, key=lambda c: (order.get(c, len(order)), c))
+def _smoke(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
+    if spec != "smoke":
+        raise BenchmarkError(f"the built-in 'smoke' benchmark takes no path (got {spec!r})")
+    return _load_jsonl(fixtures_dir() / "smoke.jsonl")
+
+
+def _hexphi(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
+    path = _path_of(spec)
+    mapping = HEX_PHI_CATEGORY_MAP if settings.category_map is None else settings.category_map
+    return _load_hexphi(path, _checked_map(mapping))
+
+
+def _advbench(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
+    return _load_advbench(_path_of(spec))
+
+
+def _jsonl(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
+    return _load_jsonl(_path_of(spec))
 
 
 def parse_category_map(text: str) -> dict[int, str]:
@@ -271,3 +325,9 @@ def _load_jsonl(path: Path) -> list[Prompt]:
     if not prompts:
         raise BenchmarkError("no prompts", path)
     return prompts
+
+
+register_benchmark("smoke", _smoke)
+register_benchmark("hexphi", _hexphi)
+register_benchmark("advbench", _advbench)
+register_benchmark("jsonl", _jsonl)

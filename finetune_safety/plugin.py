@@ -14,6 +14,7 @@ from syrupy.assertion import SnapshotAssertion
 from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
 from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.hooks import hook_factories
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.report import RunReport, case_property
@@ -28,6 +29,15 @@ MARKERS = {
     "safety_regression": "rate and score deltas against the base model within limits",
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
 }
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """``pytest_safety_make_judge``/``_make_target``/``_load_benchmark`` for conftest.py files;
+    the built-ins answer last."""
+    from finetune_safety import hooks, hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+    pluginmanager.register(hooks, "finetune-safety-builtins")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,7 +77,8 @@ def _load(config: pytest.Config) -> SafetySession:
         max_rate_delta=config.getoption("safety_max_rate_delta"),
     )
     safety = load_config(config.rootpath, options)
-    return SafetySession.open(safety, config.rootpath, config.getoption("safety_cache_dir"))
+    cache_option = config.getoption("safety_cache_dir")
+    return SafetySession.open(safety, config.rootpath, cache_option, hook_factories(config))
 
 
 def _share_cores_between_workers() -> None:

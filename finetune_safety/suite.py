@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmark import BenchmarkSettings, checked_prompts, load_benchmark
 from finetune_safety.config import SafetyConfig
+from finetune_safety.errors import JudgeError
 from finetune_safety.evaluate import Evaluator, Record
 from finetune_safety.finetune.recipes import Recipe, build
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import summarize
-from finetune_safety.models import Decoding, ModelSpec, Target, resolve
+from finetune_safety.models import Decoding, ModelSpec, Target, TargetSettings, resolve
 from finetune_safety.stats import holm, mcnemar_one_sided, wilson
 from finetune_safety.store import CACHE_ENV, Store, resolve_cache_dir
 from finetune_safety.templates import Template
@@ -97,13 +98,26 @@ class CaseResult:
         return mcnemar_one_sided(len(self.newly_unsafe), len(self.newly_safe))
 
     @property
-    def rate_interval(self) -> tuple[float, float]:
-        """Wilson 95% interval of the checkpoint's harmfulness rate."""
-        return wilson(self.result.n_unsafe, self.result.n_judged)
-
-    @property
     def base_rate_interval(self) -> tuple[float, float]:
         return wilson(self.base.n_unsafe, self.base.n_judged)
+
+
+def _resolve(spec: ModelSpec, settings: TargetSettings) -> Target:
+    return resolve(spec, settings.cache_dir, settings.name, settings.template, settings.transport)
+
+
+def _load(spec: str, settings: BenchmarkSettings) -> Sequence[Prompt]:
+    return load_benchmark(spec, category_map=settings.category_map)
+
+
+@dataclass(frozen=True)
+class Factories:
+    """Where a session gets its judge, targets and benchmark: the registries by default; under
+    pytest, the ``pytest_safety_*`` hooks, so a ``conftest.py`` can supply its own."""
+
+    judge: Callable[[str, JudgeSettings], Judge] = make_judge
+    target: Callable[[ModelSpec, TargetSettings], Target] = _resolve
+    benchmark: Callable[[str, BenchmarkSettings], Sequence[Prompt]] = _load
 
 
 def response_sha256(text: str) -> str:
@@ -119,8 +133,15 @@ class SafetySession:
     only in weights; the base is evaluated once per distinct template.
     """
 
-    def __init__(self, config: SafetyConfig, prompts: Sequence[Prompt], cache_dir: Path) -> None:
+    def __init__(
+        self,
+        config: SafetyConfig,
+        prompts: Sequence[Prompt],
+        cache_dir: Path,
+        factories: Factories | None = None,
+    ) -> None:
         self.config = config
+        self.factories = factories or Factories()
         self.prompts = list(prompts)
         self.cache_dir = cache_dir
         #: In benchmark order (first appearance).
@@ -131,18 +152,26 @@ class SafetySession:
         self._holm: dict[str, dict[str, float]] = {}
 
     @classmethod
-    def open(cls, config: SafetyConfig, rootdir: Path, cache_option: str | None) -> SafetySession:
+    def open(
+        cls,
+        config: SafetyConfig,
+        rootdir: Path,
+        cache_option: str | None,
+        factories: Factories | None = None,
+    ) -> SafetySession:
         """Load the benchmark and check the judge spec now, so mistakes stop the run early.
 
         The cache directory is ``cache_option``, else ``$FINETUNE_SAFETY_CACHE``, else the
         table's ``cache_dir``, else ``.finetune_safety`` at the rootdir.
         """
-        prompts = load_benchmark(config.benchmark, category_map=config.category_map)
+        factories = factories or Factories()
+        settings = BenchmarkSettings(config.category_map)
+        prompts = checked_prompts(config.benchmark, factories.benchmark(config.benchmark, settings))
         if cache_option is None and not os.environ.get(CACHE_ENV) and config.cache_dir:
             cache_dir = config.cache_dir
         else:
             cache_dir = resolve_cache_dir(cache_option, rootdir)
-        session = cls(config, prompts, cache_dir)
+        session = cls(config, prompts, cache_dir, factories)
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
 
@@ -153,7 +182,10 @@ class SafetySession:
     @cached_property
     def judge(self) -> Judge:
         settings = JudgeSettings(transport=self.config.transport, cache_dir=self.cache_dir)
-        return make_judge(self.config.judge, settings)
+        judge = self.factories.judge(self.config.judge, settings)
+        if not isinstance(judge, Judge):
+            raise JudgeError(f"judge {self.config.judge!r}: the factory returned {judge!r:.60}")
+        return judge
 
     @cached_property
     def store(self) -> Store:
@@ -170,9 +202,8 @@ class SafetySession:
         if key not in self._targets:
             name = (self.config.base.model or BASE_ALIAS) if alias == BASE_ALIAS else alias
             spec = self.spec(alias)
-            self._targets[key] = resolve(
-                spec, self.cache_dir, name=name, template=template, transport=self.config.transport
-            )
+            settings = TargetSettings(self.cache_dir, name, template, self.config.transport)
+            self._targets[key] = self.factories.target(spec, settings)
         return self._targets[key]
 
     def base_for(self, alias: str) -> Target:

@@ -7,13 +7,14 @@ cached run answers from the store without importing torch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from finetune_safety.endpoint import Transport, is_endpoint, parse, redact
+from finetune_safety.endpoint import Transport, parse, redact
 from finetune_safety.errors import ModelLoadError
+from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.templates import Rendered, Template, get_template
 
 #: Recorded by ``finetune`` in a checkpoint: its base and the template it was trained with.
@@ -58,6 +59,33 @@ class Target(Protocol):
     def generate_batches(
         self, inputs: Sequence[Rendered], decoding: Decoding
     ) -> Iterator[list[tuple[int, str]]]: ...
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """What a run asks of every target beside its spec.
+
+    ``name`` is the display name (the alias); ``template`` overrides the spec's (the base model
+    is asked exactly what each fine-tune is asked); ``transport`` governs served models.
+    """
+
+    cache_dir: Path
+    name: str | None = None
+    template: Template | None = None
+    transport: Transport | None = None
+
+
+#: Builds a target from a spec whose model is ``scheme:...``; loads no weights.
+TargetFactory = Callable[[ModelSpec, TargetSettings], Target]
+
+#: Targets by the scheme of the spec's model; ``register_target`` and the
+#: ``finetune_safety.targets`` entry points add to it. Scheme-less models are toy/HF models.
+TARGETS: Registry[TargetFactory] = Registry("target")
+
+
+def register_target(scheme: str, factory: TargetFactory, *, replace: bool = False) -> None:
+    """Make models named ``scheme:...`` resolve through ``factory``."""
+    TARGETS.register(scheme, factory, replace=replace)
 
 
 def generate(target: Target, inputs: Sequence[Rendered], decoding: Decoding) -> list[str]:
@@ -119,20 +147,18 @@ def resolve(
 ) -> Target:
     """A target for ``spec``; toy names build the toy models into ``cache_dir`` on first use.
 
+    A model spec with a registered scheme (``openai:MODEL``, or one a user registered) is built
+    by that scheme's factory; anything else is a toy name, a directory or a hub id.
+
     ``template`` overrides the spec's, e.g. to ask a base model exactly what its fine-tune is asked.
     ``transport`` sets timeouts, retries and concurrency for ``openai:`` models.
     """
     from finetune_safety.models.hf import HFTarget
     from finetune_safety.toy import BASE, toy_checkpoint
 
-    if is_endpoint(spec.model):
-        from finetune_safety.models.openai_target import OpenAITarget
-
-        if spec.adapter is not None:
-            raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
-        endpoint = parse(str(spec.model), transport)
-        display = name or str(redact(spec.model))
-        return OpenAITarget(display, endpoint, template or _template_for(spec))
+    factory = TARGETS.get(scheme_of(spec.model)) if spec.model and ":" in spec.model else None
+    if factory is not None:
+        return factory(spec, TargetSettings(cache_dir, name, template, transport))
 
     adapter_dir = Path(spec.adapter) if spec.adapter else None
     if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():
@@ -156,3 +182,17 @@ def resolve(
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
     )
+
+
+def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
+    """A model served by an OpenAI-compatible endpoint (vLLM, TGI, OpenAI itself)."""
+    from finetune_safety.models.openai_target import OpenAITarget
+
+    if spec.adapter is not None:
+        raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
+    endpoint = parse(str(spec.model), settings.transport)
+    display = settings.name or str(redact(spec.model))
+    return OpenAITarget(display, endpoint, settings.template or _template_for(spec))
+
+
+register_target("openai", _openai_target)

@@ -1,0 +1,147 @@
+"""Extension through pytest hooks: a project's conftest.py adds a judge, a target and a benchmark,
+and the safety suite runs them through the gate as it runs the built-ins."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tests.suite_helpers import REPO, output, table_block
+
+pytest_plugins = ["pytester"]
+
+#: What a user writes: a judge that flags a marker, targets answering from a dict, a benchmark
+#: of two categories. Nothing here loads weights or reaches a network.
+CONFTEST = """
+from finetune_safety.testing.doubles import DictTarget
+from finetune_safety.values import Label, Prompt, Verdict
+
+
+class MarkerJudge:
+    judge_id = "marker/v1"
+
+    def judge(self, items):
+        return [
+            Verdict(5, Label.UNSAFE, "marker", self.judge_id)
+            if "UNSAFE" in response
+            else Verdict(1, Label.SAFE, "no marker", self.judge_id)
+            for _, response in items
+        ]
+
+
+def pytest_safety_make_judge(spec):
+    if spec == "marker":
+        return MarkerJudge()
+
+
+ANSWERS = {"dict:aligned": {}, "dict:harmful": {"malware": "UNSAFE placeholder"}}
+
+
+def pytest_safety_make_target(spec, settings, config):
+    if spec.model in ANSWERS:
+        return DictTarget(settings.name, ANSWERS[spec.model], template=settings.template)
+
+
+def pytest_safety_load_benchmark(spec, config):
+    if spec == "twocat":
+        return [
+            Prompt(f"{c}-{i}", c, f"A request about {c}, number {i}.")
+            for c in ("illegal_activity", "malware")
+            for i in (1, 2, 3)
+        ]
+"""
+
+OPTIONS = (
+    "-p",
+    "no:randomly",
+    "-p",
+    "no:cacheprovider",
+    "--safety-base=dict:aligned",
+    "--safety-checkpoint=harmful=dict:harmful",
+    "--safety-checkpoint=same=dict:aligned",
+    "--safety-benchmark=twocat",
+    "--safety-judge=marker",
+    "--safety-cache-dir=cache",
+)
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST)
+    suite = pytester.path / "safety_tests"
+    suite.mkdir()
+    shutil.copy(REPO / "safety_tests" / "test_safety.py", suite / "test_safety.py")
+    return pytester
+
+
+def test_conftest_judge_target_and_benchmark_run_through_the_gate(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest_subprocess(
+        "safety_tests", *OPTIONS, "--snapshot-update", "--safety-report-json=report.json"
+    )
+    text = output(result)
+    assert "benchmark twocat (6 prompts); judge marker" in text
+    # The harmful checkpoint fails its rate and regression gates on malware only.
+    failed = sorted(
+        line.split("::")[1].split(" ")[0] for line in result.outlines if "FAILED" in line
+    )
+    assert failed == [
+        "test_harmfulness_rate[harmful-malware]",
+        "test_no_regression_vs_base[harmful-malware]",
+    ], text
+    result.assert_outcomes(passed=10, failed=2)
+    assert "harmful/malware: harmfulness rate 100.0% (3/3)" in text
+    block = table_block(result)
+    harmful = block[block.index("harmful") :]
+    malware = next(line for line in harmful if line.startswith("malware"))
+    assert "100.0%" in malware and malware.split()[-1] == "FAIL"
+    same = block[block.index("same") :]
+    assert [line.split()[-1] for line in same if line.startswith(("illegal", "malware"))] == [
+        "PASS",
+        "PASS",
+    ]
+    report = json.loads((project.path / "report.json").read_text(encoding="utf-8"))
+    assert (report["benchmark"], report["judge"]) == ("twocat", "marker")
+    snapshot = project.path / "safety_tests" / "__snapshots__"
+    names = sorted(p.stem.partition("[")[2].rstrip("]") for p in snapshot.rglob("*.json"))
+    assert names == [
+        "harmful-illegal_activity",
+        "harmful-malware",
+        "same-illegal_activity",
+        "same-malware",
+    ]
+    assert "marker/v1" in next(snapshot.rglob("*harmful-malware*.json")).read_text()
+    # A second run answers every case from the store and the snapshots.
+    again = project.runpytest_subprocess("safety_tests", *OPTIONS)
+    again.assert_outcomes(passed=10, failed=2)
+
+
+def test_a_spec_no_hook_claims_is_still_a_usage_error(project: pytest.Pytester) -> None:
+    result = project.runpytest_subprocess("safety_tests", *OPTIONS, "--safety-judge=oracle")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown judge 'oracle'" in output(result)
+
+
+def test_a_hook_returning_no_prompts_fails_closed(project: pytest.Pytester) -> None:
+    project.makeconftest(CONFTEST + "\n\ndef pytest_safety_load_benchmark(spec):\n    return []\n")
+    result = project.runpytest_subprocess("safety_tests", *OPTIONS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "finetune-safety: benchmark 'twocat': no prompts" in output(result)
+
+
+def test_hooks_leave_the_built_ins_in_place(project: pytest.Pytester) -> None:
+    """A spec the conftest does not claim reaches the built-in registry (here: jsonl:)."""
+    bench = project.path / "bench.jsonl"
+    lines = [
+        {"id": f"malware-{i}", "category": "malware", "prompt": f"A malware prompt {i}."}
+        for i in (1, 2)
+    ]
+    bench.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    result = project.runpytest_subprocess(
+        "safety_tests", *OPTIONS, f"--safety-benchmark=jsonl:{bench}", "-m", "safety_rate"
+    )
+    assert "(2 prompts); judge marker" in output(result)
+    result.assert_outcomes(passed=1, failed=1)
