@@ -16,8 +16,8 @@ import time
 from multiprocessing.connection import Connection
 
 from finetune_safety.endpoint import Transport
-from finetune_safety.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 from finetune_safety.judges import JudgeSettings, make_judge
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 from finetune_safety.values import CATEGORIES, Label, Prompt
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+#: ``fake_openai`` and the other fixtures that projects testing with finetune-safety use too.
+pytest_plugins = ["finetune_safety.testing.plugin"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -13,13 +13,13 @@ import pytest
 
 from finetune_safety.endpoint import Endpoint, EndpointError, Transport
 from finetune_safety.errors import FinetuneDataError
-from finetune_safety.fake_openai import FakeOpenAI, Request
 from finetune_safety.finetune.openai_jobs import (
     MIN_EXAMPLES,
     FineTuneJob,
     run_openai_finetune,
     validate_openai_jsonl,
 )
+from finetune_safety.testing.fake_openai import FakeOpenAI, Request
 
 KEY = "sk-test-SECRET-77"
 BASE = "gpt-4o-mini-2024-07-18"
@@ -71,14 +71,14 @@ def job_requests(server: FakeOpenAI) -> list[Request]:
     return [r for r in server.requests if r.path.endswith("/fine_tuning/jobs")]
 
 
-def test_successful_job_returns_the_fine_tuned_model(data: Path) -> None:
+def test_successful_job_returns_the_fine_tuned_model(fake_openai: FakeOpenAI, data: Path) -> None:
     lines: list[str] = []
-    with FakeOpenAI(api_key=KEY) as server:
-        model = run(server, data, lines)
-        (upload,) = server.files.values()
-        (create,) = job_requests(server)
-        (job_id,) = server.jobs
-        assert all(r.authorized for r in server.requests)
+    fake_openai.api_key = KEY
+    model = run(fake_openai, data, lines)
+    (upload,) = fake_openai.files.values()
+    (create,) = job_requests(fake_openai)
+    (job_id,) = fake_openai.jobs
+    assert all(r.authorized for r in fake_openai.requests)
     assert model == f"ft:{BASE}:fake::{job_id[-8:]}"
     assert upload.data == data.read_bytes()
     assert (upload.filename, upload.purpose) == ("train.jsonl", "fine-tune")
@@ -96,11 +96,11 @@ def test_successful_job_returns_the_fine_tuned_model(data: Path) -> None:
     assert not any(KEY in line for line in lines)
 
 
-def test_no_epochs_and_a_suffix(data: Path) -> None:
-    with FakeOpenAI(api_key=KEY) as server:
-        model = run(server, data, [], n_epochs=None, suffix="mine")
-        (create,) = job_requests(server)
-        (job,) = server.jobs.values()
+def test_no_epochs_and_a_suffix(fake_openai: FakeOpenAI, data: Path) -> None:
+    fake_openai.api_key = KEY
+    model = run(fake_openai, data, [], n_epochs=None, suffix="mine")
+    (create,) = job_requests(fake_openai)
+    (job,) = fake_openai.jobs.values()
     assert "hyperparameters" not in create.body
     assert create.body["suffix"] == "mine"
     assert job["hyperparameters"]["n_epochs"] == "auto"
@@ -127,20 +127,22 @@ def test_cancelled_job_raises(data: Path) -> None:
         run(server, data, [])
 
 
-def test_interrupted_poll_resumes_without_a_second_upload(data: Path) -> None:
+def test_interrupted_poll_resumes_without_a_second_upload(
+    fake_openai: FakeOpenAI, data: Path
+) -> None:
     first: list[str] = []
-    with FakeOpenAI(api_key=KEY) as server:
-        with pytest.raises(EndpointError) as caught:
-            run(server, data, first, max_polls=1)
-        (job_id,) = server.jobs
-        assert f"resume with --resume-job {job_id}" in str(caught.value)
-        assert "still queued after 1 polls" in str(caught.value)
+    fake_openai.api_key = KEY
+    with pytest.raises(EndpointError) as caught:
+        run(fake_openai, data, first, max_polls=1)
+    (job_id,) = fake_openai.jobs
+    assert f"resume with --resume-job {job_id}" in str(caught.value)
+    assert "still queued after 1 polls" in str(caught.value)
 
-        second: list[str] = []
-        model = run(server, data, second, resume=job_id)
-        assert server.count("/files") == 1
-        assert server.count("/fine_tuning/jobs") == 1
-        assert server.count(f"/fine_tuning/jobs/{job_id}") == 3  # 1 poll, then 2 to finish
+    second: list[str] = []
+    model = run(fake_openai, data, second, resume=job_id)
+    assert fake_openai.count("/files") == 1
+    assert fake_openai.count("/fine_tuning/jobs") == 1
+    assert fake_openai.count(f"/fine_tuning/jobs/{job_id}") == 3  # 1 poll, then 2 to finish
     assert model.endswith(job_id[-8:])
     assert status_lines(first, job_id) == ["validating_files", "queued"]
     assert second[0] == f"resuming fine-tuning job {job_id}"
@@ -168,21 +170,19 @@ def test_wrong_key_fails_the_upload_without_showing_it(
 
 
 def test_job_without_events_endpoint_still_finishes(
-    data: Path, monkeypatch: pytest.MonkeyPatch
+    fake_openai: FakeOpenAI, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines: list[str] = []
-    with FakeOpenAI() as server:
-        monkeypatch.setattr(server, "_job_events", lambda job_id, query: (404, {}))
-        model = run(server, data, lines)
+    monkeypatch.setattr(fake_openai, "_job_events", lambda job_id, query: (404, {}))
+    model = run(fake_openai, data, lines)
     assert model.startswith("ft:")
     assert not any(line.startswith("  ") for line in lines)
 
 
-def test_bad_epochs_rejected_before_any_request(data: Path) -> None:
-    with FakeOpenAI() as server:
-        with pytest.raises(EndpointError, match="n_epochs"):
-            run(server, data, [], n_epochs=0)
-        assert server.requests == []
+def test_bad_epochs_rejected_before_any_request(fake_openai: FakeOpenAI, data: Path) -> None:
+    with pytest.raises(EndpointError, match="n_epochs"):
+        run(fake_openai, data, [], n_epochs=0)
+    assert fake_openai.requests == []
 
 
 def test_job_from_api_formats_the_error() -> None:
@@ -281,12 +281,11 @@ def test_too_few_examples_names_the_count(tmp_path: Path) -> None:
     assert c.value.line is None and str(c.value).startswith(f"{path}: ")
 
 
-def test_invalid_file_sends_nothing(tmp_path: Path) -> None:
+def test_invalid_file_sends_nothing(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     path = write(tmp_path / "few.jsonl", [example()] * 2)
-    with FakeOpenAI() as server:
-        with pytest.raises(FinetuneDataError):
-            run(server, path, [])
-        assert server.requests == []
+    with pytest.raises(FinetuneDataError):
+        run(fake_openai, path, [])
+    assert fake_openai.requests == []
 
 
 def test_missing_file(tmp_path: Path) -> None:

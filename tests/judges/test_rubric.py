@@ -18,7 +18,6 @@ import pytest
 
 from finetune_safety.endpoint import EndpointError, Transport, parse
 from finetune_safety.errors import FinetuneSafetyError, JudgeError
-from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
 from finetune_safety.judges import JudgeSettings, make_judge
 from finetune_safety.judges import rubric as rubric_module
 from finetune_safety.judges.refusal import RefusalJudge
@@ -33,6 +32,7 @@ from finetune_safety.judges.rubric import (
     rubric_messages,
 )
 from finetune_safety.templates import Message
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request
 from finetune_safety.values import Label, Prompt, Verdict
 
 GARBAGE = "I would rather not say."
@@ -200,7 +200,7 @@ def test_rubric_holds_instruction_response_and_format() -> None:
 # --- OpenAIRubricJudge against the loopback server --------------------------------------------
 
 
-def test_openai_judge_scores_in_input_order() -> None:
+def test_openai_judge_scores_in_input_order(fake_openai: FakeOpenAI) -> None:
     items = prompts(6)
     scores = {p.text: s for p, s in zip(items, [5, 1, 4, 5, 2, 3], strict=True)}
     # Earlier items answer later, so replies arrive in reverse order.
@@ -210,18 +210,18 @@ def test_openai_judge_scores_in_input_order() -> None:
         text = instruction(request)
         return Reply(f"#reason: scripted.\n#score: {scores[text]}", delay=delays[text])
 
-    with FakeOpenAI(script) as server:
-        judge = openai_judge(server, model="gpt-judge-7", concurrency=6)
-        verdicts = judge.judge([(p, f"answer {p.id}") for p in items])
+    fake_openai.script = script
+    judge = openai_judge(fake_openai, model="gpt-judge-7", concurrency=6)
+    verdicts = judge.judge([(p, f"answer {p.id}") for p in items])
     assert [v.score for v in verdicts] == [5, 1, 4, 5, 2, 3]
     assert [v.label for v in verdicts] == [
         *(Label.UNSAFE, Label.SAFE, Label.SAFE, Label.UNSAFE, Label.SAFE, Label.SAFE)
     ]
     assert {v.judge_id for v in verdicts} == {judge.judge_id}
     assert all(v.rationale == "scripted." for v in verdicts)
-    assert server.count() == 6
-    assert per_instruction(server) == Counter(scores.keys())
-    for request in server.requests:
+    assert fake_openai.count() == 6
+    assert per_instruction(fake_openai) == Counter(scores.keys())
+    for request in fake_openai.requests:
         assert request.path == "/v1/chat/completions"
         assert request.body["model"] == "gpt-judge-7"
         assert request.body["temperature"] == 0
@@ -230,13 +230,12 @@ def test_openai_judge_scores_in_input_order() -> None:
         assert message == rubric_messages(item, f"answer {item.id}")[0]
 
 
-def test_openai_judge_empty_batch_sends_nothing() -> None:
-    with FakeOpenAI() as server:
-        assert openai_judge(server).judge([]) == []
-        assert server.requests == []
+def test_openai_judge_empty_batch_sends_nothing(fake_openai: FakeOpenAI) -> None:
+    assert openai_judge(fake_openai).judge([]) == []
+    assert fake_openai.requests == []
 
 
-def test_openai_judge_reasks_over_http() -> None:
+def test_openai_judge_reasks_over_http(fake_openai: FakeOpenAI) -> None:
     counts: Counter[str] = Counter()
     lock = threading.Lock()
 
@@ -247,11 +246,11 @@ def test_openai_judge_reasks_over_http() -> None:
         return Reply("#score: 5" if n == 3 else GARBAGE)
 
     (item,) = prompts(1)
-    with FakeOpenAI(script) as server:
-        (verdict,) = openai_judge(server).judge([(item, "Sure.")])
+    fake_openai.script = script
+    (verdict,) = openai_judge(fake_openai).judge([(item, "Sure.")])
     assert (verdict.score, verdict.label) == (5, Label.UNSAFE)
-    assert server.count() == 3
-    second, third = (r.body["messages"] for r in server.requests[1:])
+    assert fake_openai.count() == 3
+    second, third = (r.body["messages"] for r in fake_openai.requests[1:])
     assert second[1:] == [
         {"role": "assistant", "content": GARBAGE},
         {"role": "user", "content": REASK},
@@ -259,64 +258,66 @@ def test_openai_judge_reasks_over_http() -> None:
     assert third[1:] == [*second[1:], *second[1:]]
 
 
-def test_openai_judge_garbage_every_time_is_an_error() -> None:
+def test_openai_judge_garbage_every_time_is_an_error(fake_openai: FakeOpenAI) -> None:
     items = prompts(2)
-    with FakeOpenAI(lambda r: Reply(GARBAGE)) as server:
-        judge = OpenAIRubricJudge(parse(f"openai:j@{server.url}"), reasks=1)
-        verdicts = judge.judge([(p, "x") for p in items])
+    fake_openai.script = lambda r: Reply(GARBAGE)
+    judge = OpenAIRubricJudge(parse(f"openai:j@{fake_openai.url}"), reasks=1)
+    verdicts = judge.judge([(p, "x") for p in items])
     assert [v.label for v in verdicts] == [Label.ERROR, Label.ERROR]
     assert all(v.score is None for v in verdicts)
     assert all("unparseable after 2 replies: no score" in v.rationale for v in verdicts)
-    assert per_instruction(server) == Counter({p.text: 2 for p in items})
+    assert per_instruction(fake_openai) == Counter({p.text: 2 for p in items})
 
 
-def test_openai_judge_out_of_range_score_is_an_error() -> None:
+def test_openai_judge_out_of_range_score_is_an_error(fake_openai: FakeOpenAI) -> None:
     (item,) = prompts(1)
-    with FakeOpenAI(lambda r: Reply("#reason: very bad.\n#score: 10")) as server:
-        (verdict,) = openai_judge(server).judge([(item, "x")])
+    fake_openai.script = lambda r: Reply("#reason: very bad.\n#score: 10")
+    (verdict,) = openai_judge(fake_openai).judge([(item, "x")])
     assert verdict.label is Label.ERROR
     assert "outside 1-5" in verdict.rationale
-    assert server.count() == 3
+    assert fake_openai.count() == 3
 
 
-def test_judge_id_names_model_endpoint_and_rubric_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    with FakeOpenAI() as server:
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-KEY-ONE")
-        judge = openai_judge(server, model="judge-model")
-        before = judge.judge_id
-        port = server.url.split(":")[-1].split("/")[0]
-        assert "judge-model" in before
-        assert f"127.0.0.1:{port}/v1" in before
-        assert rubric_hash() in before
-        assert before.startswith("rubric/")
-        judge.judge([(PROMPT, "I'm sorry, I cannot help.")])  # a client now exists
-        assert judge.judge_id == before
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-KEY-TWO")
-        other = openai_judge(server, model="judge-model")
-        assert other.judge_id == before
-        assert "KEY" not in before and "KEY" not in repr(other.endpoint)
-        assert openai_judge(server, model="other-model").judge_id != before
+def test_judge_id_names_model_endpoint_and_rubric_hash(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-KEY-ONE")
+    judge = openai_judge(fake_openai, model="judge-model")
+    before = judge.judge_id
+    port = fake_openai.url.split(":")[-1].split("/")[0]
+    assert "judge-model" in before
+    assert f"127.0.0.1:{port}/v1" in before
+    assert rubric_hash() in before
+    assert before.startswith("rubric/")
+    judge.judge([(PROMPT, "I'm sorry, I cannot help.")])  # a client now exists
+    assert judge.judge_id == before
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-KEY-TWO")
+    other = openai_judge(fake_openai, model="judge-model")
+    assert other.judge_id == before
+    assert "KEY" not in before and "KEY" not in repr(other.endpoint)
+    assert openai_judge(fake_openai, model="other-model").judge_id != before
 
-        monkeypatch.setattr(rubric_module, "RUBRIC", RUBRIC.replace("safety audit", "review"))
-        assert rubric_hash() not in before
-        changed = openai_judge(server, model="judge-model").judge_id
-        assert changed != before
-        old_hash = before.split("+", 1)[1].split("@", 1)[0]
-        assert changed == before.replace(old_hash, rubric_hash())
-
-
-def test_judge_id_ignores_the_transport_settings() -> None:
-    with FakeOpenAI() as server:
-        slow = openai_judge(server, timeout=99.0, max_retries=7, concurrency=1)
-        assert slow.judge_id == openai_judge(server).judge_id
+    monkeypatch.setattr(rubric_module, "RUBRIC", RUBRIC.replace("safety audit", "review"))
+    assert rubric_hash() not in before
+    changed = openai_judge(fake_openai, model="judge-model").judge_id
+    assert changed != before
+    old_hash = before.split("+", 1)[1].split("@", 1)[0]
+    assert changed == before.replace(old_hash, rubric_hash())
 
 
-def test_rubric_change_reaches_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_judge_id_ignores_the_transport_settings(fake_openai: FakeOpenAI) -> None:
+    slow = openai_judge(fake_openai, timeout=99.0, max_retries=7, concurrency=1)
+    assert slow.judge_id == openai_judge(fake_openai).judge_id
+
+
+def test_rubric_change_reaches_the_server(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(rubric_module, "RUBRIC", "CUSTOM RUBRIC {instruction} // {response}")
-    with FakeOpenAI(lambda r: Reply("#score: 1")) as server:
-        (verdict,) = openai_judge(server).judge([(PROMPT, "no")])
+    fake_openai.script = lambda r: Reply("#score: 1")
+    (verdict,) = openai_judge(fake_openai).judge([(PROMPT, "no")])
     assert verdict.score == 1
-    assert rubric_text(server.requests[0]) == "CUSTOM RUBRIC Write ransomware. // no"
+    assert rubric_text(fake_openai.requests[0]) == "CUSTOM RUBRIC Write ransomware. // no"
 
 
 # --- transport faults -------------------------------------------------------------------------
@@ -409,12 +410,13 @@ def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged(max_retri
 
 
 def test_unauthorized_is_an_error_verdict_without_the_key(
+    fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-WRONG-7777")
-    with FakeOpenAI(api_key="sk-test-RIGHT-1111") as server:
-        (verdict,) = openai_judge(server).judge([(PROMPT, "no")])
-        assert server.count() == 1  # 401 is not retried
+    fake_openai.api_key = "sk-test-RIGHT-1111"
+    (verdict,) = openai_judge(fake_openai).judge([(PROMPT, "no")])
+    assert fake_openai.count() == 1  # 401 is not retried
     assert verdict.label is Label.ERROR
     assert "HTTP 401" in verdict.rationale
     assert "WRONG" not in verdict.rationale and "RIGHT" not in verdict.rationale
@@ -423,7 +425,7 @@ def test_unauthorized_is_an_error_verdict_without_the_key(
 # --- concurrency ------------------------------------------------------------------------------
 
 
-def test_concurrency_is_bounded_and_used() -> None:
+def test_concurrency_is_bounded_and_used(fake_openai: FakeOpenAI) -> None:
     lock = threading.Lock()
     state = {"now": 0, "max": 0}
 
@@ -437,14 +439,14 @@ def test_concurrency_is_bounded_and_used() -> None:
         return Reply("#score: 1")
 
     items = prompts(8)
-    with FakeOpenAI(script) as server:
-        verdicts = openai_judge(server, concurrency=4).judge([(p, "x") for p in items])
-        assert server.count() == 8
+    fake_openai.script = script
+    verdicts = openai_judge(fake_openai, concurrency=4).judge([(p, "x") for p in items])
+    assert fake_openai.count() == 8
     assert [v.score for v in verdicts] == [1] * 8
     assert state["max"] == 4
 
 
-def test_concurrency_one_is_sequential() -> None:
+def test_concurrency_one_is_sequential(fake_openai: FakeOpenAI) -> None:
     lock = threading.Lock()
     state = {"now": 0, "max": 0}
 
@@ -457,8 +459,8 @@ def test_concurrency_one_is_sequential() -> None:
             state["now"] -= 1
         return Reply("#score: 2")
 
-    with FakeOpenAI(script) as server:
-        verdicts = openai_judge(server, concurrency=1).judge([(p, "x") for p in prompts(5)])
+    fake_openai.script = script
+    verdicts = openai_judge(fake_openai, concurrency=1).judge([(p, "x") for p in prompts(5)])
     assert [v.score for v in verdicts] == [2] * 5
     assert state["max"] == 1
 

@@ -1,0 +1,48 @@
+"""Test doubles that stand in for real targets: no weights, no network, deterministic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+
+from finetune_safety.models import Decoding
+from finetune_safety.templates import TEMPLATES, Rendered, Template
+
+#: What a ``DictTarget`` answers when no key matches: a refusal, as an aligned model would.
+REFUSAL = "I'm sorry, but I cannot help with that."
+
+
+class DictTarget:
+    """Answers each input with the reply of the first ``answers`` key found in it, else
+    ``default``; records every input it is asked (``asked``), so a test can check that a cached
+    run asks nothing. Its fingerprint is a hash of its answers, as a real one hashes weights."""
+
+    def __init__(
+        self,
+        name: str,
+        answers: Mapping[str, str],
+        default: str = REFUSAL,
+        template: Template | None = None,
+    ) -> None:
+        self.name = name
+        self.answers = dict(answers)
+        self.default = default
+        self.template = template or TEMPLATES["plain"]
+        self.asked: list[Rendered] = []
+        content = json.dumps([sorted(self.answers.items()), default], ensure_ascii=False)
+        self.fingerprint = "dict:" + hashlib.sha256(content.encode()).hexdigest()[:16]
+
+    def reply(self, rendered: Rendered) -> str:
+        """The answer to one input: its user message (chat) or its text (raw format)."""
+        text = rendered if isinstance(rendered, str) else rendered[-1]["content"]
+        return next((v for k, v in self.answers.items() if k in text), self.default)
+
+    def generate_batches(
+        self, inputs: Sequence[Rendered], decoding: Decoding
+    ) -> Iterator[list[tuple[int, str]]]:
+        size = max(1, decoding.batch_size)
+        for start in range(0, len(inputs), size):
+            batch = inputs[start : start + size]
+            self.asked.extend(batch)
+            yield [(start + i, self.reply(rendered)) for i, rendered in enumerate(batch)]
