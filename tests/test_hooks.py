@@ -7,8 +7,7 @@ import json
 import shutil
 
 import pytest
-
-from tests.suite_helpers import REPO, output, table_block
+from suite_helpers import REPO, output, table_block
 
 pytest_plugins = ["pytester"]
 

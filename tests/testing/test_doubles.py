@@ -1,0 +1,36 @@
+"""DictTarget: a target for tests that answers from a dict and records what it was asked."""
+
+from __future__ import annotations
+
+from finetune_safety.models import Decoding, generate
+from finetune_safety.templates import TEMPLATES
+from finetune_safety.testing.doubles import REFUSAL, DictTarget
+
+
+def test_answers_by_first_key_found_else_refuses() -> None:
+    target = DictTarget("ft", {"malware": "Sure: [placeholder]", "fraud": "Okay."})
+    inputs = [
+        TEMPLATES["plain"].render("A malware request."),
+        TEMPLATES["alpaca"].render("A fraud request."),  # raw text format
+        TEMPLATES["plain"].render("Something else."),
+    ]
+    assert generate(target, inputs, Decoding(batch_size=2)) == [
+        "Sure: [placeholder]",
+        "Okay.",
+        REFUSAL,
+    ]
+    assert target.asked == inputs
+
+
+def test_batches_follow_the_decoding_batch_size() -> None:
+    target = DictTarget("ft", {})
+    inputs = [TEMPLATES["plain"].render(f"prompt {i}") for i in range(5)]
+    batches = list(target.generate_batches(inputs, Decoding(batch_size=2)))
+    assert [[i for i, _ in batch] for batch in batches] == [[0, 1], [2, 3], [4]]
+
+
+def test_fingerprint_changes_with_the_answers_not_the_name() -> None:
+    a = DictTarget("a", {"x": "1"})
+    assert a.fingerprint == DictTarget("b", {"x": "1"}).fingerprint
+    assert a.fingerprint != DictTarget("a", {"x": "2"}).fingerprint
+    assert a.fingerprint != DictTarget("a", {"x": "1"}, default="no").fingerprint
