@@ -107,13 +107,15 @@ def test_no_epochs_and_a_suffix(fake_openai: FakeOpenAI, data: Path) -> None:
     assert model.startswith(f"ft:{BASE}:fake:mine:")
 
 
-def test_failed_job_names_job_and_server_message(data: Path) -> None:
+def test_failed_job_names_job_and_server_message(fake_openai: FakeOpenAI, data: Path) -> None:
     lines: list[str] = []
     error = {"code": "invalid_n_examples", "message": "Too few usable examples.", "param": None}
-    with FakeOpenAI(api_key=KEY, job_statuses=["running", "failed"], job_error=error) as server:
-        with pytest.raises(EndpointError) as caught:
-            run(server, data, lines)
-        (job_id,) = server.jobs
+    fake_openai.api_key = KEY
+    fake_openai.job_statuses = ["running", "failed"]
+    fake_openai.job_error = error
+    with pytest.raises(EndpointError) as caught:
+        run(fake_openai, data, lines)
+    (job_id,) = fake_openai.jobs
     message = str(caught.value)
     assert job_id in message and "failed" in message
     assert "Too few usable examples." in message and "invalid_n_examples" in message
@@ -121,10 +123,10 @@ def test_failed_job_names_job_and_server_message(data: Path) -> None:
     assert KEY not in message and not any(KEY in line for line in lines)
 
 
-def test_cancelled_job_raises(data: Path) -> None:
-    cancelled = FakeOpenAI(job_statuses=["queued", "cancelled"])
-    with cancelled as server, pytest.raises(EndpointError, match=r"ftjob-\w+ cancelled: no reason"):
-        run(server, data, [])
+def test_cancelled_job_raises(fake_openai: FakeOpenAI, data: Path) -> None:
+    fake_openai.job_statuses = ["queued", "cancelled"]
+    with pytest.raises(EndpointError, match=r"ftjob-\w+ cancelled: no reason"):
+        run(fake_openai, data, [])
 
 
 def test_interrupted_poll_resumes_without_a_second_upload(
@@ -150,23 +152,24 @@ def test_interrupted_poll_resumes_without_a_second_upload(
     assert not any(KEY in line for line in first + second)
 
 
-def test_resuming_an_unknown_job_fails_clearly(data: Path) -> None:
-    with FakeOpenAI() as server, pytest.raises(EndpointError) as caught:
-        run(server, data, [], resume="ftjob-nope")
+def test_resuming_an_unknown_job_fails_clearly(fake_openai: FakeOpenAI, data: Path) -> None:
+    with pytest.raises(EndpointError) as caught:
+        run(fake_openai, data, [], resume="ftjob-nope")
     message = str(caught.value)
     assert "polling fine-tuning job ftjob-nope failed: NotFoundError (HTTP 404)" in message
     assert "No fine-tuning job found" in message
 
 
 def test_wrong_key_fails_the_upload_without_showing_it(
-    data: Path, monkeypatch: pytest.MonkeyPatch
+    fake_openai: FakeOpenAI, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-WRONG-99")
-    with FakeOpenAI(api_key=KEY) as server, pytest.raises(EndpointError) as caught:
-        run(server, data, [])
+    fake_openai.api_key = KEY
+    with pytest.raises(EndpointError) as caught:
+        run(fake_openai, data, [])
     assert "AuthenticationError (HTTP 401)" in str(caught.value)
     assert "WRONG" not in str(caught.value)
-    assert server.jobs == {}
+    assert fake_openai.jobs == {}
 
 
 def test_job_without_events_endpoint_still_finishes(
