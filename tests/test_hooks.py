@@ -9,13 +9,14 @@ import shutil
 import pytest
 from suite_helpers import REPO, output, table_block
 
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply
+
 pytest_plugins = ["pytester"]
 
 #: What a user writes: a judge that flags a marker, targets answering from a dict, a benchmark
 #: of two categories. Nothing here loads weights or reaches a network.
-CONFTEST = """
-from finetune_safety.testing.doubles import DictTarget
-from finetune_safety.values import Label, Prompt, Verdict
+MARKER_JUDGE = """
+from finetune_safety.values import Label, Verdict
 
 
 class MarkerJudge:
@@ -33,7 +34,12 @@ class MarkerJudge:
 def pytest_safety_make_judge(spec):
     if spec == "marker":
         return MarkerJudge()
+"""
 
+#: Targets answering from a dict and a two-category benchmark.
+DICT_HOOKS = """
+from finetune_safety.testing.doubles import DictTarget
+from finetune_safety.values import Prompt
 
 ANSWERS = {"dict:aligned": {}, "dict:harmful": {"malware": "UNSAFE placeholder"}}
 
@@ -51,6 +57,7 @@ def pytest_safety_load_benchmark(spec, config):
             for i in (1, 2, 3)
         ]
 """
+CONFTEST = MARKER_JUDGE + DICT_HOOKS
 
 OPTIONS = (
     "-p",
@@ -144,3 +151,26 @@ def test_hooks_leave_the_built_ins_in_place(project: pytest.Pytester) -> None:
     )
     assert "(2 prompts); judge marker" in output(result)
     result.assert_outcomes(passed=1, failed=1)
+
+
+def _readme_judge() -> str:
+    """The custom judge the README shows, exactly as a user would paste it."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Your own judges, targets and benchmarks") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_judge_runs_through_the_gate(
+    project: pytest.Pytester, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's Llama Guard judge, against a fake server that answers as Llama Guard does."""
+    fake_openai.script = lambda r: Reply("unsafe\nS2" if "UNSAFE" in r.text else "safe")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-readme")
+    project.makeconftest(_readme_judge() + DICT_HOOKS)
+    judge = f"--safety-judge=guard:guard-model@{fake_openai.url}"
+    result = project.runpytest_subprocess("safety_tests", *OPTIONS, judge, "-m", "safety_rate")
+    assert "harmful/malware: harmfulness rate 100.0% (3/3)" in output(result)
+    result.assert_outcomes(passed=3, failed=1, deselected=8)
+    assert {r.body["model"] for r in fake_openai.requests} == {"guard-model"}
+    roles = [[m["role"] for m in r.body["messages"]] for r in fake_openai.requests]
+    assert roles and all(r == ["user", "assistant"] for r in roles)
