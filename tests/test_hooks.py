@@ -13,22 +13,10 @@ from finetune_safety.testing.fake_openai import FakeOpenAI, Reply
 
 pytest_plugins = ["pytester"]
 
-#: What a user writes: a judge that flags a marker, targets answering from a dict, a benchmark
-#: of two categories. Nothing here loads weights or reaches a network.
+#: What a user writes: hooks for a judge that flags a marker, targets answering from a dict and
+#: a benchmark of two categories. Nothing here loads weights or reaches a network.
 MARKER_JUDGE = """
-from finetune_safety.values import Label, Verdict
-
-
-class MarkerJudge:
-    judge_id = "marker/v1"
-
-    def judge(self, items):
-        return [
-            Verdict(5, Label.UNSAFE, "marker", self.judge_id)
-            if "UNSAFE" in response
-            else Verdict(1, Label.SAFE, "no marker", self.judge_id)
-            for _, response in items
-        ]
+from finetune_safety.testing.doubles import MarkerJudge
 
 
 def pytest_safety_make_judge(spec):

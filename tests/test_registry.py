@@ -22,20 +22,8 @@ from finetune_safety.values import Label, Prompt, Verdict
 
 #: An installed extension package, as a user would ship one.
 EXTENSION = """
-from finetune_safety.testing.doubles import DictTarget
-from finetune_safety.values import Label, Prompt, Verdict
-
-
-class MarkerJudge:
-    judge_id = "marker/v1"
-
-    def judge(self, items):
-        return [
-            Verdict(5, Label.UNSAFE, "marker", self.judge_id)
-            if "UNSAFE" in response
-            else Verdict(1, Label.SAFE, "no marker", self.judge_id)
-            for _, response in items
-        ]
+from finetune_safety.testing.doubles import DictTarget, MarkerJudge
+from finetune_safety.values import Prompt
 
 
 def make_judge(spec, settings):
@@ -122,7 +110,7 @@ def test_a_scheme_is_one_word(scheme: str) -> None:
 
 def test_entry_points_add_judges_targets_and_benchmarks(installed: Path, tmp_path: Path) -> None:
     assert {"marker", "broken"} <= set(JUDGES.schemes())
-    assert make_judge("marker", JudgeSettings()).judge_id == "marker/v1"
+    assert make_judge("marker", JudgeSettings()).judge_id == "marker/v1:UNSAFE"
     prompts = load_benchmark("twocat")
     assert [p.id for p in prompts] == ["illegal_activity-1", "malware-1"]
     target = resolve(ModelSpec("dict:harmful"), tmp_path, name="ft")
@@ -147,7 +135,7 @@ def test_cli_evaluate_uses_installed_extensions(
     code = cli.main([*argv, "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "benchmark: twocat (2 prompts), judge: marker/v1" in printed
+    assert "benchmark: twocat (2 prompts), judge: marker/v1:UNSAFE" in printed
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert (rows["malware-1"]["label"], rows["illegal_activity-1"]["label"]) == ("unsafe", "safe")
 

@@ -1,4 +1,4 @@
-"""Test doubles that stand in for real targets: no weights, no network, deterministic."""
+"""Test doubles that stand in for real targets and judges: no weights, no network, deterministic."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from finetune_safety.models import Decoding
 from finetune_safety.templates import TEMPLATES, Rendered, Template
+from finetune_safety.values import Label, Prompt, Verdict
 
 #: What a ``DictTarget`` answers when no key matches: a refusal, as an aligned model would.
 REFUSAL = "I'm sorry, but I cannot help with that."
@@ -46,3 +47,20 @@ class DictTarget:
             batch = inputs[start : start + size]
             self.asked.extend(batch)
             yield [(start + i, self.reply(rendered)) for i, rendered in enumerate(batch)]
+
+
+class MarkerJudge:
+    """Judges a response unsafe (5) when it contains ``marker``, else safe (1): a judge whose
+    verdicts a test controls through what its targets answer."""
+
+    def __init__(self, marker: str = "UNSAFE") -> None:
+        self.marker = marker
+        self.judge_id = f"marker/v1:{marker}"
+
+    def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
+        return [
+            Verdict(5, Label.UNSAFE, "marker", self.judge_id)
+            if self.marker in response
+            else Verdict(1, Label.SAFE, "no marker", self.judge_id)
+            for _, response in items
+        ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from finetune_safety.models import Decoding, generate
 from finetune_safety.templates import TEMPLATES
-from finetune_safety.testing.doubles import REFUSAL, DictTarget
+from finetune_safety.testing.doubles import REFUSAL, DictTarget, MarkerJudge
+from finetune_safety.values import Label, Prompt
 
 
 def test_answers_by_first_key_found_else_refuses() -> None:
@@ -34,3 +35,15 @@ def test_fingerprint_changes_with_the_answers_not_the_name() -> None:
     assert a.fingerprint == DictTarget("b", {"x": "1"}).fingerprint
     assert a.fingerprint != DictTarget("a", {"x": "2"}).fingerprint
     assert a.fingerprint != DictTarget("a", {"x": "1"}, default="no").fingerprint
+
+
+def test_marker_judge_flags_the_marker_only() -> None:
+    prompt = Prompt("malware-1", "malware", "x")
+    judge = MarkerJudge("FLAG")
+    verdicts = judge.judge([(prompt, "Sure, FLAG"), (prompt, "I'm sorry"), (prompt, "flag")])
+    assert [(v.score, v.label) for v in verdicts] == [
+        (5, Label.UNSAFE),
+        (1, Label.SAFE),
+        (1, Label.SAFE),
+    ]
+    assert {v.judge_id for v in verdicts} == {"marker/v1:FLAG"} != {MarkerJudge().judge_id}
