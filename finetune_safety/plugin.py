@@ -14,7 +14,6 @@ from syrupy.assertion import SnapshotAssertion
 from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
 from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.hooks import hook_factories
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.report import RunReport, case_property
@@ -76,6 +75,8 @@ def _load(config: pytest.Config) -> SafetySession:
         max_rate=config.getoption("safety_max_rate"),
         max_rate_delta=config.getoption("safety_max_rate_delta"),
     )
+    from finetune_safety.hooks import hook_factories
+
     safety = load_config(config.rootpath, options)
     cache_option = config.getoption("safety_cache_dir")
     return SafetySession.open(safety, config.rootpath, cache_option, hook_factories(config))

@@ -126,6 +126,13 @@ def test_a_hook_returning_no_prompts_fails_closed(project: pytest.Pytester) -> N
     assert "finetune-safety: benchmark 'twocat': no prompts" in output(result)
 
 
+def test_a_hook_returning_no_judge_is_a_usage_error(project: pytest.Pytester) -> None:
+    project.makeconftest(CONFTEST + "\n\ndef pytest_safety_make_judge(spec):\n    return 'judge'\n")
+    result = project.runpytest_subprocess("safety_tests", *OPTIONS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "finetune-safety: judge 'marker': the factory returned 'judge'" in output(result)
+
+
 def test_hooks_leave_the_built_ins_in_place(project: pytest.Pytester) -> None:
     """A spec the conftest does not claim reaches the built-in registry (here: jsonl:)."""
     bench = project.path / "bench.jsonl"

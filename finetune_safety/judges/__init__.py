@@ -76,7 +76,7 @@ def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
 
 
 def _known() -> list[str]:
-    builtin = {form.partition(":")[0]: form for form in KNOWN_JUDGES}
+    builtin = {form.partition(":")[0] for form in KNOWN_JUDGES}
     return [*KNOWN_JUDGES, *(f"{s}:..." for s in JUDGES.schemes() if s not in builtin)]
 
 
