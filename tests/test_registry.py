@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_code_registration_reaches_make_judge_and_error_messages() -> None:
 
 
 def test_a_second_factory_for_a_scheme_needs_replace() -> None:
-    registry: Registry[object] = Registry("judge")  # type: ignore[type-var]
+    registry: Registry[Callable[..., object]] = Registry("judge")
     registry.register("x", RefusalJudge)
     registry.register("x", RefusalJudge)  # the same factory again is harmless
     with pytest.raises(RegistryError, match=r"judge scheme 'x' is already registered"):
@@ -105,7 +105,7 @@ def test_a_second_factory_for_a_scheme_needs_replace() -> None:
 @pytest.mark.parametrize("scheme", ["", "a:b", " x"])
 def test_a_scheme_is_one_word(scheme: str) -> None:
     with pytest.raises(RegistryError, match="expected a word"):
-        Registry("target").register(scheme, RefusalJudge)
+        Registry[Callable[..., object]]("target").register(scheme, RefusalJudge)
 
 
 def test_entry_points_add_judges_targets_and_benchmarks(installed: Path, tmp_path: Path) -> None:
