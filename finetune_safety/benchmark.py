@@ -23,6 +23,7 @@ __all__ = [
     "HEX_PHI_CATEGORY_MAP",
     "SCHEMES",
     "categories_of",
+    "first_per_category",
     "load_benchmark",
     "parse_category_map",
 ]
@@ -64,6 +65,17 @@ def load_benchmark(spec: str, *, category_map: Mapping[int, str] | None = None) 
     if scheme == "advbench":
         return _load_advbench(path)
     return _load_jsonl(path)
+
+
+def first_per_category(prompts: Iterable[Prompt], limit: int) -> list[Prompt]:
+    """The first ``limit`` prompts of each category, in benchmark order: a quick look."""
+    seen: dict[str, int] = {}
+    kept: list[Prompt] = []
+    for prompt in prompts:
+        seen[prompt.category] = seen.get(prompt.category, 0) + 1
+        if seen[prompt.category] <= limit:
+            kept.append(prompt)
+    return kept
 
 
 def categories_of(prompts: Iterable[Prompt]) -> list[str]:
@@ -122,6 +134,15 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise BenchmarkError(f"invalid UTF-8 (byte offset {exc.start})", path, line) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise BenchmarkError(
+            f"NUL byte (byte offset {nul}): not a text file (UTF-16, or binary?); save it as "
+            "UTF-8 text",
+            path,
+            line,
+        )
     return text.removeprefix("\ufeff")
 
 

@@ -8,6 +8,7 @@ length-sorted prompts, which gives the same tokens as one-at-a-time generation, 
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
+from finetune_safety.models.weights import check_safetensors
 from finetune_safety.templates import Rendered, Template, encode_prompt
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -118,6 +120,7 @@ class HFTarget:
 
         model_dir = self.local_dir()
         _refuse_pickle(model_dir, "model", self._allow_pickle)
+        check_safetensors(model_dir)
         device, dtype = device_and_dtype()
         common = {"trust_remote_code": self._trust_remote_code}
         model = AutoModelForCausalLM.from_pretrained(
@@ -128,6 +131,7 @@ class HFTarget:
             from peft import PeftModel
 
             _refuse_pickle(self._adapter, "adapter_model", self._allow_pickle)
+            check_safetensors(self._adapter)
             with warnings.catch_warnings():  # peft calls an API transformers v5 deprecated
                 warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
                 model = PeftModel.from_pretrained(model, self._adapter)
@@ -169,3 +173,20 @@ class HFTarget:
                 (i, tokenizer.decode(row, skip_special_tokens=True))
                 for i, row in zip(batch, new_tokens, strict=True)
             ]
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was built for, from its config.json (None if it does not say)."""
+        try:
+            config = json.loads((self.local_dir() / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if isinstance(config.get(key), int) and config[key] > 0:
+                return int(config[key])
+        return None
+
+    def prompt_tokens(self, inputs: Sequence[Rendered]) -> list[int]:
+        """Each prompt's length in tokens, as ``generate_batches`` would encode it."""
+        tokenizer = self.load()[1]
+        return [len(encode_prompt(tokenizer, rendered)) for rendered in inputs]
