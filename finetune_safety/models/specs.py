@@ -55,9 +55,11 @@ def local_model(spec: str, rootdir: Path) -> Path | None:
     local = path if path.is_absolute() else rootdir / path
     if local.exists():
         if not local.is_dir():
-            raise ModelLoadError(f"{local}: not a model directory")
+            raise ModelLoadError(f"no model directory at {local} (it is a file)")
         return check_model_dir(local)
-    if spec.startswith((".", "/", "~")) or not is_hub_id(spec):
+    if spec.startswith((".", "/", "~")):
+        raise ModelLoadError(f"no model directory at {local}")
+    if not is_hub_id(spec):
         raise ModelLoadError(
             f"model {spec!r}: no directory at {local}, and not a hub id (name or owner/name)"
         )
