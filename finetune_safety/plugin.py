@@ -7,6 +7,7 @@ xdist worker start fast; models load only when a test first needs one.
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
@@ -14,7 +15,7 @@ from syrupy.assertion import SnapshotAssertion
 from finetune_safety import progress
 from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
 from finetune_safety.endpoint import redact
-from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.outputs import check_output_file
@@ -91,7 +92,11 @@ def _load(config: pytest.Config) -> SafetySession:
         limit=config.getoption("safety_limit"),
         max_prompt_tokens=config.getoption("safety_max_prompt_tokens"),
     )
-    safety = load_config(config.rootpath, options)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", ConfigWarning)
+        safety = load_config(config.rootpath, options)
+    for warning in warned:  # shown in pytest's warnings summary, not lost at configure time
+        config.issue_config_time_warning(warning.message, stacklevel=2)  # type: ignore[arg-type]
     return SafetySession.open(safety, config.rootpath, config.getoption("safety_cache_dir"))
 
 
