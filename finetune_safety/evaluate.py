@@ -8,19 +8,16 @@ item once: the second process waits, re-reads the store and finds the work done.
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from finetune_safety.judges import Judge
+from finetune_safety.locks import held
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, Target, check_prompt_lengths
-from finetune_safety.progress import Progress, emit
+from finetune_safety.progress import Progress
 from finetune_safety.store import Generation, Store, generation_key, verdict_key
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
@@ -54,26 +51,10 @@ class Evaluation:
 
 @contextmanager
 def _locked(cache_dir: Path, *parts: str, what: str = "") -> Iterator[None]:
-    """Hold the lock for ``parts``; if another process holds it, say who and for what first."""
+    """The lock for ``parts``; a waiter is told who holds it and for ``what``."""
     name = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-    (cache_dir / "locks").mkdir(parents=True, exist_ok=True)
-    path = cache_dir / "locks" / f"{name}.lock"
-    owner = path.with_suffix(".owner")
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        try:
-            holder = owner.read_text(encoding="utf-8").strip() or "another process"
-        except OSError:
-            holder = "another process"
-        emit(f"waiting for {holder}, which is {what or parts[0]}; this run goes on when it ends")
-        lock.acquire()
-    try:
-        owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}", encoding="utf-8")
+    with held(cache_dir / "locks" / f"{name}.lock", what or parts[0]):
         yield
-    finally:
-        lock.release()
 
 
 class Evaluator:
