@@ -150,6 +150,7 @@ def recipe(value: dict[str, Any], where: str, rootdir: Path) -> Recipe:
     _check(data.is_file(), f"{where}.data", f"no data file at {data}")
     preset = value.get("preset")
     _check(preset is None or preset in PRESETS, f"{where}.preset", f"one of {sorted(PRESETS)}")
+    _check_template(value.get("template"), f"{where}.template")
     if preset is None:
         for key in ("epochs", "lr", "batch_size", "template"):
             _check(key in value, where, f"without a preset, give {key}")

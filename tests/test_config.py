@@ -525,6 +525,14 @@ def test_template_names_are_checked(tmp_path: Path) -> None:
     assert "'lama2'" in message and "llama2" in message
 
 
+def test_recipe_template_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "data.jsonl").write_text("{}\n")
+    table = {"checkpoints": {"ft": {"base": "toy", "data": "data.jsonl", "preset": "benign"}}}
+    table["checkpoints"]["ft"]["template"] = "alpacca"
+    message = config_error(table, tmp_path)
+    assert message.startswith("tool.finetune_safety.checkpoints.ft.template: unknown template")
+
+
 def test_revision_is_for_served_models(tmp_path: Path) -> None:
     table = {"base": {"model": "openai:m@http://127.0.0.1:8000/v1", "revision": "2024-06"}}
     assert from_table(table, tmp_path).base.revision == "2024-06"

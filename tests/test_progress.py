@@ -3,6 +3,9 @@ pytest they reach the terminal while tests run, not a test's captured output."""
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 from finetune_safety import progress
@@ -87,3 +90,21 @@ def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
     assert shown < captured
     assert "ordinary output" in lines[captured + 1]
     assert not any("building the toy" in line for line in lines[captured:])
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_bar_on_a_terminal_and_lines_off_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with progress.sink(None):
+        bar = Progress(50, "judging")
+        for _ in range(50):
+            bar.update(1)
+        bar.close()
+    shown = terminal.getvalue()
+    assert "\r" in shown and "judging:" in shown and "/50 [" in shown  # tqdm's bar
+    assert "prompts to do" not in shown  # no log lines beside the bar
