@@ -78,6 +78,7 @@ class HFTarget:
         self._trust_remote_code = trust_remote_code
         self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
         self._fingerprint: str | None = None
+        self._unreachable: str | None = None
         self._loaded: tuple[Any, Any] | None = None
 
     @property
@@ -98,6 +99,8 @@ class HFTarget:
 
     def local_dir(self) -> Path:
         """The model's directory; a hub id resolves to its local snapshot (fetched if needed)."""
+        if self._unreachable is not None:  # one attempt per run, not one per test
+            raise ModelLoadError(self._unreachable)
         if self._model_dir is None:
             from huggingface_hub import snapshot_download
 
@@ -106,10 +109,11 @@ class HFTarget:
             try:
                 self._model_dir = Path(snapshot_download(self._model, allow_patterns=patterns))
             except Exception as exc:
-                raise ModelLoadError(
+                self._unreachable = (
                     f"model {self._model!r} is neither a local directory nor a reachable hub id: "
                     f"{exc}"
-                ) from None
+                )
+                raise ModelLoadError(self._unreachable) from None
         return self._model_dir
 
     def load(self) -> tuple[Any, Any]:

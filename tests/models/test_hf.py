@@ -540,3 +540,21 @@ def test_prompt_too_long_is_refused_by_id_and_count_before_any_generation(
     roomy = Decoding(max_new_tokens=4, max_prompt_tokens=100)
     assert Evaluator(store, RefusalJudge(), roomy, tmp_path).run(target, prompts[:1]).generated == 1
     store.close()
+
+
+def test_unreachable_hub_id_is_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test of a run asks for the fingerprint: a failed download is not retried per test."""
+    import huggingface_hub
+
+    calls: list[str] = []
+
+    def unreachable(repo_id: str, **kwargs: object) -> str:
+        calls.append(repo_id)
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    target = HFTarget("t", "org/missing", None, get_template("plain"))
+    for _ in range(3):
+        with pytest.raises(ModelLoadError, match="neither a local directory nor a reachable hub"):
+            _ = target.fingerprint
+    assert calls == ["org/missing"]
