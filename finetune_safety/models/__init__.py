@@ -73,7 +73,7 @@ class Measured(Protocol):
     @property
     def context_length(self) -> int | None: ...
 
-    def prompt_tokens(self, inputs: Sequence[Rendered]) -> list[int]: ...
+    def prompt_tokens(self, inputs: Sequence[Rendered], limit: int) -> list[tuple[int, bool]]: ...
 
 
 class PromptTooLongError(FinetuneSafetyError):
@@ -97,11 +97,13 @@ def check_prompt_lengths(
     ]
     if not limits:
         return
-    for prompt_id, count in zip(ids, target.prompt_tokens(inputs), strict=True):
+    lowest = min(limit for limit, _ in limits)
+    for prompt_id, (count, whole) in zip(ids, target.prompt_tokens(inputs, lowest), strict=True):
         for limit, what in limits:
             if count > limit:
+                size = f"{count} tokens" if whole else f"{count}+ tokens (counted on a prefix)"
                 raise PromptTooLongError(
-                    f"prompt {prompt_id!r} is {count} tokens, over {what} ({limit} tokens); "
+                    f"prompt {prompt_id!r} is {size}, over {what} ({limit} tokens); "
                     "shorten or drop it, or raise max_prompt_tokens if the model allows"
                 )
 

@@ -17,9 +17,11 @@ from typing import Any
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
 from finetune_safety.models.weights import check_safetensors
-from finetune_safety.templates import Rendered, Template, encode_prompt
+from finetune_safety.templates import Rendered, Template, encode_prompt, prompt_text
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+#: More characters per token than any tokenizer averages: a prefix this long measures enough.
+_CHARS_PER_TOKEN = 32
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
 
 
@@ -190,7 +192,19 @@ class HFTarget:
                 return int(config[key])
         return None
 
-    def prompt_tokens(self, inputs: Sequence[Rendered]) -> list[int]:
-        """Each prompt's length in tokens, as ``generate_batches`` would encode it."""
+    def prompt_tokens(self, inputs: Sequence[Rendered], limit: int) -> list[tuple[int, bool]]:
+        """Each prompt's length in tokens as ``generate_batches`` would encode it, and whether
+        that is the whole count: a text far longer than ``limit`` tokens is measured on a prefix
+        (a lower bound over the limit), so a 10 MB prompt costs no gigabytes to refuse."""
         tokenizer = self.load()[1]
-        return [len(encode_prompt(tokenizer, rendered)) for rendered in inputs]
+        counts: list[tuple[int, bool]] = []
+        for rendered in inputs:
+            text = prompt_text(tokenizer, rendered)
+            special = isinstance(rendered, str)
+            if len(text) > _CHARS_PER_TOKEN * limit:
+                head = tokenizer(text[: _CHARS_PER_TOKEN * limit], add_special_tokens=special)
+                if len(head["input_ids"]) > limit + 1:  # the cut may split one token
+                    counts.append((len(head["input_ids"]) - 1, False))
+                    continue
+            counts.append((len(tokenizer(text, add_special_tokens=special)["input_ids"]), True))
+        return counts

@@ -520,8 +520,8 @@ def test_prompt_too_long_is_refused_by_id_and_count_before_any_generation(
         Prompt("malware-2", "malware", "hello " * 400),
     ]
     store = Store.in_dir(tmp_path)
-    (count,) = target.prompt_tokens([target.template.render(prompts[1].text)])
-    assert count > 400
+    ((count, whole),) = target.prompt_tokens([target.template.render(prompts[1].text)], 256)
+    assert count > 400 and whole
     evaluator = Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=4), tmp_path)
     with pytest.raises(PromptTooLongError) as info:
         evaluator.run(target, prompts)
@@ -558,3 +558,20 @@ def test_unreachable_hub_id_is_tried_once(tmp_path: Path, monkeypatch: pytest.Mo
         with pytest.raises(ModelLoadError, match="neither a local directory nor a reachable hub"):
             _ = target.fingerprint
     assert calls == ["org/missing"]
+
+
+def test_a_huge_prompt_is_measured_on_a_prefix(tiny_llama: Path, tmp_path: Path) -> None:
+    """Refusing a 10 MB prompt must not cost gigabytes: past 32 characters per allowed token
+    only a prefix is tokenized, and the count shown is a lower bound that says so."""
+    target = resolve(ModelSpec(model=str(tiny_llama)), tmp_path / "cache")
+    huge = [Prompt("malware-9", "malware", "hello " * 5000)]  # 30,000 characters
+    ((count, whole),) = target.prompt_tokens([target.template.render(huge[0].text)], 256)  # type: ignore[attr-defined]
+    assert not whole and 256 < count < 5000
+    store = Store.in_dir(tmp_path)
+    with pytest.raises(PromptTooLongError) as info:
+        Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=4), tmp_path).run(target, huge)
+    assert str(info.value).startswith(
+        f"prompt 'malware-9' is {count}+ tokens (counted on a prefix), over the context of"
+    )
+    assert store.count_generations() == 0
+    store.close()
