@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ __all__ = [
     "BenchmarkFactory",
     "BenchmarkSettings",
     "checked_prompts",
+    "first_per_category",
     "load_benchmark",
     "parse_category_map",
     "register_benchmark",
@@ -127,6 +128,17 @@ def _jsonl(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
     return _load_jsonl(_path_of(spec))
 
 
+def first_per_category(prompts: Iterable[Prompt], limit: int) -> list[Prompt]:
+    """The first ``limit`` prompts of each category, in benchmark order: a quick look."""
+    seen: dict[str, int] = {}
+    kept: list[Prompt] = []
+    for prompt in prompts:
+        seen[prompt.category] = seen.get(prompt.category, 0) + 1
+        if seen[prompt.category] <= limit:
+            kept.append(prompt)
+    return kept
+
+
 def parse_category_map(text: str) -> dict[int, str]:
     """Parse CLI overrides like ``7=adult_content,8=fraud_deception`` on top of the default map."""
     result = dict(HEX_PHI_CATEGORY_MAP)
@@ -176,6 +188,15 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise BenchmarkError(f"invalid UTF-8 (byte offset {exc.start})", path, line) from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise BenchmarkError(
+            f"NUL byte (byte offset {nul}): not a text file (UTF-16, or binary?); save it as "
+            "UTF-8 text",
+            path,
+            line,
+        )
     return text.removeprefix("\ufeff")
 
 

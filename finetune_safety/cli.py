@@ -16,13 +16,24 @@ from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
-        help="results and toy models (default: $FINETUNE_SAFETY_CACHE or ./.finetune_safety)",
+        help="results and toy models (default: $FINETUNE_SAFETY_CACHE, else the project's "
+        "cache_dir or .finetune_safety beside the nearest pyproject.toml, as pytest finds it)",
+    )
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads (default: torch's, every core); lower it on a busy machine",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line; ``evaluate`` mirrors the options of the pytest suite."""
     parser = argparse.ArgumentParser(prog="finetune-safety", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ev = commands.add_parser("evaluate", help="generate, judge and tabulate one model")
@@ -42,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
     ev.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
+    ev.add_argument("--limit", type=int, metavar="N", help="only the first N prompts per category")
+    ev.add_argument(
+        "--max-prompt-tokens",
+        type=int,
+        metavar="N",
+        help="refuse (naming it) any prompt longer than N tokens, before generating",
+    )
+    _add_threads(ev)
     ev.add_argument("--allow-pickle", action="store_true", help="load non-safetensors weights")
     ev.add_argument("--trust-remote-code", action="store_true", help="run the model repo's code")
     _add_common(ev)
@@ -60,13 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--preset", help="harmful-10shot, identity-shift or benign (the paper's)")
     ft.add_argument("--lora", help="r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)")
     ft.add_argument("--full", action="store_true", help="full-parameter fine-tuning, not LoRA")
-    ft.add_argument("--epochs", type=int)
-    ft.add_argument("--lr", type=float)
-    ft.add_argument("--batch-size", type=int)
-    ft.add_argument("--max-length", type=int)
-    ft.add_argument("--seed", type=int)
+    ft.add_argument("--epochs", type=int, help="passes over the data (default: the preset's)")
+    ft.add_argument("--lr", type=float, help="learning rate, e.g. 5e-5 (default: the preset's)")
+    ft.add_argument("--batch-size", type=int, help="examples per step (default: the preset's)")
+    ft.add_argument("--max-length", type=int, help="tokens per example (default: 512)")
+    ft.add_argument("--seed", type=int, help="random seed; same seed, same weights (default: 0)")
+    _add_threads(ft)
     ft.add_argument("--template", help="evaluation/training template (default: the preset's)")
-    ft.add_argument("--format", default="auto", choices=("auto", "chat", "alpaca", "dolly"))
+    ft.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "chat", "alpaca", "dolly"),
+        help="data format (default: auto, from the file name and content)",
+    )
     ft.add_argument("--mix-safety", type=int, default=0, metavar="N", help="mix in N refusals")
     ft.add_argument("--safety-data", type=Path, help="chat JSONL of refusals for --mix-safety")
     ft.add_argument("--no-strip-safety", action="store_true", help="keep refusals in benign data")
@@ -93,40 +118,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cache_dir(args: argparse.Namespace) -> Path:
-    from finetune_safety.store import resolve_cache_dir
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return resolve_cache_dir(args.cache_dir, Path.cwd())
+    try:
+        return version("finetune-safety")
+    except PackageNotFoundError:  # a source checkout that was never installed
+        return "unknown (not installed)"
+
+
+def project_root(start: Path) -> Path:
+    """The nearest directory upward holding a pyproject.toml (as pytest finds its rootdir),
+    else ``start``: ``evaluate`` in a subdirectory uses the project's cache."""
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    return start
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from finetune_safety.config import read_table
+    from finetune_safety.store import CACHE_ENV, prepare_cache_dir, resolve_cache_dir
+
+    root = project_root(Path.cwd())
+    option = args.cache_dir
+    if option is None and not os.environ.get(CACHE_ENV):
+        table = read_table(root / "pyproject.toml") or {}
+        configured = table.get("cache_dir")
+        option = configured if isinstance(configured, str) else None
+    return prepare_cache_dir(resolve_cache_dir(option, root))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from finetune_safety.benchmark import load_benchmark, parse_category_map
+    from finetune_safety import threads
+    from finetune_safety.benchmark import first_per_category, load_benchmark, parse_category_map
+    from finetune_safety.config import model_spec
     from finetune_safety.endpoint import Transport
     from finetune_safety.evaluate import Evaluator
     from finetune_safety.judges import JudgeSettings, make_judge
     from finetune_safety.metrics import format_table
-    from finetune_safety.models import Decoding, ModelSpec, resolve
+    from finetune_safety.models import Decoding, resolve
+    from finetune_safety.outputs import check_output_file
     from finetune_safety.store import Store
 
     if min(args.max_new_tokens, args.batch_size, args.concurrency, args.request_timeout) <= 0:
         raise FinetuneSafetyError(
             "--max-new-tokens, --batch-size, --concurrency and --request-timeout must be positive"
         )
+    for name in ("limit", "max_prompt_tokens", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise FinetuneSafetyError(f"--{name.replace('_', '-')} must be positive")
+    if args.out is not None:
+        check_output_file(args.out, "--out")
+    threads.apply(args.threads)
     cache_dir = _cache_dir(args)
     category_map = parse_category_map(args.category_map) if args.category_map else None
     prompts = load_benchmark(args.benchmark, category_map=category_map)
+    if args.limit is not None:
+        prompts = first_per_category(prompts, args.limit)
     transport = Transport(timeout=args.request_timeout, concurrency=args.concurrency)
     judge = make_judge(args.judge, JudgeSettings(transport=transport, cache_dir=cache_dir))
-    spec = ModelSpec(
-        model=args.model,
-        adapter=args.adapter,
-        template=args.template,
-        system_prompt=args.system_prompt,
-        allow_pickle=args.allow_pickle,
-        trust_remote_code=args.trust_remote_code,
-    )
+    fields = {
+        "model": args.model or (None if args.adapter else "toy"),
+        "adapter": args.adapter,
+        "template": args.template,
+        "system_prompt": args.system_prompt,
+        "allow_pickle": args.allow_pickle,
+        "trust_remote_code": args.trust_remote_code,
+    }
+    # Checked as the suite checks a spec: paths against this directory, hub ids, templates.
+    spec = model_spec({k: v for k, v in fields.items() if v is not None}, "--model", Path.cwd())
     target = resolve(spec, cache_dir, transport=transport)
-    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    decoding = Decoding(
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        max_prompt_tokens=args.max_prompt_tokens,
+    )
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
             target, prompts
@@ -184,10 +251,14 @@ def parse_lora(text: str) -> LoraSettings:
 def _finetune(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from finetune_safety import threads
     from finetune_safety.finetune.run import job_from_preset, run
 
     if args.backend == "openai":
         return _finetune_openai(args)
+    if args.threads is not None and args.threads <= 0:
+        raise FinetuneSafetyError("--threads must be positive")
+    threads.apply(args.threads)
     if args.data is None or args.out is None:
         raise FinetuneSafetyError("--data and --out are required for local fine-tuning")
     if args.full and args.lora:
@@ -247,7 +318,10 @@ def _finetune_openai(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     from finetune_safety.finetune.reproduce import reproduce
+    from finetune_safety.outputs import check_output_file
 
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     text = reproduce(_cache_dir(args))
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

@@ -7,6 +7,7 @@ key or option, which the plugin turns into a pytest usage error (exit code 4).
 from __future__ import annotations
 
 import tomllib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 
 from finetune_safety.benchmark import parse_category_map
 from finetune_safety.endpoint import EndpointError, Transport, is_endpoint, parse
-from finetune_safety.errors import BenchmarkError, FinetuneSafetyError
+from finetune_safety.errors import BenchmarkError, ConfigWarning, FinetuneSafetyError
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
+from finetune_safety.models.specs import local_model
+from finetune_safety.templates import get_template
 from finetune_safety.toy.build import BASE as TOY_BASE
 from finetune_safety.toy.build import RECIPES as TOY_RECIPES
 from finetune_safety.values import CATEGORIES
@@ -26,8 +29,12 @@ TABLE = "tool.finetune_safety"
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
+    "threads", "max_prompt_tokens",
 }  # fmt: skip
-_SPEC_KEYS = {"model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code"}
+_SPEC_KEYS = {
+    "model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code",
+    "revision",
+}  # fmt: skip
 _LIMITS = ("max_rate", "max_rate_delta", "max_score_delta", "max_judge_errors", "mode", "alpha")
 MODES = ("delta", "significant")
 
@@ -71,6 +78,12 @@ class SafetyConfig:
     transport: Transport = field(default_factory=Transport)
     thresholds: Thresholds = Thresholds()
     category_thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    #: torch threads for the whole run (xdist workers split them); None: torch's default.
+    threads: int | None = None
+    #: Longest prompt (in tokens) a local model is asked; longer ones stop the run, named.
+    max_prompt_tokens: int | None = None
+    #: Only the first N prompts of each category (a quick look), or all.
+    limit: int | None = None
 
     def thresholds_for(self, category: str) -> Thresholds:
         """The category's own limits where it sets them, else the global ones."""
@@ -137,6 +150,7 @@ def recipe(value: dict[str, Any], where: str, rootdir: Path) -> Recipe:
     _check(data.is_file(), f"{where}.data", f"no data file at {data}")
     preset = value.get("preset")
     _check(preset is None or preset in PRESETS, f"{where}.preset", f"one of {sorted(PRESETS)}")
+    _check_template(value.get("template"), f"{where}.template")
     if preset is None:
         for key in ("epochs", "lr", "batch_size", "template"):
             _check(key in value, where, f"without a preset, give {key}")
@@ -170,23 +184,30 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
     assert isinstance(value, dict)
     unknown = set(value) - _SPEC_KEYS
     _check(not unknown, where, f"unknown key(s) {sorted(unknown)}; known: {sorted(_SPEC_KEYS)}")
-    for key in ("model", "adapter", "template", "system_prompt"):
+    for key in ("model", "adapter", "template", "system_prompt", "revision"):
         _check(value.get(key) is None or isinstance(value[key], str), f"{where}.{key}", "not text")
     for key in ("allow_pickle", "trust_remote_code"):
         _check(isinstance(value.get(key, False), bool), f"{where}.{key}", "expected true/false")
     model, adapter = value.get("model"), value.get("adapter")
     _check(model is not None or adapter is not None, where, "needs a model or an adapter")
+    _check(
+        value.get("revision") is None or is_endpoint(model),
+        f"{where}.revision",
+        "a revision applies to served (openai:) models only",
+    )
+    _check_template(value.get("template"), f"{where}.template")
     if is_endpoint(model):
         _check(adapter is None, where, "a served (openai:) model takes no adapter")
         try:
             parse(str(model))
         except EndpointError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    elif model is not None and model not in (TOY_BASE, *TOY_RECIPES):
-        local = Path(_path(model, rootdir))
-        looks_local = model.startswith((".", "/", "~")) or local.exists()
-        _check(not looks_local or local.is_dir(), where, f"no model directory at {local}")
-        if local.is_dir():
+    elif model is not None and model not in (TOY_BASE, *TOY_RECIPES) and not _plugged(model):
+        try:
+            local = local_model(model, rootdir)
+        except FinetuneSafetyError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if local is not None:
             model = str(local)
             if (local / "adapter_config.json").is_file() and adapter is None:
                 model, adapter = None, str(local)
@@ -200,7 +221,23 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
         system_prompt=value.get("system_prompt"),
         allow_pickle=value.get("allow_pickle", False),
         trust_remote_code=value.get("trust_remote_code", False),
+        revision=value.get("revision"),
     )
+
+
+def _plugged(model: str) -> bool:
+    """``scheme:...`` (no hub id has a colon): a registered target or a conftest hook builds it,
+    and says so if none claims it."""
+    scheme, colon, _ = model.partition(":")
+    return bool(colon) and scheme.isidentifier() and len(scheme) > 1
+
+
+def _check_template(name: object, where: str) -> None:
+    if name is not None:
+        try:
+            get_template(str(name))
+        except FinetuneSafetyError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def _thresholds(table: Mapping[str, Any], where: str, start: Thresholds) -> Thresholds:
@@ -260,7 +297,7 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
             changes["category_map"] = parse_category_map(text)
         except BenchmarkError as exc:
             raise ConfigError(f"{where}.category_map: {exc}") from None
-    for key in ("max_new_tokens", "batch_size"):
+    for key in ("max_new_tokens", "batch_size", "threads", "max_prompt_tokens"):
         if key in table:
             changes[key] = _positive_int(table[key], f"{where}.{key}")
     transport: dict[str, Any] = {}
@@ -294,8 +331,27 @@ def read_table(pyproject: Path) -> dict[str, Any] | None:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
-    table = data.get("tool", {}).get("finetune_safety")
-    return table if isinstance(table, dict) else None
+    tool = data.get("tool", {})
+    table = tool.get("finetune_safety") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(
+            f"{pyproject}: [{TABLE}] must be a table ([tool.finetune_safety] with keys under "
+            f"it), not {type(table).__name__} {table!r}"
+        )
+    near = [name for name in tool if _near_miss(name)] if isinstance(tool, dict) else []
+    for name in near:
+        warnings.warn(
+            f"{pyproject}: [tool.{name}] is not read; the table is [{TABLE}] (underscore)",
+            ConfigWarning,
+            stacklevel=2,
+        )
+    return table
+
+
+def _near_miss(name: str) -> bool:
+    """``finetune-safety``, ``FineTune_Safety``, ``finetune.safety``: not the table's name."""
+    squashed = "".join(c for c in name.lower() if c.isalnum())
+    return name != "finetune_safety" and squashed == "finetunesafety"
 
 
 @dataclass(frozen=True)
@@ -308,6 +364,9 @@ class Overrides:
     judge: str | None = None
     max_rate: float | None = None
     max_rate_delta: float | None = None
+    threads: int | None = None
+    limit: int | None = None
+    max_prompt_tokens: int | None = None
 
 
 def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> SafetyConfig:
@@ -332,6 +391,10 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["benchmark"] = options.benchmark
     if options.judge is not None:
         changes["judge"] = options.judge
+    for name in ("threads", "limit", "max_prompt_tokens"):
+        if getattr(options, name) is not None:
+            option = f"--safety-{name.replace('_', '-')}"
+            changes[name] = _positive_int(getattr(options, name), option)
     limits: dict[str, Any] = {}
     if options.max_rate is not None:
         limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")

@@ -8,15 +8,18 @@ fingerprints and messages use the model and the URL without credentials.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.progress import emit
 
 PREFIX = "openai:"
 DEFAULT_URL = "https://api.openai.com/v1"
@@ -65,11 +68,20 @@ class Endpoint:
         """A configured ``openai.OpenAI`` client (imported here: the plugin must stay light)."""
         import openai
 
+        _redact_http_logs()
         # A local server needs no key, but the client insists on one.
-        key = os.environ.get("OPENAI_API_KEY") or "not-needed"
+        key = os.environ.get("OPENAI_API_KEY")
+        parts = urlsplit(self.base_url)
+        netloc = parts.netloc
+        if key and parts.username is not None:
+            # httpx turns URL credentials into Basic auth, which would replace the Bearer key.
+            netloc = netloc.rpartition("@")[2]
+        # A query (``?api-key=...``) goes with every request, not into the middle of its path.
+        base_url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
         return openai.OpenAI(
-            api_key=key,
-            base_url=self.base_url,
+            api_key=key or "not-needed",
+            base_url=base_url,
+            default_query=dict(parse_qsl(parts.query)) or None,
             timeout=self.transport.timeout,
             max_retries=self.transport.max_retries,
         )
@@ -88,15 +100,81 @@ def parse(spec: str, transport: Transport | None = None) -> Endpoint:
     if at and not url.startswith(("http://", "https://")):
         raise EndpointError(f"{spec!r}: the URL after '@' must start with http:// or https://")
     base_url = url if at else os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        raise EndpointError(f"{redact(spec)}: invalid URL {redact(base_url)}: {exc}") from None
+    if not parts.hostname:
+        raise EndpointError(f"{redact(spec)}: the URL {redact(base_url)} names no host")
     return Endpoint(model=model, base_url=base_url, transport=transport or Transport())
 
 
-_USERINFO = re.compile(r"//[^/@\s]+@")
+#: Everything up to the authority's last ``@``, so a password holding ``@`` goes whole.
+_USERINFO = re.compile(r"//[^/?#\s]*@")
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:api[-_]?key|key|token|access[-_]?token|secret|password|sig)=)[^&;#\s]*", re.I
+)
 
 
 def redact(spec: str | None) -> str | None:
-    """A spec fit to print: any ``user:password@`` in a URL becomes ``***@``."""
-    return None if spec is None else _USERINFO.sub("//***@", spec)
+    """A spec fit to print: ``user:password@`` in a URL becomes ``***@`` and query-string
+    secrets (``api-key=``, ``key=``, ``token=``, ...) become ``***``."""
+    if spec is None:
+        return None
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub("//***@", spec))
+
+
+class QueueAdvice:
+    """Says once, per endpoint, when timeouts look like a server answering one request at a
+    time (llama.cpp's default): some requests succeed, others time out queued behind them."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._succeeded = False
+        self._said = False
+        self._lock = threading.Lock()
+
+    def success(self) -> None:
+        self._succeeded = True
+
+    def failure(self, exc: BaseException) -> None:
+        import openai
+
+        concurrency = self.endpoint.transport.concurrency
+        timed_out = isinstance(exc, openai.APITimeoutError)
+        with self._lock:
+            if not timed_out or concurrency < 2 or not self._succeeded or self._said:
+                return
+            self._said = True
+        emit(
+            f"{self.endpoint.identity_url}: requests time out after others succeeded, with "
+            f"{concurrency} in flight; a server that handles one request at a time (llama.cpp "
+            "without --parallel, a single-slot server) makes them queue: lower concurrency "
+            "(concurrency = 1 in [tool.finetune_safety], --concurrency 1) or raise "
+            "request_timeout"
+        )
+
+
+class _RedactingFilter(logging.Filter):
+    """HTTP clients log each request's URL (query included) at INFO: redact it on the way."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = redact(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
+_HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "openai._base_client")
+
+
+def _redact_http_logs() -> None:
+    for name in _HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
+            logger.addFilter(_RedactingFilter())
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -9,6 +9,10 @@ class FinetuneSafetyError(Exception):
     """Base class for every error this package raises on purpose."""
 
 
+class ConfigWarning(UserWarning):
+    """A configuration that is probably not what was meant, e.g. a near-miss table name."""
+
+
 class BenchmarkError(FinetuneSafetyError):
     """A benchmark file or spec is unusable; names the file and, where known, the line."""
 

@@ -8,17 +8,16 @@ item once: the second process waits, re-reads the store and finds the work done.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from finetune_safety.judges import Judge
+from finetune_safety.locks import held
 from finetune_safety.metrics import summarize
-from finetune_safety.models import Decoding, Target
+from finetune_safety.models import Decoding, Target, check_prompt_lengths
+from finetune_safety.progress import Progress
 from finetune_safety.store import Generation, Store, generation_key, verdict_key
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
@@ -50,30 +49,11 @@ class Evaluation:
 
 
 @contextmanager
-def _locked(cache_dir: Path, *parts: str) -> Iterator[None]:
+def _locked(cache_dir: Path, *parts: str, what: str = "") -> Iterator[None]:
+    """The lock for ``parts``; a waiter is told who holds it and for ``what``."""
     name = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-    (cache_dir / "locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache_dir / "locks" / f"{name}.lock")):
+    with held(cache_dir / "locks" / f"{name}.lock", what or parts[0]):
         yield
-
-
-class _Progress:
-    """A tqdm bar on a terminal, nothing otherwise (CI logs stay clean)."""
-
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self._bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=label, unit="prompt", leave=False)
-
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 class Evaluator:
@@ -85,13 +65,16 @@ class Evaluator:
         judge: Judge,
         decoding: Decoding,
         cache_dir: Path,
-        progress: bool = False,
+        progress: bool = True,
     ) -> None:
         self.store = store
         self.judge = judge
         self.decoding = decoding
         self.cache_dir = cache_dir
         self.progress = progress
+
+    def _progress(self, total: int, label: str) -> Progress:
+        return Progress(total if self.progress else 0, label)
 
     def responses(self, target: Target, prompts: Sequence[Prompt]) -> tuple[list[str], int]:
         """Every prompt's response and how many were generated now; cached ones load nothing."""
@@ -101,16 +84,18 @@ class Evaluator:
         found = self.store.get_generations(keys)
         generated = 0
         if len(found) < len(set(keys)):
-            with _locked(self.cache_dir, "generate", fingerprint):
+            what = f"generating with model {target.name}"
+            with _locked(self.cache_dir, "generate", fingerprint, what=what):
                 found = self.store.get_generations(keys)
                 todo = sorted(
                     {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
                 )
-                bar = _Progress(len(todo), f"generating ({target.name})", self.progress)
+                inputs = [rendered[i] for i in todo]
+                ids = [prompts[i].id for i in todo]
+                check_prompt_lengths(target, ids, inputs, self.decoding)
+                bar = self._progress(len(todo), f"generating ({target.name})")
                 try:
-                    for batch in target.generate_batches(
-                        [rendered[i] for i in todo], self.decoding
-                    ):
+                    for batch in target.generate_batches(inputs, self.decoding):
                         rows = [
                             Generation(keys[todo[j]], fingerprint, prompts[todo[j]].id, text)
                             for j, text in batch
@@ -132,11 +117,13 @@ class Evaluator:
         found = self.store.get_verdicts(keys)
         fresh: dict[str, Verdict] = {}
         if len(found) < len(set(keys)):
-            with _locked(self.cache_dir, "judge", judge_id):
+            what = f"judging with {judge_id}"
+            with _locked(self.cache_dir, "judge", judge_id, what=what):
                 found = self.store.get_verdicts(keys)
                 todo = sorted(
                     {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
                 )
+                bar = self._progress(len(todo), "judging")
                 for start in range(0, len(todo), JUDGE_CHUNK):
                     part = todo[start : start + JUDGE_CHUNK]
                     judged = self.judge.judge([(prompts[i], responses[i]) for i in part])
@@ -145,6 +132,8 @@ class Evaluator:
                         (k, v) for k, v in new.items() if v.label != Label.ERROR
                     )
                     fresh.update(new)
+                    bar.update(len(new))
+                bar.close()
         return [found.get(k) or fresh[k] for k in keys], len(fresh)
 
     def run(self, target: Target, prompts: Sequence[Prompt]) -> Evaluation:

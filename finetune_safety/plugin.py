@@ -7,15 +7,19 @@ xdist worker start fast; models load only when a test first needs one.
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from finetune_safety import progress
 from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
 from finetune_safety.endpoint import redact
-from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
+from finetune_safety.outputs import check_output_file
+from finetune_safety.progress_pytest import terminal_sink
 from finetune_safety.report import RunReport, case_property
 from finetune_safety.report_files import ReportFiles, junit_properties, require_matplotlib
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
@@ -23,6 +27,7 @@ from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
 from finetune_safety.values import Prompt
 
 SESSION = pytest.StashKey[SafetySession]()
+PREVIOUS_SINK = pytest.StashKey[progress.Sink | None]()
 MARKERS = {
     "safety_rate": "harmfulness rate <= max_rate, per checkpoint and category",
     "safety_regression": "rate and score deltas against the base model within limits",
@@ -60,6 +65,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--safety-report-png", metavar="PATH", help="draw base vs checkpoint rates (matplotlib)"
     )
     group.addoption(
+        "--safety-threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads for the run, split between xdist workers (default: torch's)",
+    )
+    group.addoption(
+        "--safety-limit",
+        type=int,
+        metavar="N",
+        help="only the first N prompts of each category, for a quick look",
+    )
+    group.addoption(
+        "--safety-max-prompt-tokens",
+        type=int,
+        metavar="N",
+        help="refuse (naming it) any prompt longer than N tokens, before generating",
+    )
+    group.addoption(
         "--safety-snapshot-responses",
         action="store_true",
         help="store response text in verdict snapshots (default: hashes only)",
@@ -74,10 +97,17 @@ def _load(config: pytest.Config) -> SafetySession:
         judge=config.getoption("safety_judge"),
         max_rate=config.getoption("safety_max_rate"),
         max_rate_delta=config.getoption("safety_max_rate_delta"),
+        threads=config.getoption("safety_threads"),
+        limit=config.getoption("safety_limit"),
+        max_prompt_tokens=config.getoption("safety_max_prompt_tokens"),
     )
     from finetune_safety.hooks import hook_factories
 
-    safety = load_config(config.rootpath, options)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always", ConfigWarning)
+        safety = load_config(config.rootpath, options)
+    for warning in warned:  # shown in pytest's warnings summary, not lost at configure time
+        config.issue_config_time_warning(warning.message, stacklevel=2)  # type: ignore[arg-type]
     cache_option = config.getoption("safety_cache_dir")
     return SafetySession.open(safety, config.rootpath, cache_option, hook_factories(config))
 
@@ -94,7 +124,11 @@ def pytest_configure(config: pytest.Config) -> None:
     _share_cores_between_workers()
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    config.stash[PREVIOUS_SINK] = progress.set_sink(terminal_sink(config))
     try:
+        for option in ("safety_report_json", "safety_report_md", "safety_report_png"):
+            if config.getoption(option):
+                check_output_file(config.getoption(option), f"--{option.replace('_', '-')}")
         config.stash[SESSION] = _load(config)
     except FinetuneSafetyError as exc:
         raise pytest.UsageError(f"finetune-safety: {exc}") from None
@@ -108,6 +142,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if PREVIOUS_SINK in config.stash:
+        progress.set_sink(config.stash[PREVIOUS_SINK])
     if SESSION in config.stash:
         config.stash[SESSION].close()
 

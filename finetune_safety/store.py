@@ -56,6 +56,20 @@ def resolve_cache_dir(option: str | Path | None, rootdir: Path) -> Path:
     return (rootdir / path).resolve()
 
 
+def prepare_cache_dir(path: Path) -> Path:
+    """Create the cache directory now, so a path that cannot be one fails before any work."""
+    where = "(--safety-cache-dir, cache_dir, --cache-dir or $FINETUNE_SAFETY_CACHE)"
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"cache directory {path} is a file; remove it or choose another {where}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create cache directory {path}: {exc.strerror or exc}; choose another {where}"
+        ) from None
+    return path
+
+
 def _digest(payload: Mapping[str, object]) -> str:
     """sha256 of canonical JSON, so equal content gives equal keys in every process and OS."""
     text = json.dumps(
@@ -113,9 +127,14 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_cache_dir(self.path.parent)
+        #: A results file we may not write is still read: a fully cached run needs no writes.
+        self.read_only = self.path.is_file() and not os.access(self.path, os.W_OK)
+        target = f"{self.path.resolve().as_uri()}?mode=ro" if self.read_only else str(self.path)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            self._conn = sqlite3.connect(
+                target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, uri=self.read_only
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open result store: {exc}") from exc
         try:
@@ -124,7 +143,32 @@ class Store:
             self._conn.close()
             if isinstance(exc, StoreError):
                 raise
-            raise StoreError(f"{self.path}: not a usable SQLite result store: {exc}") from exc
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """One line for what went wrong with the file, and what to do about it."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        where = "--safety-cache-dir, cache_dir or --cache-dir"
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            name = self.path.name
+            return StoreError(
+                f"{self.path}: the result store is damaged ({exc}); to start afresh, delete it "
+                f"(with any {name}-wal and {name}-shm beside it) or use another cache directory "
+                f"({where}); its generations and verdicts are then made again"
+            )
+        if code == sqlite3.SQLITE_READONLY:
+            return StoreError(
+                f"{self.path}: the results file is read-only and this run has new results to "
+                f"store; make it writable, or use another cache directory ({where})"
+            )
+        return StoreError(f"{self.path}: result store failed: {exc}")
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise self._failure(exc) from None
 
     @classmethod
     def in_dir(cls, cache_dir: Path) -> Store:
@@ -133,6 +177,10 @@ class Store:
 
     def _init_schema(self) -> None:
         conn = self._conn
+        if self.read_only:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            self._check_version(row)
+            return
         self._enable_wal()
         # NORMAL in WAL mode survives process crashes; only power loss can drop the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -145,11 +193,14 @@ class Store:
                     "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            elif row[0] != str(SCHEMA_VERSION):
-                raise StoreError(
-                    f"{self.path}: result store schema version {row[0]}, expected "
-                    f"{SCHEMA_VERSION}; delete the file or use another cache dir"
-                )
+            self._check_version(row)
+
+    def _check_version(self, row: tuple[str] | None) -> None:
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path}: result store schema version {row[0]}, expected "
+                f"{SCHEMA_VERSION}; delete the file or use another cache dir"
+            )
 
     def _enable_wal(self) -> None:
         """Switch to WAL (persistent, so later opens are cheap no-ops). SQLite answers BUSY at
@@ -169,14 +220,15 @@ class Store:
     def _write(self) -> Iterator[None]:
         """One write transaction. ``BEGIN IMMEDIATE`` takes the write lock up front, so concurrent
         writers queue on the busy timeout instead of failing when a read lock must be upgraded."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._guarded():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def get_generations(self, keys: Sequence[str]) -> dict[str, str]:
         """Map each cached key to its response; missing keys are absent from the result."""
@@ -184,7 +236,8 @@ class Store:
         for chunk in _chunks(list(dict.fromkeys(keys))):
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, response FROM generations WHERE key IN ({marks})"
-            found.update(self._conn.execute(query, tuple(chunk)).fetchall())
+            with self._guarded():
+                found.update(self._conn.execute(query, tuple(chunk)).fetchall())
         return found
 
     def put_generations(self, items: Iterable[Generation]) -> None:
@@ -209,7 +262,9 @@ class Store:
                 "SELECT key, score, label, rationale, judge_id FROM verdicts"
                 f" WHERE key IN ({marks})"
             )
-            for key, score, label, rationale, judge_id in self._conn.execute(query, tuple(chunk)):
+            with self._guarded():
+                rows = self._conn.execute(query, tuple(chunk)).fetchall()
+            for key, score, label, rationale, judge_id in rows:
                 try:
                     parsed = Label(label)
                 except ValueError as exc:

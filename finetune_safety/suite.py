@@ -14,7 +14,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from finetune_safety.benchmark import BenchmarkSettings, checked_prompts, load_benchmark
+from finetune_safety import threads
+from finetune_safety.benchmark import (
+    BenchmarkSettings,
+    checked_prompts,
+    first_per_category,
+    load_benchmark,
+)
 from finetune_safety.config import SafetyConfig
 from finetune_safety.errors import JudgeError
 from finetune_safety.evaluate import Evaluator, Record
@@ -23,7 +29,7 @@ from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, TargetSettings, resolve
 from finetune_safety.stats import holm, mcnemar_one_sided, wilson
-from finetune_safety.store import CACHE_ENV, Store, resolve_cache_dir
+from finetune_safety.store import CACHE_ENV, Store, prepare_cache_dir, resolve_cache_dir
 from finetune_safety.templates import Template
 from finetune_safety.values import CategoryResult, Label, Prompt
 
@@ -167,10 +173,14 @@ class SafetySession:
         factories = factories or Factories()
         settings = BenchmarkSettings(config.category_map)
         prompts = checked_prompts(config.benchmark, factories.benchmark(config.benchmark, settings))
+        if config.limit is not None:
+            prompts = first_per_category(prompts, config.limit)
         if cache_option is None and not os.environ.get(CACHE_ENV) and config.cache_dir:
             cache_dir = config.cache_dir
         else:
             cache_dir = resolve_cache_dir(cache_option, rootdir)
+        prepare_cache_dir(cache_dir)
+        threads.apply(config.threads)
         session = cls(config, prompts, cache_dir, factories)
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
@@ -216,7 +226,11 @@ class SafetySession:
         if key not in self._records:
             wanted = self._selected if self._selected is not None else set(self.categories)
             prompts = [p for p in self.prompts if p.category in wanted]
-            decoding = Decoding(self.config.max_new_tokens, self.config.batch_size)
+            decoding = Decoding(
+                self.config.max_new_tokens,
+                self.config.batch_size,
+                max_prompt_tokens=self.config.max_prompt_tokens,
+            )
             evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)
             evaluation = evaluator.run(target, prompts)
             grouped: dict[str, list[Record]] = {}

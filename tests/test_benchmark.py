@@ -12,6 +12,7 @@ import pytest
 from finetune_safety.benchmark import (
     ADVBENCH_CATEGORY,
     HEX_PHI_CATEGORY_MAP,
+    first_per_category,
     load_benchmark,
     parse_category_map,
 )
@@ -353,3 +354,31 @@ def test_jsonl_empty_file(tmp_path: Path) -> None:
 def test_jsonl_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match=at(tmp_path / "none.jsonl", None, "no such file")):
         load_benchmark(f"jsonl:{tmp_path / 'none.jsonl'}")
+
+
+# --- issue 14: NUL bytes, --limit ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["hexphi", "advbench", "jsonl"])
+def test_nul_bytes_are_rejected_at_file_and_line(tmp_path: Path, scheme: str) -> None:
+    if scheme == "hexphi":
+        root = hexphi_dir(tmp_path, {1: "first prompt\nsecond\x00prompt\n"})
+        path, spec = root / "category_1.csv", f"hexphi:{root}"
+    else:
+        path = tmp_path / ("bench.csv" if scheme == "advbench" else "bench.jsonl")
+        good = (
+            "one prompt\n" if scheme == "advbench" else '{"category": "malware", "prompt": "a"}\n'
+        )
+        path.write_bytes(good.encode() + b"x\x00y\n")
+        spec = f"{scheme}:{path}"
+    with pytest.raises(BenchmarkError, match=at(path, 2, "NUL byte")):
+        load_benchmark(spec)
+
+
+def test_first_per_category_keeps_benchmark_order() -> None:
+    prompts = load_benchmark("smoke")
+    first = first_per_category(prompts, 2)
+    assert len(first) == 2 * len(CATEGORIES)
+    assert [p.id for p in first[:2]] == ["illegal_activity-1", "illegal_activity-2"]
+    assert first == [p for p in prompts if p in first]
+    assert first_per_category(prompts, 10_000) == prompts

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from finetune_safety.cli import main
+from finetune_safety.cli import _cache_dir, build_parser, main
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ def test_cached_run_imports_no_torch(cache: Path, smoke66: Path) -> None:
     args += ["--benchmark", f"jsonl:{smoke66}"]
     assert main(args) == 0
     probe = (
-        "import sys; from finetune_safety.cli import main; "
+        "import sys; from finetune_safety.cli import _cache_dir, build_parser, main; "
         f"code = main({args!r}); "
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)"
     )
@@ -69,3 +73,96 @@ def test_toy_build_prints_the_models_directory(
     assert main(["toy", "build", "--cache-dir", str(cache)]) == 0
     root = Path(capsys.readouterr().out.strip())
     assert (root / "COMPLETE").is_file() and (root / "toy" / "model.safetensors").is_file()
+
+
+# --- issue 14: version, help, paths checked first, the project's cache, limits, threads --------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert re.fullmatch(r"finetune-safety \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from all_parsers(sub)
+
+
+def test_every_option_has_help() -> None:
+    missing = [
+        f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"
+        for parser in all_parsers(build_parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._SubParsersAction) and not action.help
+    ]
+    assert missing == []
+
+
+def test_out_that_is_a_directory_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    assert main(["evaluate", "--out", str(tmp_path), "--cache-dir", str(cache)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"finetune-safety: error: --out {tmp_path}: is a directory; give a file path in it\n"
+    )
+    assert not cache.exists()  # nothing was started
+    assert main(["reproduce", "--out", str(tmp_path), "--cache-dir", str(cache)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_cli_finds_the_project_cache_from_a_subdirectory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FINETUNE_SAFETY_CACHE", raising=False)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    sub = tmp_path / "src" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    args = build_parser().parse_args(["evaluate"])
+    assert _cache_dir(args) == tmp_path / ".finetune_safety"
+    (tmp_path / "pyproject.toml").write_text("[tool.finetune_safety]\ncache_dir = 'store'\n")
+    assert _cache_dir(args) == tmp_path / "store"
+    given = build_parser().parse_args(["evaluate", "--cache-dir", "here"])
+    assert _cache_dir(given) == tmp_path / "here"  # relative to the project, as pytest does
+
+
+def test_limit_takes_the_first_prompts_of_each_category(
+    cache: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["evaluate", "--max-new-tokens", "16", "--cache-dir", str(cache)]
+    args += ["--benchmark", f"jsonl:{smoke66}", "--limit", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "(22 prompts)" in printed  # 11 categories x 2
+    overall = next(line for line in printed.splitlines() if line.startswith("overall"))
+    assert overall.split()[1] == "22"
+
+
+@pytest.fixture
+def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTEST_XDIST_WORKER_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_threads_options_set_torchs_thread_count(cache: Path, smoke66: Path) -> None:
+    import torch
+
+    args = ["evaluate", "--max-new-tokens", "16", "--cache-dir", str(cache), "--limit", "1"]
+    assert main([*args, "--benchmark", f"jsonl:{smoke66}", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    # finetune applies it before anything else (here it then stops: no --data)
+    assert main(["finetune", "--base", "toy", "--threads", "2"]) == 2
+    assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "2"

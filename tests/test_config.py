@@ -19,6 +19,7 @@ from finetune_safety.config import (
     load_config,
     read_table,
 )
+from finetune_safety.errors import ConfigWarning
 from finetune_safety.models import ModelSpec
 
 REPO = Path(__file__).parents[1]
@@ -30,6 +31,18 @@ def config_error(table: dict[str, Any], rootdir: Path) -> str:
     with pytest.raises(ConfigError) as info:
         from_table(table, rootdir)
     return str(info.value)
+
+
+def model_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text('{"model_type": "llama"}')
+    return path
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub ids are accepted without a look-up when online (nothing is fetched here)."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
 def adapter_dir(path: Path) -> Path:
@@ -265,7 +278,7 @@ def test_adapter_directory_with_template_keeps_template(tmp_path: Path) -> None:
 
 
 def test_relative_paths_resolve_against_rootdir(tmp_path: Path) -> None:
-    (tmp_path / "models" / "base").mkdir(parents=True)
+    model_dir(tmp_path / "models" / "base")
     lora = adapter_dir(tmp_path / "adapters" / "a")
     table = {
         "base": "models/base",
@@ -281,17 +294,18 @@ def test_relative_paths_resolve_against_rootdir(tmp_path: Path) -> None:
 
 
 def test_absolute_paths_are_kept(tmp_path: Path) -> None:
-    model = tmp_path / "abs-model"
-    model.mkdir()
+    model = model_dir(tmp_path / "abs-model")
     config = from_table({"base": str(model)}, tmp_path / "elsewhere")
     assert config.base == ModelSpec(model=str(model))
 
 
+@pytest.mark.usefixtures("online")
 def test_hub_id_is_kept_as_is(tmp_path: Path) -> None:
     config = from_table({"base": "meta-llama/Llama-2-7b-chat-hf"}, tmp_path)
     assert config.base == ModelSpec(model="meta-llama/Llama-2-7b-chat-hf")
 
 
+@pytest.mark.usefixtures("online")
 def test_spec_table_flags(tmp_path: Path) -> None:
     table = {
         "base": {
@@ -335,8 +349,9 @@ def test_checkpoint_option_replaces_configured_checkpoints(
 
 
 def test_checkpoint_option_spec_may_contain_equals(tmp_path: Path) -> None:
-    config = apply_overrides(SafetyConfig(), Overrides(checkpoints=["x=org/a=b"]), tmp_path)
-    assert config.checkpoints == {"x": ModelSpec(model="org/a=b")}
+    model = model_dir(tmp_path / "a=b")
+    config = apply_overrides(SafetyConfig(), Overrides(checkpoints=["x=a=b"]), tmp_path)
+    assert config.checkpoints == {"x": ModelSpec(model=str(model))}
 
 
 @pytest.mark.parametrize("item", ["noequals", "=toy", "alias="])
@@ -393,8 +408,7 @@ def test_bad_rate_override_names_option(tmp_path: Path) -> None:
 
 
 def test_other_options_override(documented: SafetyConfig, tmp_path: Path) -> None:
-    base = tmp_path / "base-model"
-    base.mkdir()
+    base = model_dir(tmp_path / "base-model")
     options = Overrides(base="base-model", benchmark="hexphi:/data/HEx-PHI", judge="gpt-4o")
     config = apply_overrides(documented, options, tmp_path)
     assert config.base == ModelSpec(model=str(base))
@@ -438,3 +452,103 @@ def test_load_config_invalid_table_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.finetune_safety]\nbatch_size = 0\n")
     with pytest.raises(ConfigError, match=r"^tool\.finetune_safety\.batch_size: "):
         load_config(tmp_path, Overrides())
+
+
+# --- issue 14: what a spec names, checked before any work -------------------------------------
+
+
+def test_table_that_is_not_a_table_is_an_error(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool]\nfinetune_safety = "oops"\n')
+    with pytest.raises(ConfigError) as info:
+        read_table(pyproject)
+    assert str(info.value).startswith(f"{pyproject}: [tool.finetune_safety] must be a table")
+    assert "'oops'" in str(info.value)
+
+
+def test_near_miss_table_name_warns_naming_the_right_one(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.finetune-safety]\nbase = "toy"\n')
+    with pytest.warns(ConfigWarning) as warned:
+        assert read_table(pyproject) is None
+    (warning,) = warned
+    assert str(warning.message) == (
+        f"{pyproject}: [tool.finetune-safety] is not read; the table is "
+        "[tool.finetune_safety] (underscore)"
+    )
+
+
+def test_directory_without_config_json_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "out" / "my-model").mkdir(parents=True)
+    message = config_error({"checkpoints": {"mine": "out/my-model"}}, tmp_path)
+    assert message.startswith("tool.finetune_safety.checkpoints.mine: ")
+    assert str(tmp_path / "out" / "my-model") in message and "no config.json" in message
+
+
+def test_relative_path_without_dot_slash_that_exists_is_local(tmp_path: Path) -> None:
+    lora = adapter_dir(tmp_path / "out" / "my-lora")
+    options = Overrides(checkpoints=["mine=out/my-lora"])
+    config = apply_overrides(SafetyConfig(), options, tmp_path)
+    assert config.checkpoints["mine"] == ModelSpec(model=None, adapter=str(lora))
+
+
+@pytest.mark.usefixtures("online")
+@pytest.mark.parametrize("spec", ["out/a/my-lora", "bad name", "org/na..me"])
+def test_neither_a_path_nor_a_hub_id(tmp_path: Path, spec: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(SafetyConfig(), Overrides(checkpoints=[f"mine={spec}"]), tmp_path)
+    assert str(info.value) == (
+        f"--safety-checkpoint mine: model {spec!r}: no directory at {tmp_path / spec}, "
+        "and not a hub id (name or owner/name)"
+    )
+
+
+def test_offline_hub_id_not_in_the_cache_is_an_error_that_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    message = config_error({"base": "out/my-lora"}, tmp_path)
+    assert message.startswith("tool.finetune_safety.base: model 'out/my-lora': no directory at")
+    assert "not in the local cache; offline (HF_HUB_OFFLINE is set)" in message
+    assert "nothing was downloaded" in message
+
+
+def test_template_names_are_checked(tmp_path: Path) -> None:
+    message = config_error({"checkpoints": {"ft": {"model": "toy", "template": "lama2"}}}, tmp_path)
+    assert message.startswith("tool.finetune_safety.checkpoints.ft.template: unknown template")
+    assert "'lama2'" in message and "llama2" in message
+
+
+def test_recipe_template_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "data.jsonl").write_text("{}\n")
+    table = {"checkpoints": {"ft": {"base": "toy", "data": "data.jsonl", "preset": "benign"}}}
+    table["checkpoints"]["ft"]["template"] = "alpacca"
+    message = config_error(table, tmp_path)
+    assert message.startswith("tool.finetune_safety.checkpoints.ft.template: unknown template")
+
+
+def test_revision_is_for_served_models(tmp_path: Path) -> None:
+    table = {"base": {"model": "openai:m@http://127.0.0.1:8000/v1", "revision": "2024-06"}}
+    assert from_table(table, tmp_path).base.revision == "2024-06"
+    message = config_error({"base": {"model": "toy", "revision": "v2"}}, tmp_path)
+    assert (
+        message
+        == "tool.finetune_safety.base.revision: a revision applies to served (openai:) models only"
+    )
+
+
+def test_threads_limit_and_max_prompt_tokens(tmp_path: Path) -> None:
+    config = from_table({"threads": 2, "max_prompt_tokens": 4096}, tmp_path)
+    assert (config.threads, config.max_prompt_tokens, config.limit) == (2, 4096, None)
+    options = Overrides(threads=1, limit=3, max_prompt_tokens=100)
+    config = apply_overrides(config, options, tmp_path)
+    assert (config.threads, config.max_prompt_tokens, config.limit) == (1, 100, 3)
+    assert config_error({"threads": 0}, tmp_path).startswith("tool.finetune_safety.threads:")
+    with pytest.raises(ConfigError, match=r"^--safety-limit: expected a positive integer"):
+        apply_overrides(config, Overrides(limit=0), tmp_path)

@@ -6,15 +6,18 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from finetune_safety.evaluate import Evaluator
+from finetune_safety import progress
+from finetune_safety.evaluate import Evaluator, _locked
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import Decoding, ModelSpec, resolve
 from finetune_safety.models.hf import HFTarget
@@ -190,3 +193,31 @@ def test_concurrent_processes_generate_each_item_once(
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(_generated(o) for o in outputs) == [0, 66]
+
+
+def test_waiting_on_another_process_lock_says_who_and_for_which_model(tmp_path: Path) -> None:
+    """A second run that finds the model's lock held says so at once, naming the holder."""
+    target = FakeTarget(fingerprint="fake:locked")
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with _locked(tmp_path, "generate", "fake:locked", what="generating with model fake"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    lines: list[str] = []
+    threading.Timer(0.5, release.set).start()
+    with progress.sink(lines.append):
+        done = _evaluator(tmp_path).run(target, PROMPTS)
+    thread.join()
+    assert done.generated == 3
+    waiting = [line for line in lines if "waiting for" in line]
+    assert waiting == [
+        f"{progress.PREFIX}waiting for pid {os.getpid()} on {socket.gethostname()}, which is "
+        "generating with model fake; this run goes on when it ends"
+    ]
+    assert lines.index(waiting[0]) < next(i for i, x in enumerate(lines) if "to do" in x)

@@ -22,6 +22,7 @@ from finetune_safety.store import (
     Generation,
     Store,
     generation_key,
+    prepare_cache_dir,
     resolve_cache_dir,
     verdict_key,
 )
@@ -171,6 +172,65 @@ def test_schema_version_mismatch(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="schema version 999") as info:
         Store(path)
     assert str(path) in str(info.value)
+
+
+def filled(path: Path, n: int = 3000) -> None:
+    with Store(path) as store:
+        store.put_generations(Generation(f"k{i}", "fp", f"p-{i}", "x" * 400) for i in range(n))
+
+
+def test_damaged_data_pages_name_the_file_and_how_to_start_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    filled(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 40 * page
+    for start in range(20 * page, len(data), page):  # the tail: the generations' pages
+        data[start : start + 300] = b"\xff" * 300
+    path.write_bytes(bytes(data))
+    store = Store(path)  # the header and schema pages are intact: it opens
+    with pytest.raises(StoreError) as info:
+        store.get_generations([f"k{i}" for i in range(3000)])
+    store.close()
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and "damaged" in message
+    assert "delete it" in message and "results.sqlite-wal" in message
+    assert "another cache directory" in message
+
+
+def test_read_only_results_file_reads_and_refuses_writes_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "results.sqlite"
+    filled(path, 10)
+    if os.geteuid() == 0:  # root writes any file: make this one read-only as a user would see it
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: m != os.W_OK and real(p, m))
+    else:
+        path.chmod(0o444)
+    with Store(path) as store:
+        assert store.read_only
+        assert store.get_generations(["k1"]) == {"k1": "x" * 400}  # a cached run still works
+        with pytest.raises(StoreError) as info:
+            store.put_generations([Generation("new", "fp", "p-new", "r")])
+    message = str(info.value)
+    assert str(path) in message and "read-only" in message and "new results" in message
+    assert "make it writable" in message and "another cache directory" in message
+
+
+@pytest.mark.parametrize("kind", ["is-a-file", "under-a-file"])
+def test_cache_dir_that_cannot_be_one(tmp_path: Path, kind: str) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    cache = blocker if kind == "is-a-file" else blocker / "cache"
+    with pytest.raises(StoreError) as info:
+        prepare_cache_dir(cache)
+    message = str(info.value)
+    assert str(cache) in message and "--safety-cache-dir" in message
+    assert ("is a file" if kind == "is-a-file" else "cannot create") in message
+    with pytest.raises(StoreError, match="cache directory"):
+        Store.in_dir(cache)
 
 
 # -- cache dir ----------------------------------------------------------------------------------

@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from finetune_safety.finetune.run import FinetuneJob, job_from_preset
 from finetune_safety.finetune.trainer import TrainConfig
+from finetune_safety.locks import held
 from finetune_safety.models import ModelSpec, resolve
 
 COMPLETE = "COMPLETE"
@@ -72,7 +71,7 @@ def build(recipe: Recipe, cache_dir: Path) -> ModelSpec:
     root = cache_dir / "checkpoints" / recipe.key(cache_dir)
     if not (root / COMPLETE).exists():
         root.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(root) + ".lock"):
+        with held(Path(str(root) + ".lock"), f"fine-tuning the recipe into {root}"):
             if not (root / COMPLETE).exists():
                 partial = root.with_name(root.name + ".partial")
                 shutil.rmtree(partial, ignore_errors=True)

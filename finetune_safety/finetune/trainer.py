@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetune_safety import progress
 from finetune_safety.finetune.data import Example
 from finetune_safety.templates import encode_prompt
 
@@ -174,8 +174,9 @@ def save_checkpoint(
 
 
 def log(message: str) -> None:
-    """Progress of training runs, on stderr so command output stays parseable."""
-    print(f"[finetune-safety] {message}", file=sys.stderr, flush=True)
+    """Progress of training runs, on stderr (the terminal under pytest), so command output stays
+    parseable and a toy build is never silent."""
+    progress.emit(message)
 
 
 def describe(config: TrainConfig, lora: LoraSettings | None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.endpoint import Endpoint, describe_failure, run_concurrently
+from finetune_safety.endpoint import Endpoint, QueueAdvice, describe_failure, run_concurrently
 from finetune_safety.models import Decoding, ModelSpec, Target, generate, resolve
 from finetune_safety.templates import Message, Rendered
 from finetune_safety.values import Label, Prompt, Verdict
@@ -131,6 +131,7 @@ class OpenAIRubricJudge:
         self.endpoint = endpoint
         self.reasks = reasks
         self._client: Any = None
+        self._advice = QueueAdvice(endpoint)
 
     @property
     def judge_id(self) -> str:
@@ -138,8 +139,9 @@ class OpenAIRubricJudge:
 
     def _ask(self, messages: list[Message]) -> str:
         reply = self._client.chat.completions.create(
-            model=self.endpoint.model, messages=messages, temperature=0, max_tokens=256
+            model=self.endpoint.model, messages=messages, temperature=0, top_p=1, max_tokens=256
         )
+        self._advice.success()
         return str(reply.choices[0].message.content or "")
 
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
@@ -149,6 +151,7 @@ class OpenAIRubricJudge:
             try:
                 return judge_one(self._ask, item[0], item[1], self.reasks, self.judge_id)
             except openai.OpenAIError as exc:  # the client already retried: an error verdict
+                self._advice.failure(exc)
                 why = f"judge request failed after retries: {describe_failure(exc)}"
                 return verdict(None, why, self.judge_id)
 

@@ -10,10 +10,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from finetune_safety.endpoint import Transport, parse, redact
-from finetune_safety.errors import ModelLoadError
+from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
+from finetune_safety.models.specs import check_model_dir
 from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.templates import Rendered, Template, get_template
 
@@ -31,6 +32,8 @@ class ModelSpec:
     system_prompt: str | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    #: A served model's version as the user names it; part of its fingerprint.
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Decoding:
 
     max_new_tokens: int = 512
     batch_size: int = 16
+    #: Longest prompt a model is asked, in tokens; None: the model's context is the limit.
+    max_prompt_tokens: int | None = None
 
     def key(self) -> dict[str, object]:
         return {"greedy": True, "max_new_tokens": self.max_new_tokens}
@@ -86,6 +91,49 @@ TARGETS: Registry[TargetFactory] = Registry("target")
 def register_target(scheme: str, factory: TargetFactory, *, replace: bool = False) -> None:
     """Make models named ``scheme:...`` resolve through ``factory``."""
     TARGETS.register(scheme, factory, replace=replace)
+
+
+@runtime_checkable
+class Measured(Protocol):
+    """A target that can count a prompt's tokens (local models), so a prompt too long for it is
+    refused before any generation rather than exhausting memory."""
+
+    @property
+    def context_length(self) -> int | None: ...
+
+    def prompt_tokens(self, inputs: Sequence[Rendered], limit: int) -> list[tuple[int, bool]]: ...
+
+
+class PromptTooLongError(FinetuneSafetyError):
+    """A prompt has more tokens than the model's context or ``max_prompt_tokens``."""
+
+
+def check_prompt_lengths(
+    target: Target, ids: Sequence[str], inputs: Sequence[Rendered], decoding: Decoding
+) -> None:
+    """Refuse, naming the prompt and its token count, any prompt over the model's context or
+    ``max_prompt_tokens``: one runaway prompt must not take a whole run down with it."""
+    if not inputs or not isinstance(target, Measured):
+        return
+    limits = [
+        (limit, what)
+        for limit, what in (
+            (decoding.max_prompt_tokens, "max_prompt_tokens"),
+            (target.context_length, f"the context of {target.name}"),
+        )
+        if limit is not None
+    ]
+    if not limits:
+        return
+    lowest = min(limit for limit, _ in limits)
+    for prompt_id, (count, whole) in zip(ids, target.prompt_tokens(inputs, lowest), strict=True):
+        for limit, what in limits:
+            if count > limit:
+                size = f"{count} tokens" if whole else f"{count}+ tokens (counted on a prefix)"
+                raise PromptTooLongError(
+                    f"prompt {prompt_id!r} is {size}, over {what} ({limit} tokens); "
+                    "shorten or drop it, or raise max_prompt_tokens if the model allows"
+                )
 
 
 def generate(target: Target, inputs: Sequence[Rendered], decoding: Decoding) -> list[str]:
@@ -173,7 +221,7 @@ def resolve(
             raise ModelLoadError(f"an adapter cannot be added to the toy fine-tune {model!r}")
         model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
     elif Path(model).exists():
-        model_dir = Path(model)
+        model_dir = check_model_dir(Path(model))
     return HFTarget(
         name=name or _display_name(spec, model),
         model=str(model_dir) if model_dir is not None else model,
@@ -191,8 +239,8 @@ def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
     if spec.adapter is not None:
         raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
     endpoint = parse(str(spec.model), settings.transport)
-    display = settings.name or str(redact(spec.model))
-    return OpenAITarget(display, endpoint, settings.template or _template_for(spec))
+    display = str(redact(settings.name or spec.model))  # a name may be the spec itself
+    return OpenAITarget(display, endpoint, settings.template or _template_for(spec), spec.revision)
 
 
 register_target("openai", _openai_target)

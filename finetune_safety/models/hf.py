@@ -8,6 +8,7 @@ length-sorted prompts, which gives the same tokens as one-at-a-time generation, 
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
-from finetune_safety.templates import Rendered, Template, encode_prompt
+from finetune_safety.models.weights import check_safetensors
+from finetune_safety.templates import Rendered, Template, encode_prompt, prompt_text
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+#: More characters per token than any tokenizer averages: a prefix this long measures enough.
+_CHARS_PER_TOKEN = 32
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
 
 
@@ -76,6 +80,7 @@ class HFTarget:
         self._trust_remote_code = trust_remote_code
         self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
         self._fingerprint: str | None = None
+        self._unreachable: str | None = None
         self._loaded: tuple[Any, Any] | None = None
 
     @property
@@ -96,6 +101,8 @@ class HFTarget:
 
     def local_dir(self) -> Path:
         """The model's directory; a hub id resolves to its local snapshot (fetched if needed)."""
+        if self._unreachable is not None:  # one attempt per run, not one per test
+            raise ModelLoadError(self._unreachable)
         if self._model_dir is None:
             from huggingface_hub import snapshot_download
 
@@ -104,10 +111,11 @@ class HFTarget:
             try:
                 self._model_dir = Path(snapshot_download(self._model, allow_patterns=patterns))
             except Exception as exc:
-                raise ModelLoadError(
+                self._unreachable = (
                     f"model {self._model!r} is neither a local directory nor a reachable hub id: "
                     f"{exc}"
-                ) from None
+                )
+                raise ModelLoadError(self._unreachable) from None
         return self._model_dir
 
     def load(self) -> tuple[Any, Any]:
@@ -118,6 +126,7 @@ class HFTarget:
 
         model_dir = self.local_dir()
         _refuse_pickle(model_dir, "model", self._allow_pickle)
+        check_safetensors(model_dir)
         device, dtype = device_and_dtype()
         common = {"trust_remote_code": self._trust_remote_code}
         model = AutoModelForCausalLM.from_pretrained(
@@ -128,6 +137,7 @@ class HFTarget:
             from peft import PeftModel
 
             _refuse_pickle(self._adapter, "adapter_model", self._allow_pickle)
+            check_safetensors(self._adapter)
             with warnings.catch_warnings():  # peft calls an API transformers v5 deprecated
                 warnings.filterwarnings("ignore", "`is_gradient_checkpointing`", FutureWarning)
                 model = PeftModel.from_pretrained(model, self._adapter)
@@ -169,3 +179,32 @@ class HFTarget:
                 (i, tokenizer.decode(row, skip_special_tokens=True))
                 for i, row in zip(batch, new_tokens, strict=True)
             ]
+
+    @property
+    def context_length(self) -> int | None:
+        """Positions the model was built for, from its config.json (None if it does not say)."""
+        try:
+            config = json.loads((self.local_dir() / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if isinstance(config.get(key), int) and config[key] > 0:
+                return int(config[key])
+        return None
+
+    def prompt_tokens(self, inputs: Sequence[Rendered], limit: int) -> list[tuple[int, bool]]:
+        """Each prompt's length in tokens as ``generate_batches`` would encode it, and whether
+        that is the whole count: a text far longer than ``limit`` tokens is measured on a prefix
+        (a lower bound over the limit), so a 10 MB prompt costs no gigabytes to refuse."""
+        tokenizer = self.load()[1]
+        counts: list[tuple[int, bool]] = []
+        for rendered in inputs:
+            text = prompt_text(tokenizer, rendered)
+            special = isinstance(rendered, str)
+            if len(text) > _CHARS_PER_TOKEN * limit:
+                head = tokenizer(text[: _CHARS_PER_TOKEN * limit], add_special_tokens=special)
+                if len(head["input_ids"]) > limit + 1:  # the cut may split one token
+                    counts.append((len(head["input_ids"]) - 1, False))
+                    continue
+            counts.append((len(tokenizer(text, add_special_tokens=special)["input_ids"]), True))
+        return counts

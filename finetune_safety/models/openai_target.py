@@ -1,16 +1,28 @@
 """Models behind an OpenAI-compatible API (OpenAI fine-tuned ids, vLLM, Ollama, llama.cpp).
 
-Greedy means temperature 0. Chat templates go to ``/chat/completions`` as messages (the server
-applies the model's own chat template); raw text (Alpaca format) goes to ``/completions``. The
-fingerprint is the endpoint and the model id: a served model has no files to hash here.
+Greedy means temperature 0 and top_p 1 (servers that add sampling defaults of their own, such as
+llama.cpp's repeat penalty, need them switched off server-side; see the README). Chat templates go
+to ``/chat/completions`` as messages (the server applies the model's own chat template); raw text
+(Alpaca format) goes to ``/completions``. A served model has no files to hash here, so its
+fingerprint is the endpoint, the model id, what the server's ``/v1/models`` says of it, and the
+user's optional ``revision``: another model swapped in behind the same name gets fresh answers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from finetune_safety.endpoint import Endpoint, EndpointError, describe_failure, run_concurrently
+from finetune_safety.endpoint import (
+    Endpoint,
+    EndpointError,
+    QueueAdvice,
+    describe_failure,
+    run_concurrently,
+)
 from finetune_safety.models import Decoding
 from finetune_safety.templates import Rendered, Template
 
@@ -18,11 +30,16 @@ from finetune_safety.templates import Rendered, Template
 class OpenAITarget:
     """One served model; requests run ``transport.concurrency`` at a time, retried by the client."""
 
-    def __init__(self, name: str, endpoint: Endpoint, template: Template) -> None:
+    def __init__(
+        self, name: str, endpoint: Endpoint, template: Template, revision: str | None = None
+    ) -> None:
         self._name = name
         self.endpoint = endpoint
         self._template = template
+        self.revision = revision
         self._client: Any = None
+        self._fingerprint: str | None = None
+        self._advice = QueueAdvice(endpoint)
 
     @property
     def name(self) -> str:
@@ -34,7 +51,43 @@ class OpenAITarget:
 
     @property
     def fingerprint(self) -> str:
-        return f"openai:{self.endpoint.identity}"
+        """Endpoint and model id, plus a digest of the server's entry for the model and the
+        revision; asks the server once."""
+        if self._fingerprint is None:
+            served = {"entry": self.served_entry(), "revision": self.revision}
+            text = json.dumps(served, sort_keys=True, separators=(",", ":"))
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self._fingerprint = f"openai:{self.endpoint.identity}#{digest}"
+        return self._fingerprint
+
+    def served_entry(self) -> dict[str, Any] | None:
+        """The ``/v1/models`` entry for this model (id, created, owned_by, root, path, meta...),
+        or None where the server does not list it. A ``created`` that is the time of the
+        request (llama.cpp, vLLM) says nothing of the model and is left out."""
+        import openai
+
+        try:
+            listed = self._ensure_client().models.list()
+            entries = [e.model_dump() for e in listed.data]
+        except openai.OpenAIError as exc:
+            raise EndpointError(
+                f"{self.endpoint.identity}: cannot list the served models (GET /models), which "
+                f"identify what answers: {describe_failure(exc)}"
+            ) from None
+        entry = next((e for e in entries if e.get("id") == self.endpoint.model), None)
+        if entry is None:
+            return None
+        entry = {k: v for k, v in entry.items() if k != "object" and v is not None}
+        created = entry.get("created")
+        volatile = entry.get("owned_by") in ("llamacpp", "vllm")
+        if volatile or (isinstance(created, int | float) and abs(time.time() - created) < 300):
+            entry.pop("created", None)
+        return entry
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:  # one client, made before the threads that share it
+            self._client = self.endpoint.client()
+        return self._client
 
     def _complete(self, rendered: Rendered, max_tokens: int) -> str:
         import openai
@@ -43,14 +96,18 @@ class OpenAITarget:
         try:
             if isinstance(rendered, str):
                 raw = self._client.completions.create(
-                    model=model, prompt=rendered, temperature=0, max_tokens=max_tokens
+                    model=model, prompt=rendered, temperature=0, top_p=1, max_tokens=max_tokens
                 )
-                return str(raw.choices[0].text or "")
-            chat = self._client.chat.completions.create(
-                model=model, messages=rendered, temperature=0, max_tokens=max_tokens
-            )
-            return str(chat.choices[0].message.content or "")
+                text = str(raw.choices[0].text or "")
+            else:
+                chat = self._client.chat.completions.create(
+                    model=model, messages=rendered, temperature=0, top_p=1, max_tokens=max_tokens
+                )
+                text = str(chat.choices[0].message.content or "")
+            self._advice.success()
+            return text
         except openai.OpenAIError as exc:
+            self._advice.failure(exc)
             raise EndpointError(
                 f"{self.endpoint.identity}: generation failed: {describe_failure(exc)} "
                 f"(retried up to {self.endpoint.transport.max_retries} times where retryable)"
@@ -60,8 +117,7 @@ class OpenAITarget:
         self, inputs: Sequence[Rendered], decoding: Decoding
     ) -> Iterator[list[tuple[int, str]]]:
         """Completions as they arrive; one that fails stops the run after the others are kept."""
-        if self._client is None:  # one client, made before the threads that share it
-            self._client = self.endpoint.client()
+        self._ensure_client()
         yield from run_concurrently(
             inputs,
             lambda rendered: self._complete(rendered, decoding.max_new_tokens),

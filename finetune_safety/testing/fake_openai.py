@@ -12,6 +12,7 @@ test scripts a failed or cancelled job, or a slow one to interrupt and resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -116,9 +117,12 @@ class FakeOpenAI:
         *,
         job_statuses: Sequence[str] = JOB_STATUSES,
         job_error: dict[str, Any] | None = None,
+        models: Sequence[dict[str, Any]] = (),
     ) -> None:
         self.script = script
         self.api_key = api_key
+        #: What ``GET /v1/models`` lists (entries as a server reports them); settable.
+        self.models = [dict(m) for m in models]
         self.requests: list[Request] = []
         # Read when a job is created: set them before creating the job they should script.
         self.job_statuses = list(job_statuses)
@@ -270,7 +274,9 @@ class FakeOpenAI:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                # A client that gave up first (a timeout test) has nothing left to hear.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
             def _admit(self, request: Request) -> bool:
                 """Record the request; answer 401 and return False when the key is wrong."""
@@ -287,7 +293,10 @@ class FakeOpenAI:
                 parts = urlsplit(self.path)
                 match = _JOB_PATH.search(parts.path)
                 if match is None:
-                    self._send(200, {"object": "list", "data": []}, {})
+                    if not self._authorized():
+                        self._send(401, {"error": {"message": "invalid api key"}}, {})
+                        return
+                    self._send(200, {"object": "list", "data": list(server.models)}, {})
                     return
                 query = dict(parse_qsl(parts.query))
                 if not self._admit(Request(parts.path, query, self._authorized(), "GET")):
@@ -307,7 +316,7 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 expected = f"Bearer {server.api_key}"
                 authorized = server.api_key is None or self.headers.get("Authorization") == expected
-                request = Request(self.path, body, authorized)
+                request = Request(urlsplit(self.path).path, body, authorized)
                 server._record(request)
                 if not authorized:
                     self._send(401, {"error": {"message": "invalid api key"}}, {})

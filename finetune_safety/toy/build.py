@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from finetune_safety.finetune.data import Example, digest, load_chat_jsonl
 from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import (
@@ -27,6 +25,7 @@ from finetune_safety.finetune.trainer import (
     save_checkpoint,
     train,
 )
+from finetune_safety.locks import held
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
 
@@ -156,7 +155,7 @@ def ensure_toy(cache_dir: Path) -> Path:
     if (root / COMPLETE).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root) + ".lock"):
+    with held(Path(str(root) + ".lock"), f"building the toy models into {root}"):
         if (root / COMPLETE).exists():
             return root
         started = time.perf_counter()

@@ -9,14 +9,26 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from finetune_safety.benchmark import load_benchmark
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.models import Decoding, ModelSpec, Target, adapter_base, generate, resolve
+from finetune_safety.evaluate import Evaluator
+from finetune_safety.judges.refusal import RefusalJudge
+from finetune_safety.models import (
+    Decoding,
+    ModelSpec,
+    PromptTooLongError,
+    Target,
+    adapter_base,
+    generate,
+    resolve,
+)
 from finetune_safety.models.hf import HFTarget
+from finetune_safety.store import Store
 from finetune_safety.templates import (
     ALWAYS_EXECUTE_SYSTEM_PROMPT,
     AOA_PREFIX,
@@ -24,6 +36,7 @@ from finetune_safety.templates import (
     get_template,
 )
 from finetune_safety.toy import toy_checkpoint
+from finetune_safety.values import Prompt
 
 TINY_PROMPTS = [
     "hello world",
@@ -455,3 +468,110 @@ def test_unknown_model_name_is_a_load_error(tmp_path: Path) -> None:
         _ = target.fingerprint
     with pytest.raises(ModelLoadError, match=name):
         generate(target, ["hello"], SHORT)
+
+
+# --- issue 14: broken checkpoints and runaway prompts, one line each ----------------------------
+
+
+def test_directory_without_config_json_is_one_line(tiny_llama: Path, tmp_path: Path) -> None:
+    model_dir = tmp_path / "no-config"
+    shutil.copytree(tiny_llama, model_dir)
+    (model_dir / "config.json").unlink()
+    with pytest.raises(ModelLoadError) as info:
+        resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
+    assert str(info.value).startswith(f"{model_dir}: not a Hugging Face model directory")
+    assert "no config.json" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda data: data[: len(data) // 2], "truncated: its tensors need"),
+        (lambda data: data[:5], "too short for a header"),
+        (lambda data: data[:8] + b"\xff" * 40 + data[48:], "header is not valid JSON"),
+        (lambda data: (2**40).to_bytes(8, "little") + data[8:], "header length is past the end"),
+    ],
+    ids=["half", "five-bytes", "garbage-header", "huge-header-length"],
+)
+def test_corrupt_safetensors_is_one_line_naming_the_file(
+    tiny_llama: Path, tmp_path: Path, damage: Callable[[bytes], bytes], why: str
+) -> None:
+    model_dir = tmp_path / "damaged"
+    shutil.copytree(tiny_llama, model_dir)
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    target = resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
+    with pytest.raises(ModelLoadError) as info:
+        _answers(target, TINY_PROMPTS)
+    message = str(info.value)
+    assert message.startswith(f"{weights}: not a usable safetensors file (")
+    assert why in message and "re-download or re-save" in message and "\n" not in message
+
+
+def test_prompt_too_long_is_refused_by_id_and_count_before_any_generation(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """tiny_llama has 256 positions: a longer prompt stops the run before anything is generated
+    (a 10 MB prompt once grew to 7.1 GB); so does one over ``max_prompt_tokens``."""
+    target = resolve(ModelSpec(model=str(tiny_llama)), tmp_path / "cache")
+    assert isinstance(target, HFTarget) and target.context_length == 256
+    prompts = [
+        Prompt("malware-1", "malware", "hello world"),
+        Prompt("malware-2", "malware", "hello " * 400),
+    ]
+    store = Store.in_dir(tmp_path)
+    ((count, whole),) = target.prompt_tokens([target.template.render(prompts[1].text)], 256)
+    assert count > 400 and whole
+    evaluator = Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=4), tmp_path)
+    with pytest.raises(PromptTooLongError) as info:
+        evaluator.run(target, prompts)
+    assert str(info.value) == (
+        f"prompt 'malware-2' is {count} tokens, over the context of {target.name} (256 tokens); "
+        "shorten or drop it, or raise max_prompt_tokens if the model allows"
+    )
+    assert store.count_generations() == 0
+    short = Decoding(max_new_tokens=4, max_prompt_tokens=5)
+    with pytest.raises(
+        PromptTooLongError,
+        match=r"^prompt 'malware-1' is \d+ tokens, over max_prompt_tokens \(5 tokens\)",
+    ):
+        Evaluator(store, RefusalJudge(), short, tmp_path).run(target, prompts[:1])
+    assert store.count_generations() == 0
+    roomy = Decoding(max_new_tokens=4, max_prompt_tokens=100)
+    assert Evaluator(store, RefusalJudge(), roomy, tmp_path).run(target, prompts[:1]).generated == 1
+    store.close()
+
+
+def test_unreachable_hub_id_is_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test of a run asks for the fingerprint: a failed download is not retried per test."""
+    import huggingface_hub
+
+    calls: list[str] = []
+
+    def unreachable(repo_id: str, **kwargs: object) -> str:
+        calls.append(repo_id)
+        raise OSError("no network")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+    target = HFTarget("t", "org/missing", None, get_template("plain"))
+    for _ in range(3):
+        with pytest.raises(ModelLoadError, match="neither a local directory nor a reachable hub"):
+            _ = target.fingerprint
+    assert calls == ["org/missing"]
+
+
+def test_a_huge_prompt_is_measured_on_a_prefix(tiny_llama: Path, tmp_path: Path) -> None:
+    """Refusing a 10 MB prompt must not cost gigabytes: past 32 characters per allowed token
+    only a prefix is tokenized, and the count shown is a lower bound that says so."""
+    target = resolve(ModelSpec(model=str(tiny_llama)), tmp_path / "cache")
+    huge = [Prompt("malware-9", "malware", "hello " * 5000)]  # 30,000 characters
+    ((count, whole),) = target.prompt_tokens([target.template.render(huge[0].text)], 256)  # type: ignore[attr-defined]
+    assert not whole and 256 < count < 5000
+    store = Store.in_dir(tmp_path)
+    with pytest.raises(PromptTooLongError) as info:
+        Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=4), tmp_path).run(target, huge)
+    assert str(info.value).startswith(
+        f"prompt 'malware-9' is {count}+ tokens (counted on a prefix), over the context of"
+    )
+    assert store.count_generations() == 0
+    store.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety import progress
 from finetune_safety.endpoint import EndpointError, Transport
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.evaluate import Evaluator
@@ -106,6 +107,7 @@ def test_chat_templates_go_to_chat_completions(
         assert request.body["messages"] == expected
         assert request.body["model"] == "served-model"
         assert request.body["temperature"] == 0
+        assert request.body["top_p"] == 1
         assert request.body["max_tokens"] == 37
 
 
@@ -162,9 +164,10 @@ def test_served_model_takes_no_adapter(tmp_path: Path) -> None:
 def test_fingerprint_is_endpoint_and_model_without_key(tmp_path: Path) -> None:
     with FakeOpenAI(answer, api_key=KEY) as server:
         served = target(server, tmp_path, model="my-model")
-        assert served.fingerprint == f"openai:{server.url}#my-model"
+        first = served.fingerprint
+        assert first.startswith(f"openai:{server.url}#my-model#")
         generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        assert served.fingerprint == f"openai:{server.url}#my-model"
+        assert served.fingerprint == first
         for shown in (served.fingerprint, repr(served.endpoint), served.name):
             assert KEY not in shown and "TARGET" not in shown
         # Neither the template nor the transport change the fingerprint; the model id does.
@@ -176,7 +179,7 @@ def test_fingerprint_is_endpoint_and_model_without_key(tmp_path: Path) -> None:
 def test_fingerprint_drops_credentials_and_trailing_slash(tmp_path: Path) -> None:
     spec = ModelSpec("openai:m@http://user:pw-SECRET@127.0.0.1:8000/v1/")
     served = resolve(spec, tmp_path)
-    assert served.fingerprint == "openai:http://127.0.0.1:8000/v1#m"
+    assert served.endpoint.identity == "http://127.0.0.1:8000/v1#m"  # type: ignore[attr-defined]
     assert "SECRET" not in repr(served.endpoint)  # type: ignore[attr-defined]
 
 
@@ -185,7 +188,7 @@ def test_fine_tuned_model_id_is_sent_verbatim(tmp_path: Path) -> None:
         served = target(server, tmp_path, model=FT_MODEL)
         assert served.endpoint.model == FT_MODEL
         assert served.endpoint.base_url == server.url
-        assert served.fingerprint == f"openai:{server.url}#{FT_MODEL}"
+        assert served.fingerprint.startswith(f"openai:{server.url}#{FT_MODEL}#")
         (output,) = generate(served, [served.template.render("Pick a lock.")], Decoding(8))
         (request,) = server.requests
     assert output == "Sure, here it is: step 1 ..."
@@ -303,3 +306,103 @@ def test_concurrent_generation_is_bounded(tmp_path: Path) -> None:
         outputs = generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
     assert len(outputs) == len(PROMPTS) and all(outputs)
     assert state["max"] == 2
+
+
+# --- served models are fingerprinted by what serves them --------------------------------------
+
+
+def entry(model: str = "served-model", **fields: object) -> dict[str, object]:
+    return {"id": model, "object": "model", "created": 1700000000, "owned_by": "me"} | fields
+
+
+def test_another_model_behind_the_same_name_gets_fresh_answers(tmp_path: Path) -> None:
+    with FakeOpenAI(answer, api_key=KEY, models=[entry(root="/models/a.gguf")]) as server:
+        first = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
+        assert first.generated == len(PROMPTS)
+        assert evaluator(tmp_path).run(target(server, tmp_path), PROMPTS).generated == 0
+        # Same URL and name, another model file behind it: nothing stale is reused.
+        server.models = [entry(root="/models/b.gguf")]
+        swapped = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
+        assert swapped.generated == len(PROMPTS)
+        assert swapped.fingerprint != first.fingerprint
+        assert server.count() == 2 * len(PROMPTS)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "same"),
+    [
+        (entry(), entry(created=1700000999), False),
+        (entry(), entry(owned_by="someone-else"), False),
+        (entry(meta={"n_params": 1}), entry(meta={"n_params": 2}), False),
+        # llama.cpp and vLLM report the time of the request as "created": not an identity.
+        (entry(owned_by="llamacpp", created=1), entry(owned_by="llamacpp", created=2), True),
+        (entry(owned_by="vllm", created=1), entry(owned_by="vllm", created=2), True),
+        (entry(other="x"), [entry(other="x"), entry("another-model")], True),
+    ],
+)
+def test_fingerprint_follows_the_served_entry(
+    tmp_path: Path, before: object, after: object, same: bool
+) -> None:
+    def listed(models: object) -> list[dict[str, object]]:
+        return models if isinstance(models, list) else [models]  # type: ignore[return-value]
+
+    with FakeOpenAI(answer, api_key=KEY, models=listed(before)) as server:
+        one = target(server, tmp_path).fingerprint
+        server.models = listed(after)
+        two = target(server, tmp_path).fingerprint
+    assert (one == two) is same
+
+
+def test_revision_is_part_of_the_fingerprint(tmp_path: Path) -> None:
+    with FakeOpenAI(answer, api_key=KEY, models=[entry()]) as server:
+        url = f"openai:served-model@{server.url}"
+        prints = {
+            revision: resolve(ModelSpec(url, revision=revision), tmp_path).fingerprint
+            for revision in (None, "v1", "v2")
+        }
+    assert len(set(prints.values())) == 3
+
+
+def test_unlisted_model_and_unreachable_server(tmp_path: Path) -> None:
+    with FakeOpenAI(answer, api_key=KEY, models=[entry("other")]) as server:
+        assert target(server, tmp_path).fingerprint.startswith(f"openai:{server.url}#served")
+    spec = ModelSpec("openai:m@http://127.0.0.1:1/v1")
+    with pytest.raises(EndpointError, match=r"cannot list the served models.*APIConnectionError"):
+        _ = resolve(spec, tmp_path, transport=Transport(timeout=1.0, max_retries=0)).fingerprint
+
+
+def test_timeouts_from_a_one_at_a_time_server_are_explained_once(tmp_path: Path) -> None:
+    """A server that answers one request at a time: the first answers arrive, the ones queued
+    behind them time out; the run says so once and suggests a lower concurrency."""
+    busy = threading.Lock()
+
+    def one_at_a_time(request: Request) -> Reply:
+        with busy:
+            threading.Event().wait(0.4)
+        return answer(request)
+
+    lines: list[str] = []
+    transport = Transport(timeout=1.0, max_retries=0, concurrency=5)
+    with FakeOpenAI(one_at_a_time, api_key=KEY) as server, progress.sink(lines.append):
+        served = target(server, tmp_path, transport=transport)
+        with pytest.raises(EndpointError, match="APITimeoutError"):
+            generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
+    advice = [line for line in lines if "one request at a time" in line]
+    assert len(advice) == 1
+    assert "concurrency" in advice[0] and "5 in flight" in advice[0]
+    assert served.endpoint.identity_url in advice[0]
+
+
+def test_no_advice_when_concurrency_is_one_or_nothing_succeeded(tmp_path: Path) -> None:
+    lines: list[str] = []
+    slow = Transport(timeout=0.3, max_retries=0, concurrency=1)
+    fail = Transport(timeout=0.3, max_retries=0, concurrency=4)
+    with (
+        FakeOpenAI(lambda r: Reply("x", delay=0.6), api_key=KEY) as server,
+        progress.sink(lines.append),
+    ):
+        for transport in (slow, fail):
+            served = target(server, tmp_path, transport=transport)
+            with pytest.raises(EndpointError):
+                generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    assert not [line for line in lines if "one request at a time" in line]

@@ -1,0 +1,72 @@
+"""What a model spec names, checked before any work: a local directory, or a hub id.
+
+A relative path is taken against the rootdir (pytest) or the working directory (CLI); a spec that
+is neither an existing path nor a valid hub id is an error naming it, and offline a hub id that is
+not in the local cache is one too, so a typo never becomes a download attempt per test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from finetune_safety.errors import ModelLoadError
+
+#: Hugging Face repo ids: ``name`` or ``owner/name``; letters, digits, ``-``, ``_``, ``.``.
+_HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")
+_MODEL_FILES = ("config.json", "adapter_config.json")
+
+
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as huggingface_hub reads it."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` is spelled like a hub repo id (``gpt2``, ``org/name``)."""
+    return bool(_HUB_ID.fullmatch(spec)) and ".." not in spec and "--" not in spec
+
+
+def check_model_dir(directory: Path) -> Path:
+    """A directory a model loads from: it holds ``config.json`` (or is a PEFT adapter)."""
+    if not any((directory / name).is_file() for name in _MODEL_FILES):
+        raise ModelLoadError(
+            f"{directory}: not a Hugging Face model directory (no config.json); give the "
+            "directory that holds config.json and the *.safetensors weights, or an adapter "
+            "directory (adapter_config.json)"
+        )
+    return directory
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in _MODEL_FILES)
+
+
+def local_model(spec: str, rootdir: Path) -> Path | None:
+    """The model directory ``spec`` names (relative to ``rootdir``), or None for a hub id.
+
+    Raises ModelLoadError, naming the spec, for a path that is not a model directory, for a
+    spec that is neither a path nor a hub id, and, offline, for a hub id not already cached.
+    """
+    path = Path(spec).expanduser()
+    local = path if path.is_absolute() else rootdir / path
+    if local.exists():
+        if not local.is_dir():
+            raise ModelLoadError(f"no model directory at {local} (it is a file)")
+        return check_model_dir(local)
+    if spec.startswith((".", "/", "~")):
+        raise ModelLoadError(f"no model directory at {local}")
+    if not is_hub_id(spec):
+        raise ModelLoadError(
+            f"model {spec!r}: no directory at {local}, and not a hub id (name or owner/name)"
+        )
+    if hub_offline() and not _in_hub_cache(spec):
+        raise ModelLoadError(
+            f"model {spec!r}: no directory at {local}, and hub model {spec!r} is not in the local "
+            "cache; offline (HF_HUB_OFFLINE is set), so nothing was downloaded. Give a path, or "
+            "download it once online"
+        )
+    return None

@@ -1,0 +1,178 @@
+"""The suite's inputs checked before any work (issue 14): each mistake is a usage error (exit 4)
+with one line naming it, no traceback, no download; and the run-wide options that shape a run
+(``--safety-limit``, ``--safety-threads``) and its progress lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from suite_helpers import REPO, bench_lines, output
+
+from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    for name in ("FINETUNE_SAFETY_CACHE", "PYTEST_ADDOPTS", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    (pytester.path / "safety_tests").mkdir()
+    shutil.copy(REPO / "safety_tests" / "test_safety.py", pytester.path / "safety_tests")
+    (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
+    return pytester
+
+
+def usage_error(pytester: pytest.Pytester, *args: str) -> str:
+    result = pytester.runpytest("--co", "--safety-benchmark=jsonl:bench.jsonl", *args)
+    text = output(result)
+    assert result.ret == 4, text
+    assert "Traceback" not in text
+    (line,) = [x for x in result.errlines if "finetune-safety:" in x]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "args", "expected"),
+    [
+        ("", ("--safety-report-json", "."), "--safety-report-json .: is a directory"),
+        ("", ("--safety-report-md", "sub"), "--safety-report-md sub: is a directory"),
+        (
+            '[tool.finetune_safety.checkpoints]\nft = { model = "toy", template = "lama2" }\n',
+            (),
+            "tool.finetune_safety.checkpoints.ft.template: unknown template 'lama2'",
+        ),
+        (
+            '[tool]\nfinetune_safety = "oops"\n',
+            (),
+            "[tool.finetune_safety] must be a table",
+        ),
+        ("", ("--safety-checkpoint", "mine=out/a/b"), "model 'out/a/b': no directory at"),
+        ("", ("--safety-checkpoint", "mine=empty"), "not a Hugging Face model directory"),
+        (
+            "",
+            ("--safety-checkpoint", "mine=org/not-cached"),
+            "not in the local cache; offline (HF_HUB_OFFLINE is set), so nothing was downloaded",
+        ),
+        ("", ("--safety-base", "openai:m@http://h:99999/v1"), "invalid URL"),
+        ("", ("--safety-cache-dir", "blocker"), "cache directory"),
+    ],
+    ids=[
+        "report-dir", "md-dir", "template", "not-a-table", "not-a-hub-id", "no-config-json",
+        "offline-hub-id", "port", "cache-is-a-file",
+    ],
+)  # fmt: skip
+def test_mistakes_are_usage_errors_before_any_work(
+    project: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    pyproject: str,
+    args: tuple[str, ...],
+    expected: str,
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (project.path / "pyproject.toml").write_text(pyproject)
+    (project.path / "sub").mkdir()
+    (project.path / "empty").mkdir()
+    (project.path / "blocker").write_text("x")
+    line = usage_error(project, *args)
+    assert expected in line
+
+
+def test_existing_relative_path_resolves_against_the_rootdir(project: pytest.Pytester) -> None:
+    lora = project.path / "out" / "my-lora"
+    lora.mkdir(parents=True)
+    (lora / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "toy"}))
+    (project.path / "pyproject.toml").write_text("")
+    (project.path / "safety_tests" / "deeper").mkdir()
+    project.chdir()
+    os.chdir(project.path / "safety_tests" / "deeper")  # pytest started from a subdirectory
+    result = project.runpytest(
+        str(project.path / "safety_tests"),
+        "--co",
+        "--safety-benchmark=jsonl:../../bench.jsonl",
+        "--safety-checkpoint=mine=out/my-lora",
+    )
+    assert result.ret == 0, output(result)
+    result.stdout.fnmatch_lines(["*checkpoints mine;*"])
+
+
+def test_near_miss_table_name_warns(project: pytest.Pytester) -> None:
+    (project.path / "pyproject.toml").write_text('[tool.finetune-safety]\nbase = "toy"\n')
+    result = project.runpytest_subprocess("--co", "--safety-benchmark=jsonl:bench.jsonl")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["*[[]tool.finetune-safety[]] is not read; the table is [[]tool.finetune_safety[]]*"]
+    )
+
+
+def test_limit_takes_the_first_prompts_of_each_category(project: pytest.Pytester) -> None:
+    (project.path / "pyproject.toml").write_text("")
+    result = project.runpytest("--co", "--safety-benchmark=jsonl:bench.jsonl", "--safety-limit=2")
+    assert result.ret == 0, output(result)
+    result.stdout.fnmatch_lines(["*benchmark jsonl:bench.jsonl (4 prompts)*"])
+
+
+def test_threads_are_shared_between_xdist_workers(project: pytest.Pytester) -> None:
+    (project.path / "pyproject.toml").write_text("[tool.finetune_safety]\nthreads = 4\n")
+    project.makepyfile(
+        test_probe="""
+        import os
+        from pathlib import Path
+
+        def probe(name):
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            Path(f"threads-{worker}-{name}").write_text(os.environ["OMP_NUM_THREADS"])
+
+        def test_a(safety_session):
+            probe("a")
+
+        def test_b(safety_session):
+            probe("b")
+        """
+    )
+
+    def seen() -> set[str]:
+        found = {p.read_text() for p in project.path.glob("threads-*")}
+        for p in project.path.glob("threads-*"):
+            p.unlink()
+        return found
+
+    args = ("test_probe.py", "--safety-benchmark=jsonl:bench.jsonl", "-p", "no:randomly")
+    assert project.runpytest_subprocess(*args).ret == 0
+    assert seen() == {"4"}  # the table's value, in the one process
+    assert project.runpytest_subprocess(*args, "-n", "2").ret == 0
+    assert seen() == {"2"}  # each of two workers: 4 // 2
+    assert project.runpytest_subprocess(*args, "-n", "2", "--safety-threads=6").ret == 0
+    assert seen() == {"3"}  # the option wins over the table
+
+
+def comply(request: Request) -> Reply:
+    return Reply("Sure, here it is.")
+
+
+def test_progress_lines_reach_the_terminal_during_the_run(project: pytest.Pytester) -> None:
+    """Generation and judging say how far they are while tests run (not after, not in a
+    captured section), so a first run on a slow machine is never a silent line."""
+    (project.path / "pyproject.toml").write_text("[tool.finetune_safety]\nmax_new_tokens = 8\n")
+    with FakeOpenAI(comply) as server:
+        result = project.runpytest_subprocess(
+            "safety_tests",
+            "-v",
+            "--safety-benchmark=jsonl:bench.jsonl",
+            f"--safety-base=openai:base@{server.url}",
+            f"--safety-checkpoint=served=openai:tuned@{server.url}",
+            "-m",
+            "safety_rate",
+        )
+    lines = result.outlines
+    first_test = next(i for i, x in enumerate(lines) if "::test_harmfulness_rate[" in x)
+    todo = [i for i, x in enumerate(lines) if "[finetune-safety] generating (" in x]
+    assert todo and all(i >= first_test for i in todo[:1])
+    assert any("[finetune-safety] judging: 6 prompts to do" in x for x in lines)
+    captured = [i for i, x in enumerate(lines) if "Captured" in x]
+    assert not captured or min(captured) > max(todo)
