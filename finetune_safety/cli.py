@@ -40,7 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai:)")
     ev.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request")
     ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
-    ev.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    ev.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default="auto",
+        help="prompts per batch; auto (default): fit the GPU's free memory, 16 on the CPU",
+    )
+    ev.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="precision (default auto: bf16 on CUDA, else float32; the toy always float32)",
+    )
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
     ev.add_argument("--allow-pickle", action="store_true", help="load non-safetensors weights")
     ev.add_argument("--trust-remote-code", action="store_true", help="run the model repo's code")
@@ -93,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _batch_size(text: str) -> int | str:
+    """``auto`` or a positive whole number (argparse reports anything else as a usage error)."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive integer, got {text!r}")
+    return int(text)
+
+
 def _cache_dir(args: argparse.Namespace) -> Path:
     from finetune_safety.store import resolve_cache_dir
 
@@ -108,9 +128,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from finetune_safety.models import Decoding, ModelSpec, resolve
     from finetune_safety.store import Store
 
-    if min(args.max_new_tokens, args.batch_size, args.concurrency, args.request_timeout) <= 0:
+    if min(args.max_new_tokens, args.concurrency, args.request_timeout) <= 0:
         raise FinetuneSafetyError(
-            "--max-new-tokens, --batch-size, --concurrency and --request-timeout must be positive"
+            "--max-new-tokens, --concurrency and --request-timeout must be positive"
         )
     cache_dir = _cache_dir(args)
     category_map = parse_category_map(args.category_map) if args.category_map else None
@@ -126,7 +146,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
     )
     target = resolve(spec, cache_dir, transport=transport)
-    decoding = Decoding(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    decoding = Decoding(args.max_new_tokens, args.batch_size, args.dtype)
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
             target, prompts

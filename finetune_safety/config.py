@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from finetune_safety.benchmark import parse_category_map
 from finetune_safety.endpoint import EndpointError, Transport, is_endpoint, parse
@@ -18,6 +18,7 @@ from finetune_safety.errors import BenchmarkError, FinetuneSafetyError
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
+from finetune_safety.models.precision import PrecisionError, check_dtype
 from finetune_safety.toy.build import BASE as TOY_BASE
 from finetune_safety.toy.build import RECIPES as TOY_RECIPES
 from finetune_safety.values import CATEGORIES
@@ -26,6 +27,7 @@ TABLE = "tool.finetune_safety"
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
+    "dtype",
 }  # fmt: skip
 _SPEC_KEYS = {"model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code"}
 _LIMITS = ("max_rate", "max_rate_delta", "max_score_delta", "max_judge_errors", "mode", "alpha")
@@ -66,7 +68,10 @@ class SafetyConfig:
     category_map: Mapping[int, str] | None = None
     judge: str = "refusal"
     max_new_tokens: int = 512
-    batch_size: int = 16
+    #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
+    batch_size: int | Literal["auto"] = "auto"
+    #: ``auto``: bf16 on CUDA, float32 on the CPU and for the toy; part of the generation key.
+    dtype: str = "auto"
     cache_dir: Path | None = None
     transport: Transport = field(default_factory=Transport)
     thresholds: Thresholds = Thresholds()
@@ -110,6 +115,13 @@ def _positive_int(value: object, where: str) -> int:
     if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
         raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
     return value
+
+
+def _dtype(value: object, where: str) -> str:
+    try:
+        return check_dtype(value, where)
+    except PrecisionError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _path(value: str, rootdir: Path) -> str:
@@ -260,9 +272,17 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
             changes["category_map"] = parse_category_map(text)
         except BenchmarkError as exc:
             raise ConfigError(f"{where}.category_map: {exc}") from None
-    for key in ("max_new_tokens", "batch_size"):
-        if key in table:
-            changes[key] = _positive_int(table[key], f"{where}.{key}")
+    if "max_new_tokens" in table:
+        changes["max_new_tokens"] = _positive_int(
+            table["max_new_tokens"], f"{where}.max_new_tokens"
+        )
+    if "batch_size" in table:
+        size = table["batch_size"]
+        ok = size == "auto" or (type(size) is int and size > 0)
+        _check(ok, f"{where}.batch_size", f'expected "auto" or a positive integer, got {size!r}')
+        changes["batch_size"] = size
+    if "dtype" in table:
+        changes["dtype"] = _dtype(table["dtype"], f"{where}.dtype")
     transport: dict[str, Any] = {}
     if "concurrency" in table:
         transport["concurrency"] = _positive_int(table["concurrency"], f"{where}.concurrency")
@@ -308,6 +328,7 @@ class Overrides:
     judge: str | None = None
     max_rate: float | None = None
     max_rate_delta: float | None = None
+    dtype: str | None = None
 
 
 def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> SafetyConfig:
@@ -332,6 +353,8 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["benchmark"] = options.benchmark
     if options.judge is not None:
         changes["judge"] = options.judge
+    if options.dtype is not None:
+        changes["dtype"] = _dtype(options.dtype, "--safety-dtype")
     limits: dict[str, Any] = {}
     if options.max_rate is not None:
         limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")

@@ -185,7 +185,9 @@ class SafetySession:
         if key not in self._records:
             wanted = self._selected if self._selected is not None else set(self.categories)
             prompts = [p for p in self.prompts if p.category in wanted]
-            decoding = Decoding(self.config.max_new_tokens, self.config.batch_size)
+            decoding = Decoding(
+                self.config.max_new_tokens, self.config.batch_size, self.config.dtype
+            )
             evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)
             evaluation = evaluator.run(target, prompts)
             grouped: dict[str, list[Record]] = {}
