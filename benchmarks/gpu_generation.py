@@ -5,6 +5,7 @@ Builds a random-weight Llama of the chosen shape on the device (no download), wi
 tokenizer and the smoke prompts under the llama2 template. Random weights never emit EOS, so every
 answer runs to ``--max-new-tokens``: a worst case, and a fair timing. Prints ratios; asserts
 nothing. Runs on the CPU with ``--shape tiny`` (float32 there; the bf16 agreement needs CUDA).
+Every case runs twice: the first call includes compiling (static cache on CUDA), the second not.
 
     python benchmarks/gpu_generation.py --shape tiny|1b|7b [--prompts 64] [--max-new-tokens 64]
 """
@@ -30,7 +31,6 @@ from finetune_safety.models.hf import HFTarget
 from finetune_safety.store import resolve_cache_dir
 from finetune_safety.templates import TEMPLATES
 from finetune_safety.toy import toy_checkpoint
-from finetune_safety.values import Label
 
 SHAPES: dict[str, dict[str, int]] = {
     "tiny": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
@@ -107,37 +107,51 @@ def main() -> None:
     inputs = [target.template.render(p.text) for p in prompts]
     new = args.max_new_tokens
 
-    def run(batch_size: int | Literal["auto"], items: list[Any] = inputs) -> list[str]:
-        return generate(target, items, Decoding(new, batch_size, dtype_name))
+    def run(engine: str | None, size: int | Literal["auto"], items: list[Any]) -> list[str]:
+        """Answers under ``engine`` (None: the default choice) at batch ``size``."""
+        os.environ.pop(engines.ENGINE_ENV, None)
+        if engine is not None:
+            os.environ[engines.ENGINE_ENV] = engine
+        try:
+            return generate(target, items, Decoding(new, size, dtype_name))
+        finally:
+            os.environ.pop(engines.ENGINE_ENV, None)
 
-    engine = engines.choose_engine(model, device)
-    run(4, inputs[:4])  # warm-up (and, for continuous batching on CUDA, graph capture)
-    single, _ = timed(lambda: run(1, inputs[: min(8, len(inputs))]))
-    single_n = min(8, len(inputs))
-    step = single / single_n / new
-    print(f"params {params / 1e9:.2f} B; engine {engine}; {len(inputs)} prompts x {new} tokens")
-    print(f"batch-1 decode step: {step * 1e3:7.2f} ms  (bandwidth bound {bound * 1e3:.2f} ms "
-          f"on {card}: {step / bound:.1f}x the bound; target <= 2.5x on an H100)")  # fmt: skip
-    rates = {"batch 1": single_n / single}
+    default = engines.choose_engine(model, device, dtype_name)
+    print(f"params {params / 1e6:.1f} M; {len(inputs)} prompts x {new} tokens; default engine "
+          f"{default}; bandwidth bound {bound * 1e3:.2f} ms a step on {card}")  # fmt: skip
+    ones_n = min(16, len(inputs))
+    cases: list[tuple[str, str | None, int | Literal["auto"], list[Any]]] = [
+        ("old: padded, batch 1", "padded", 1, inputs[:ones_n]),
+        ("old: padded, batch 16", "padded", 16, inputs),
+        (f"new: {default}, batch 1", None, 1, inputs[:ones_n]),
+        (f"new: {default}, batch auto", None, "auto", inputs),
+    ]
+    if engines.supports_continuous(model):
+        cases.append(("opt-in: continuous, auto", "continuous", "auto", inputs))
+    rates: dict[str, float] = {}
     outputs: dict[str, list[str]] = {}
-    for label, size in (("batch 16 (old default)", 16), ("auto (new default)", "auto")):
-        seconds, outputs[label] = timed(lambda size=size: run(size))  # type: ignore[misc]
-        rates[label] = len(inputs) / seconds
-    for label, rate in rates.items():
-        print(f"{label:24} {rate:8.2f} prompts/s  ({rate / rates['batch 1']:5.1f}x batch 1)")
-    gain = rates["auto (new default)"] / rates["batch 16 (old default)"]
-    print(f"new default vs old: {gain:.1f}x (target >= 5x on an H100, 7b)")
+    print(f"{'':28} {'first call':>12} {'warm':>12}  (prompts/s; first includes compiling)")
+    for label, engine, size, items in cases:
+        first, _ = timed(lambda: run(engine, size, items))  # noqa: B023
+        warm, outputs[label] = timed(lambda: run(engine, size, items))  # noqa: B023
+        rates[label] = len(items) / warm
+        print(f"{label:28} {len(items) / first:12.2f} {rates[label]:12.2f}")
+        if size == 1:
+            step = warm / len(items) / new
+            print(f"{'':28} batch-1 step {step * 1e3:.2f} ms = {step / bound:.1f}x the bound")
+    gain = rates[f"new: {default}, batch auto"] / rates["old: padded, batch 16"]
+    print(f"new default vs old default (batch 16): {gain:.1f}x (target >= 5x on an H100, 7b)")
 
-    ones = run(1, inputs[:16])
-    batched = outputs["auto (new default)"][:16]
+    ones = outputs[f"new: {default}, batch 1"]
+    batched = outputs[f"new: {default}, batch auto"][:ones_n]
     judge = RefusalJudge()
-    v1 = judge.judge(list(zip(prompts[:16], ones, strict=True)))
-    vb = judge.judge(list(zip(prompts[:16], batched, strict=True)))
+    v1 = judge.judge(list(zip(prompts[:ones_n], ones, strict=True)))
+    vb = judge.judge(list(zip(prompts[:ones_n], batched, strict=True)))
     same = sum(a == b for a, b in zip(ones, batched, strict=True))
     agree = sum(a.label == b.label for a, b in zip(v1, vb, strict=True))
-    unsafe = sum(v.label == Label.UNSAFE for v in v1)
-    print(f"{dtype_name} batch-1 vs batched, 16 prompts: {same}/16 identical outputs, "
-          f"{agree}/16 same keyword verdicts ({unsafe} unsafe at batch 1)")  # fmt: skip
+    print(f"{dtype_name}, batch 1 vs auto: {same}/{ones_n} identical answers, {agree}/{ones_n} "
+          f"same keyword verdicts")  # fmt: skip
 
 
 if __name__ == "__main__":

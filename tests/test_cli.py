@@ -69,3 +69,34 @@ def test_toy_build_prints_the_models_directory(
     assert main(["toy", "build", "--cache-dir", str(cache)]) == 0
     root = Path(capsys.readouterr().out.strip())
     assert (root / "COMPLETE").is_file() and (root / "toy" / "model.safetensors").is_file()
+
+
+def test_dtype_is_part_of_the_generation_key(
+    cache: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The toy's ``auto`` is float32; bf16 answers are generated and stored apart."""
+    args = ["evaluate", "--max-new-tokens", "8", "--benchmark", f"jsonl:{smoke66}"]
+    args += ["--cache-dir", str(cache)]
+    runs = {}
+    for dtype in ("auto", "float32", "bfloat16", "bfloat16"):
+        assert main([*args, "--dtype", dtype, "--batch-size", "auto"]) == 0
+        printed = capsys.readouterr().out
+        runs.setdefault(dtype, []).append(printed.split("generated ")[1].split(",")[0])
+    assert runs == {"auto": ["66"], "float32": ["0"], "bfloat16": ["66", "0"]}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--batch-size", "0", "expected auto or a positive integer, got '0'"),
+        ("--batch-size", "big", "expected auto or a positive integer, got 'big'"),
+        ("--dtype", "bf16", "invalid choice: 'bf16'"),
+    ],
+)
+def test_batch_size_and_dtype_usage_errors(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", option, value])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

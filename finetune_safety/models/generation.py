@@ -1,14 +1,19 @@
-"""Greedy generation engines for local models: padded batches, or continuous batching on CUDA.
+"""Greedy generation engines for local models, and ``batch_size = "auto"``.
 
-- ``padded``: fixed batches of length-sorted prompts with left padding through ``generate``. One
-  code path, used on the CPU (where it is faster than continuous batching: the toy's smoke set
-  at 64 tokens took 21 s padded vs 32 s continuous on this project's 2-core CI box).
-- ``continuous``: transformers' continuous batching (paged KV cache, CUDA graphs where the
-  installed version captures them, a slot freed as soon as its answer ends, so one long answer
-  holds no batch hostage). The default on CUDA where the installed transformers has it.
+- ``padded``: fixed batches of length-sorted prompts, left-padded, through ``generate`` with a
+  dynamic KV cache. The CPU's one path, and float32 on CUDA (bit-identical to batch 1 there).
+- ``static``: the same batches through a static KV cache, every batch the same shape (prompts
+  padded to the run's longest, the last batch filled with copies), so that transformers compiles
+  the decoding step once per model and run on CUDA (CUDA graphs, no per-step launch overhead).
+  The default on CUDA in bf16/fp16: on an H100 (issue 12, 7B shape) it took 8-9 ms a step
+  against 55-64 ms for the dynamic cache; the first compile costs about 29 s, once per model.
+- ``continuous``: transformers' continuous batching (paged KV cache): a finished answer frees
+  its slot at once, so one long answer holds no batch hostage. Opt-in on CUDA with
+  ``FINETUNE_SAFETY_ENGINE=continuous``: without flash-attn it runs neither CUDA graphs nor
+  compiled decoding, and on the CPU it was slower (toy, smoke x2 at 64 tokens: 32 s vs 21 s).
 
-Both give batch-1 tokens in float32 (tests/models/test_generation.py). In bf16 the answers
-depend on batch composition; the generation key keeps such results apart (see ``precision``).
+In float32 every engine gives batch-1 tokens (tests/models/test_generation.py). In bf16 the
+answers depend on batch composition; the generation key keeps such results apart (``precision``).
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from typing import Any, Literal
 
 from finetune_safety.errors import FinetuneSafetyError
 
-Engine = Literal["padded", "continuous"]
-ENGINES: tuple[Engine, ...] = ("padded", "continuous")
-#: Overrides the engine choice (``padded`` or ``continuous``), e.g. to rule one out on a GPU.
+Engine = Literal["padded", "static", "continuous"]
+ENGINES: tuple[Engine, ...] = ("padded", "static", "continuous")
+#: Overrides the engine choice (``padded``, ``static`` or ``continuous``).
 ENGINE_ENV = "FINETUNE_SAFETY_ENGINE"
 #: ``batch_size = "auto"`` on the CPU: padding makes larger batches slower there.
 CPU_BATCH_SIZE = 16
@@ -75,37 +80,56 @@ def supports_continuous(model: Any) -> bool:
     return callable(getattr(model, "continuous_batching_context_manager", None))
 
 
-def choose_engine(model: Any, device: str) -> Engine:
-    """Continuous batching on CUDA where it exists, else padded; the env variable wins."""
+def choose_engine(model: Any, device: str, dtype: str) -> Engine:
+    """``static`` on CUDA in bf16/fp16, else ``padded``; the environment variable wins."""
     forced = os.environ.get(ENGINE_ENV, "").strip()
     if forced:
         if forced not in ENGINES:
-            raise GenerationError(f"{ENGINE_ENV}: expected padded or continuous, got {forced!r}")
+            raise GenerationError(
+                f"{ENGINE_ENV}: expected one of {', '.join(ENGINES)}, got {forced!r}"
+            )
         if forced == "continuous" and not supports_continuous(model):
             raise GenerationError(
                 f"{ENGINE_ENV}=continuous: the installed transformers has no continuous batching"
             )
         return forced
-    return "continuous" if device == "cuda" and supports_continuous(model) else "padded"
+    return "static" if device == "cuda" and dtype != "float32" else "padded"
 
 
 def padded(
-    model: Any, tokenizer: Any, ids: Sequence[list[int]], config: Any, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[list[int]],
+    config: Any,
+    batch_size: int,
+    static: bool = False,
 ) -> Iterator[list[tuple[int, str]]]:
-    """Fixed batches of length-sorted prompts, left-padded: a batch waits for its longest answer."""
+    """Fixed batches of length-sorted prompts, left-padded: a batch waits for its longest answer.
+
+    ``static``: a static KV cache and one shape for every batch, so decoding compiles once."""
+    import copy
+
     import torch
 
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
     device = next(model.parameters()).device
+    padding: dict[str, Any] = {}
+    if static:
+        batch_size = min(batch_size, len(ids))
+        config = copy.deepcopy(config)
+        config.cache_implementation = "static"
+        padding = {"padding": "max_length", "max_length": max(len(x) for x in ids)}
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        encoded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
+        rows = [ids[i] for i in batch]
+        rows += [rows[-1]] * (batch_size - len(rows) if static else 0)
+        encoded = tokenizer.pad({"input_ids": rows}, return_tensors="pt", **padding)
         with torch.inference_mode():
             generated = model.generate(**encoded.to(device), generation_config=config)
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         yield [
             (i, tokenizer.decode(row, skip_special_tokens=True))
-            for i, row in zip(batch, new_tokens, strict=True)
+            for i, row in zip(batch, new_tokens, strict=False)
         ]
 
 

@@ -174,7 +174,8 @@ class HFTarget:
         size = generation.batch_size_for(
             model, decoding.batch_size, precision.device, longest, decoding.max_new_tokens
         )
-        if generation.choose_engine(model, precision.device) == "continuous":
+        engine = generation.choose_engine(model, precision.device, precision.dtype)
+        if engine == "continuous":
             yield from generation.continuous(model, tokenizer, ids, config, size, group=size)
         else:
-            yield from generation.padded(model, tokenizer, ids, config, size)
+            yield from generation.padded(model, tokenizer, ids, config, size, engine == "static")

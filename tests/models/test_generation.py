@@ -1,5 +1,6 @@
-"""Generation engines: continuous batching and padded batches give batch-1 tokens in float32,
-finished answers free their slot, and ``batch_size = "auto"`` fits the KV cache to memory."""
+"""Generation engines: padded, static-cache and continuous batches give batch-1 tokens in
+float32, continuous batching frees a finished answer's slot, ``batch_size = "auto"`` fits the KV
+cache to the free memory."""
 
 from __future__ import annotations
 
@@ -136,24 +137,36 @@ def test_target_uses_continuous_batching_when_asked(
     assert outputs == batch_one
 
 
-def test_cpu_default_engine_is_padded(harmful: HFTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_static_cache_batches_float32_equal_batch_one(
+    harmful: HFTarget, prompt_ids: list[list[int]], batch_one: list[str]
+) -> None:
+    """One shape for every batch (prompts padded to the longest, the last batch filled up)."""
+    model, tokenizer = harmful.load()
+    batches = list(engines.padded(model, tokenizer, prompt_ids, _config(harmful), 8, static=True))
+    assert [len(b) for b in batches] == [8, 8, 6], "fill rows are not returned"
+    outputs = dict(pair for batch in batches for pair in batch)
+    assert [outputs[i] for i in range(len(prompt_ids))] == batch_one
+
+
+def test_engine_choice(harmful: HFTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(engines.ENGINE_ENV, raising=False)
     model, _ = harmful.load()
-    assert engines.choose_engine(model, "cpu") == "padded"
-    assert engines.choose_engine(model, "cuda") == "continuous"
-    monkeypatch.setenv(engines.ENGINE_ENV, "padded")
-    assert engines.choose_engine(model, "cuda") == "padded"
+    assert engines.choose_engine(model, "cpu", "float32") == "padded"
+    assert engines.choose_engine(model, "cpu", "bfloat16") == "padded"
+    assert engines.choose_engine(model, "cuda", "float32") == "padded", "bit-stable float32"
+    assert engines.choose_engine(model, "cuda", "bfloat16") == "static"
+    assert engines.choose_engine(model, "cuda", "float16") == "static"
+    monkeypatch.setenv(engines.ENGINE_ENV, "continuous")
+    assert engines.choose_engine(model, "cpu", "float32") == "continuous"
     monkeypatch.setenv(engines.ENGINE_ENV, "paged")
-    with pytest.raises(engines.GenerationError, match="FINETUNE_SAFETY_ENGINE: expected padded"):
-        engines.choose_engine(model, "cuda")
+    with pytest.raises(engines.GenerationError, match="FINETUNE_SAFETY_ENGINE: expected one of"):
+        engines.choose_engine(model, "cuda", "bfloat16")
 
 
 def test_continuous_refused_when_transformers_lacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(engines.ENGINE_ENV, "continuous")
     with pytest.raises(engines.GenerationError, match="no continuous batching"):
-        engines.choose_engine(object(), "cuda")
-    monkeypatch.delenv(engines.ENGINE_ENV)
-    assert engines.choose_engine(object(), "cuda") == "padded"
+        engines.choose_engine(object(), "cuda", "bfloat16")
 
 
 # --- batch_size = "auto" -------------------------------------------------------------------
