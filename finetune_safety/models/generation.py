@@ -124,7 +124,8 @@ def padded(
         rows = [ids[i] for i in batch]
         rows += [rows[-1]] * (batch_size - len(rows) if static else 0)
         encoded = tokenizer.pad({"input_ids": rows}, return_tensors="pt", **padding)
-        with torch.inference_mode():
+        # A static cache outlives the call (transformers reuses it): no inference tensors for it.
+        with torch.no_grad() if static else torch.inference_mode():
             generated = model.generate(**encoded.to(device), generation_config=config)
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
         yield [

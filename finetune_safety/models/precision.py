@@ -72,7 +72,8 @@ def probe_device() -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
         return "cpu"
-    has_device = any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+    nodes = ("/dev/kfd", "/dev/dxg")  # ROCm, and CUDA under WSL2
+    has_device = any(Path("/dev").glob("nvidia[0-9]*")) or any(map(os.path.exists, nodes))
     return "cuda" if has_device and _gpu_build() else "cpu"
 
 
@@ -90,6 +91,11 @@ def torch_device_and_dtype(precision: Precision) -> tuple[str, object]:
     """The torch device and dtype for ``precision``, checked against the hardware torch sees."""
     import torch
 
+    if precision.device == "cpu" and torch.cuda.is_available() and not os.environ.get(DEVICE_ENV):
+        raise PrecisionError(
+            f"torch sees a GPU that the device probe missed; set {DEVICE_ENV}=cuda to use it "
+            "(or cpu to stay on the CPU)"
+        )
     if precision.device == "cuda" and not torch.cuda.is_available():
         raise PrecisionError(
             f"a GPU was detected but torch cannot use it; set {DEVICE_ENV}=cpu to run on the CPU"

@@ -52,11 +52,47 @@ def test_probe_sees_no_gpu_when_cuda_devices_are_hidden(monkeypatch: pytest.Monk
     assert probe_device() == "cpu"
 
 
-def test_probe_agrees_with_torch_here(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("line", "gpu"),
+    [
+        ("cuda: Optional[str] = '12.4'", True),
+        ("hip: Optional[str] = '6.2.41133'", True),
+        ("cuda: Optional[str] = None", False),
+    ],
+)
+def test_gpu_build_is_read_from_torch_version_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, gpu: bool
+) -> None:
+    import importlib.machinery
+    import importlib.util
+
+    from finetune_safety.models import precision
+
+    (tmp_path / "version.py").write_text(f"__version__ = '2.11.0'\n{line}\n")
+    spec = importlib.machinery.ModuleSpec("torch", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    assert precision._gpu_build() is gpu
+
+
+def test_probe_without_torch_agrees_with_torch() -> None:
+    """The torch-free probe (a fresh process imports no torch) sees what torch sees."""
+    import os
+    import subprocess
+    import sys
+
     import torch
 
-    monkeypatch.delenv(DEVICE_ENV, raising=False)
-    assert probe_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    code = (
+        "import sys; from finetune_safety.models.precision import probe_device; "
+        "print(probe_device(), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != DEVICE_ENV}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert result.stdout.split() == [expected, "False"]
 
 
 def test_local_keys_carry_dtype_and_device(
