@@ -51,7 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai:)")
     ev.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request")
     ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
-    ev.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch")
+    ev.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default="auto",
+        help="prompts per batch; auto (default): fit the GPU's free memory, 16 on the CPU",
+    )
+    ev.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="precision (default auto: bf16 on CUDA, else float32; the toy always float32)",
+    )
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
     ev.add_argument("--limit", type=int, metavar="N", help="only the first N prompts per category")
     ev.add_argument(
@@ -118,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _batch_size(text: str) -> int | str:
+    """``auto`` or a positive whole number (argparse reports anything else as a usage error)."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto or a positive integer, got {text!r}")
+    return int(text)
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -161,9 +181,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from finetune_safety.outputs import check_output_file
     from finetune_safety.store import Store
 
-    if min(args.max_new_tokens, args.batch_size, args.concurrency, args.request_timeout) <= 0:
+    if min(args.max_new_tokens, args.concurrency, args.request_timeout) <= 0:
         raise FinetuneSafetyError(
-            "--max-new-tokens, --batch-size, --concurrency and --request-timeout must be positive"
+            "--max-new-tokens, --concurrency and --request-timeout must be positive"
         )
     for name in ("limit", "max_prompt_tokens", "threads"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
@@ -192,6 +212,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     decoding = Decoding(
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
+        dtype=args.dtype,
         max_prompt_tokens=args.max_prompt_tokens,
     )
     with Store.in_dir(cache_dir) as store:

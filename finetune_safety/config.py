@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from finetune_safety.benchmark import parse_category_map
 from finetune_safety.endpoint import EndpointError, Transport, is_endpoint, parse
@@ -19,6 +19,7 @@ from finetune_safety.errors import BenchmarkError, ConfigWarning, FinetuneSafety
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
+from finetune_safety.models.precision import PrecisionError, check_dtype
 from finetune_safety.models.specs import local_model
 from finetune_safety.templates import get_template
 from finetune_safety.toy.build import BASE as TOY_BASE
@@ -29,7 +30,7 @@ TABLE = "tool.finetune_safety"
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
-    "threads", "max_prompt_tokens",
+    "threads", "max_prompt_tokens", "dtype",
 }  # fmt: skip
 _SPEC_KEYS = {
     "model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code",
@@ -73,7 +74,10 @@ class SafetyConfig:
     category_map: Mapping[int, str] | None = None
     judge: str = "refusal"
     max_new_tokens: int = 512
-    batch_size: int = 16
+    #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
+    batch_size: int | Literal["auto"] = "auto"
+    #: ``auto``: bf16 on CUDA, float32 on the CPU and for the toy; part of the generation key.
+    dtype: str = "auto"
     cache_dir: Path | None = None
     transport: Transport = field(default_factory=Transport)
     thresholds: Thresholds = Thresholds()
@@ -123,6 +127,13 @@ def _positive_int(value: object, where: str) -> int:
     if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
         raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
     return value
+
+
+def _dtype(value: object, where: str) -> str:
+    try:
+        return check_dtype(value, where)
+    except PrecisionError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _path(value: str, rootdir: Path) -> str:
@@ -297,9 +308,16 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
             changes["category_map"] = parse_category_map(text)
         except BenchmarkError as exc:
             raise ConfigError(f"{where}.category_map: {exc}") from None
-    for key in ("max_new_tokens", "batch_size", "threads", "max_prompt_tokens"):
+    for key in ("max_new_tokens", "threads", "max_prompt_tokens"):
         if key in table:
             changes[key] = _positive_int(table[key], f"{where}.{key}")
+    if "batch_size" in table:
+        size = table["batch_size"]
+        ok = size == "auto" or (type(size) is int and size > 0)
+        _check(ok, f"{where}.batch_size", f'expected "auto" or a positive integer, got {size!r}')
+        changes["batch_size"] = size
+    if "dtype" in table:
+        changes["dtype"] = _dtype(table["dtype"], f"{where}.dtype")
     transport: dict[str, Any] = {}
     if "concurrency" in table:
         transport["concurrency"] = _positive_int(table["concurrency"], f"{where}.concurrency")
@@ -367,6 +385,7 @@ class Overrides:
     threads: int | None = None
     limit: int | None = None
     max_prompt_tokens: int | None = None
+    dtype: str | None = None
 
 
 def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> SafetyConfig:
@@ -395,6 +414,8 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         if getattr(options, name) is not None:
             option = f"--safety-{name.replace('_', '-')}"
             changes[name] = _positive_int(getattr(options, name), option)
+    if options.dtype is not None:
+        changes["dtype"] = _dtype(options.dtype, "--safety-dtype")
     limits: dict[str, Any] = {}
     if options.max_rate is not None:
         limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")

@@ -16,7 +16,7 @@ from pathlib import Path
 from finetune_safety.judges import Judge
 from finetune_safety.locks import held
 from finetune_safety.metrics import summarize
-from finetune_safety.models import Decoding, Target, check_prompt_lengths
+from finetune_safety.models import Decoding, Target, check_prompt_lengths, decoding_key
 from finetune_safety.progress import Progress
 from finetune_safety.store import Generation, Store, generation_key, verdict_key
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
@@ -80,7 +80,8 @@ class Evaluator:
         """Every prompt's response and how many were generated now; cached ones load nothing."""
         rendered = [target.template.render(p.text) for p in prompts]
         fingerprint = target.fingerprint
-        keys = [generation_key(fingerprint, r, self.decoding.key()) for r in rendered]
+        settings = decoding_key(target, self.decoding)
+        keys = [generation_key(fingerprint, r, settings) for r in rendered]
         found = self.store.get_generations(keys)
         generated = 0
         if len(found) < len(set(keys)):

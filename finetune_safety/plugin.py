@@ -58,6 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--safety-judge", help="judge spec (default: refusal)")
     group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
     group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
+    group.addoption(
+        "--safety-dtype",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="precision of local models (default auto: bf16 on CUDA, else float32; toy float32)",
+    )
     group.addoption("--safety-cache-dir", help="results and toy models (default: .finetune_safety)")
     group.addoption("--safety-report-json", metavar="PATH", help="write the JSON run report")
     group.addoption("--safety-report-md", metavar="PATH", help="write the Markdown run report")
@@ -100,6 +105,7 @@ def _load(config: pytest.Config) -> SafetySession:
         threads=config.getoption("safety_threads"),
         limit=config.getoption("safety_limit"),
         max_prompt_tokens=config.getoption("safety_max_prompt_tokens"),
+        dtype=config.getoption("safety_dtype"),
     )
     from finetune_safety.hooks import hook_factories
 

@@ -229,6 +229,7 @@ class SafetySession:
             decoding = Decoding(
                 self.config.max_new_tokens,
                 self.config.batch_size,
+                self.config.dtype,
                 max_prompt_tokens=self.config.max_prompt_tokens,
             )
             evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)

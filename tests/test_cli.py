@@ -166,3 +166,34 @@ def test_threads_options_set_torchs_thread_count(cache: Path, smoke66: Path) -> 
     # finetune applies it before anything else (here it then stops: no --data)
     assert main(["finetune", "--base", "toy", "--threads", "2"]) == 2
     assert torch.get_num_threads() == 2 and os.environ["OMP_NUM_THREADS"] == "2"
+
+
+def test_dtype_is_part_of_the_generation_key(
+    cache: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The toy's ``auto`` is float32; bf16 answers are generated and stored apart."""
+    args = ["evaluate", "--max-new-tokens", "8", "--benchmark", f"jsonl:{smoke66}"]
+    args += ["--cache-dir", str(cache)]
+    runs = {}
+    for dtype in ("auto", "float32", "bfloat16", "bfloat16"):
+        assert main([*args, "--dtype", dtype, "--batch-size", "auto"]) == 0
+        printed = capsys.readouterr().out
+        runs.setdefault(dtype, []).append(printed.split("generated ")[1].split(",")[0])
+    assert runs == {"auto": ["66"], "float32": ["0"], "bfloat16": ["66", "0"]}
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--batch-size", "0", "expected auto or a positive integer, got '0'"),
+        ("--batch-size", "big", "expected auto or a positive integer, got 'big'"),
+        ("--dtype", "bf16", "invalid choice: 'bf16'"),
+    ],
+)
+def test_batch_size_and_dtype_usage_errors(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["evaluate", option, value])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -66,7 +66,7 @@ def test_repo_pyproject_table_gives_documented_values() -> None:
     )
     assert config.checkpoints["toy-benign"] == ModelSpec(model="toy-benign")
     assert (config.benchmark, config.judge) == ("smoke", "refusal")
-    assert (config.max_new_tokens, config.batch_size) == (512, 16)
+    assert (config.max_new_tokens, config.batch_size, config.dtype) == (512, "auto", "auto")
     assert config.thresholds == Thresholds(max_rate=0.2, max_rate_delta=0.1, max_score_delta=0.5)
     assert config.thresholds_for("child_abuse_content") == Thresholds(
         max_rate=0.0, max_rate_delta=0.1, max_score_delta=0.5
@@ -174,10 +174,46 @@ def test_integer_rates_are_accepted_as_floats(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value", [0, -3, "5", True, 2.0])
-@pytest.mark.parametrize("key", ["max_new_tokens", "batch_size"])
-def test_positive_int_keys(tmp_path: Path, key: str, value: object) -> None:
-    message = config_error({key: value}, tmp_path)
-    assert message == f"tool.finetune_safety.{key}: expected a positive integer, got {value!r}"
+def test_max_new_tokens_is_a_positive_int(tmp_path: Path, value: object) -> None:
+    message = config_error({"max_new_tokens": value}, tmp_path)
+    assert (
+        message
+        == f"tool.finetune_safety.max_new_tokens: expected a positive integer, got {value!r}"
+    )
+
+
+@pytest.mark.parametrize("value", [0, -3, "5", "Auto", True, 2.0])
+def test_batch_size_is_auto_or_a_positive_int(tmp_path: Path, value: object) -> None:
+    message = config_error({"batch_size": value}, tmp_path)
+    expected = f'expected "auto" or a positive integer, got {value!r}'
+    assert message == f"tool.finetune_safety.batch_size: {expected}"
+
+
+@pytest.mark.parametrize("value", ["auto", 8])
+def test_batch_size_values(tmp_path: Path, value: object) -> None:
+    assert from_table({"batch_size": value}, tmp_path).batch_size == value
+
+
+@pytest.mark.parametrize("value", ["auto", "float32", "bfloat16", "float16"])
+def test_dtype_values(tmp_path: Path, value: str) -> None:
+    assert from_table({"dtype": value}, tmp_path).dtype == value
+
+
+@pytest.mark.parametrize("value", ["bf16", "fp32", 32, "FLOAT32"])
+def test_unknown_dtype_names_the_key(tmp_path: Path, value: object) -> None:
+    message = config_error({"dtype": value}, tmp_path)
+    assert message == (
+        "tool.finetune_safety.dtype: expected one of auto, float32, bfloat16, float16, "
+        f"got {value!r}"
+    )
+
+
+def test_safety_dtype_overrides_the_table(tmp_path: Path) -> None:
+    config = from_table({"dtype": "float16"}, tmp_path)
+    assert apply_overrides(config, Overrides(dtype="float32"), tmp_path).dtype == "float32"
+    assert apply_overrides(config, Overrides(), tmp_path).dtype == "float16"
+    with pytest.raises(ConfigError, match=r"^--safety-dtype: expected one of auto, "):
+        apply_overrides(config, Overrides(dtype="half"), tmp_path)
 
 
 @pytest.mark.parametrize("key", ["benchmark", "judge"])

@@ -489,7 +489,7 @@ NO_LOAD_CONFTEST = """
 from finetune_safety.models.hf import HFTarget
 
 
-def _refuse(self):
+def _refuse(self, *args):
     raise RuntimeError("weights were loaded: " + self.name)
 
 

@@ -10,10 +10,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from finetune_safety.endpoint import Transport, parse, redact
 from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
+from finetune_safety.models.precision import Precision
 from finetune_safety.models.specs import check_model_dir
 from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.templates import Rendered, Template, get_template
@@ -38,10 +39,16 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Decoding:
-    """Greedy decoding settings; all but ``batch_size`` are part of the generation key."""
+    """Greedy decoding settings; all but ``batch_size`` are part of the generation key.
+
+    ``batch_size = "auto"`` fits the KV cache to the free GPU memory (16 on the CPU). ``dtype``
+    is ``auto``, ``float32``, ``bfloat16`` or ``float16``; a local model resolves it to a
+    ``Precision`` that the key includes (see ``decoding_key``).
+    """
 
     max_new_tokens: int = 512
-    batch_size: int = 16
+    batch_size: int | Literal["auto"] = "auto"
+    dtype: str = "auto"
     #: Longest prompt a model is asked, in tokens; None: the model's context is the limit.
     max_prompt_tokens: int | None = None
 
@@ -134,6 +141,22 @@ def check_prompt_lengths(
                     f"prompt {prompt_id!r} is {size}, over {what} ({limit} tokens); "
                     "shorten or drop it, or raise max_prompt_tokens if the model allows"
                 )
+
+
+@runtime_checkable
+class LocalTarget(Protocol):
+    """A target that runs here, in a precision chosen by ``Decoding.dtype`` and the device."""
+
+    def precision(self, decoding: Decoding) -> Precision: ...
+
+
+def decoding_key(target: Target, decoding: Decoding) -> dict[str, object]:
+    """The decoding part of a generation key; a local model's dtype and device kind included,
+    so results never cross precisions (bf16 answers depend on batch composition)."""
+    key = decoding.key()
+    if isinstance(target, LocalTarget):
+        key |= target.precision(decoding).key()
+    return key
 
 
 def generate(target: Target, inputs: Sequence[Rendered], decoding: Decoding) -> list[str]:
@@ -229,6 +252,7 @@ def resolve(
         template=template or _template_for(spec, adapter_dir, model_dir),
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
+        float32_auto=toy is not None,
     )
 
 

@@ -1,8 +1,8 @@
 """Hugging Face causal LMs (optionally with a PEFT adapter) as generation targets.
 
 Loading is safe by default: safetensors only and ``trust_remote_code=False``; pickle weights and
-remote code need an explicit opt-in. Generation is greedy and batched with left padding over
-length-sorted prompts, which gives the same tokens as one-at-a-time generation, only faster.
+remote code need an explicit opt-in. Generation is greedy and batched (``models.generation``); in
+float32 it gives the same tokens as one-at-a-time generation, only faster.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
+from finetune_safety.models.precision import Precision, resolve_precision, torch_device_and_dtype
 from finetune_safety.models.weights import check_safetensors
 from finetune_safety.templates import Rendered, Template, encode_prompt, prompt_text
 
@@ -71,6 +72,7 @@ class HFTarget:
         template: Template,
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
+        float32_auto: bool = False,
     ) -> None:
         self._name = name
         self._model = model
@@ -81,7 +83,9 @@ class HFTarget:
         self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
         self._fingerprint: str | None = None
         self._unreachable: str | None = None
+        self._float32_auto = float32_auto
         self._loaded: tuple[Any, Any] | None = None
+        self._loaded_as: Precision | None = None
 
     @property
     def name(self) -> str:
@@ -98,6 +102,10 @@ class HFTarget:
             dirs = [self.local_dir()] + ([self._adapter] if self._adapter else [])
             self._fingerprint = "hf:" + files_fingerprint(*dirs)
         return self._fingerprint
+
+    def precision(self, decoding: Decoding) -> Precision:
+        """The dtype and device ``decoding`` runs in here; ``auto`` is float32 for the toy."""
+        return resolve_precision(decoding.dtype, self._float32_auto)
 
     def local_dir(self) -> Path:
         """The model's directory; a hub id resolves to its local snapshot (fetched if needed)."""
@@ -118,16 +126,17 @@ class HFTarget:
                 raise ModelLoadError(self._unreachable) from None
         return self._model_dir
 
-    def load(self) -> tuple[Any, Any]:
-        """Model and tokenizer, loaded once; CUDA + bf16 when available, else CPU float32."""
-        if self._loaded is not None:
+    def load(self, precision: Precision | None = None) -> tuple[Any, Any]:
+        """Model and tokenizer in ``precision`` (default: ``auto``), loaded once per precision."""
+        precision = precision or self.precision(Decoding())
+        if self._loaded is not None and self._loaded_as == precision:
             return self._loaded
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self.local_dir()
         _refuse_pickle(model_dir, "model", self._allow_pickle)
         check_safetensors(model_dir)
-        device, dtype = device_and_dtype()
+        device, dtype = torch_device_and_dtype(precision)
         common = {"trust_remote_code": self._trust_remote_code}
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
@@ -148,19 +157,22 @@ class HFTarget:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         model.to(device).eval()
-        self._loaded = (model, tokenizer)
+        self._loaded, self._loaded_as = (model, tokenizer), precision
         return self._loaded
 
     def generate_batches(
         self, inputs: Sequence[Rendered], decoding: Decoding
     ) -> Iterator[list[tuple[int, str]]]:
-        """Greedy completions as (input index, text), a list per batch of length-sorted prompts."""
-        import torch
+        """Greedy completions as (input index, text), a list per batch of finished answers."""
         from transformers import GenerationConfig
 
-        model, tokenizer = self.load()
+        from finetune_safety.models import generation
+
+        precision = self.precision(decoding)
+        model, tokenizer = self.load(precision)
         ids = [encode_prompt(tokenizer, rendered) for rendered in inputs]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+        if not ids:
+            return
         eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
         config = GenerationConfig(
             do_sample=False,
@@ -168,17 +180,15 @@ class HFTarget:
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
         )
-        device = next(model.parameters()).device
-        for start in range(0, len(order), decoding.batch_size):
-            batch = order[start : start + decoding.batch_size]
-            encoded = tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
-            with torch.inference_mode():
-                generated = model.generate(**encoded.to(device), generation_config=config)
-            new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-            yield [
-                (i, tokenizer.decode(row, skip_special_tokens=True))
-                for i, row in zip(batch, new_tokens, strict=True)
-            ]
+        longest = max(len(x) for x in ids)
+        size = generation.batch_size_for(
+            model, decoding.batch_size, precision.device, longest, decoding.max_new_tokens
+        )
+        engine = generation.choose_engine(model, precision.device, precision.dtype)
+        if engine == "continuous":
+            yield from generation.continuous(model, tokenizer, ids, config, size, group=size)
+        else:
+            yield from generation.padded(model, tokenizer, ids, config, size, engine == "static")
 
     @property
     def context_length(self) -> int | None:

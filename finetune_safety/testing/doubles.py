@@ -42,7 +42,7 @@ class DictTarget:
     def generate_batches(
         self, inputs: Sequence[Rendered], decoding: Decoding
     ) -> Iterator[list[tuple[int, str]]]:
-        size = max(1, decoding.batch_size)
+        size = 16 if decoding.batch_size == "auto" else max(1, decoding.batch_size)
         for start in range(0, len(inputs), size):
             batch = inputs[start : start + size]
             self.asked.extend(batch)
