@@ -12,7 +12,7 @@ import pytest
 
 from finetune_safety.cli import main
 from finetune_safety.evaluate import Record
-from finetune_safety.report import RunReport, case_property
+from finetune_safety.report import RunReport, case_payload
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
 from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
@@ -62,7 +62,7 @@ def saved_run(path: Path, run: Run) -> Path:
     report = RunReport()
     for case_id, scores in run.items():
         c = replace(case(case_id, scores), p_holm=1.0)
-        report.add([case_property(c, gate=True)], passed=True)
+        report.add(case_payload(c, gate=True), passed=True)
     meta = {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05}
     path.write_text(json.dumps(report.to_json(meta, list(CATEGORIES), [])), encoding="utf-8")
     return path
