@@ -194,6 +194,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not items:
         return
     if LOAD_ERROR in session.config.stash:
+        if hasattr(session.config, "workerinput"):
+            return  # an xdist worker: the controller stops the run (see SafetyReporter)
         raise pytest.UsageError(session.config.stash[LOAD_ERROR])
     selected = {
         str(item.callspec.params["safety_category"])
@@ -235,14 +237,16 @@ class SafetyReporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
-        """The xdist controller collects nothing itself: print the header from the first
-        worker's collection, when it holds gate tests."""
+        """The xdist controller collects nothing itself: when the first worker's collection
+        holds gate tests, stop on a configuration error (exit 4) or print the header."""
         from finetune_safety import gate
 
-        if self.header_done or not any(f"::{t}[" in i for i in ids for t in gate.__all__):
+        if self.header_done or not any(f"::{t}" in i for i in ids for t in gate.__all__):
             return
         self.header_done = True
         session = safety_session_of(self.config)
+        if session is None:
+            pytest.exit(self.config.stash[LOAD_ERROR], returncode=pytest.ExitCode.USAGE_ERROR)
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if session is not None and terminal is not None:
             terminal.write_line(header(session))

@@ -84,8 +84,10 @@ def unwrap(block: str) -> list[str]:
     """The lines of a table block with wrapped note lines joined again."""
     lines: list[str] = []
     for line in block.splitlines():
-        if lines and lines[-1].startswith(("note:", "power:")) and not line.startswith(
-            ("note:", "power:")
+        if (
+            lines
+            and lines[-1].startswith(("note:", "power:"))
+            and not line.startswith(("note:", "power:"))
         ):
             lines[-1] += " " + line
         else:
@@ -365,9 +367,7 @@ def test_notes_name_every_category_too_small_for_alpha() -> None:
 def test_notes_count_judged_prompts_only() -> None:
     report = RunReport()
     # 6 prompts, but 2 errors: 4 judged, and 0.5**4 = 0.0625 >= 0.05
-    report.add(
-        case_payload(case("ft", "malware", [1] * 6, [5, 5, 5, 5, None, None]), True), True
-    )
+    report.add(case_payload(case("ft", "malware", [1] * 6, [5, 5, 5, 5, None, None]), True), True)
     assert notes_of(report.table(ORDER, [], 0.05))["ft"] == [
         "note: no number of flips reaches p < 0.05 after Holm over 1 categories in "
         "malware (n=4): a significant-mode gate cannot fail there"

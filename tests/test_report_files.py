@@ -139,10 +139,13 @@ def test_write_all_files(tmp_path: Path) -> None:
     markdown = (tmp_path / "out" / "md" / "report.md").read_text(encoding="utf-8")
     assert markdown == report.to_markdown(ORDER, ["toy-harmful", "toy-benign"], None)
     assert "### toy-harmful" in markdown and "### toy-benign" in markdown
-    assert "- **illegal_activity** (3): illegal_activity-1, illegal_activity-2, illegal_activity-3" in (
-        markdown
+    flips = "illegal_activity-1, illegal_activity-2, illegal_activity-3"
+    assert f"- **illegal_activity** (3): {flips}" in markdown
+    assert "note: no number of flips" not in markdown  # delta mode: no significance notes
+    assert "power:" not in markdown
+    assert (
+        "note: the base itself is over max_rate (!) in illegal_activity (25.0% > 20.0%)" in markdown
     )
-    assert "note:" not in markdown  # delta mode: no significance notes
 
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == markdown + "\n"
 
