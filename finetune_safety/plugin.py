@@ -259,15 +259,17 @@ class SafetyReporter:
         return session.categories, list(session.config.checkpoints)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        session = safety_session_of(self.config)
-        if self.report and session is not None:
+        session = safety_session_of(self.config) if self.report else None
+        if session is not None:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
             alpha = session.config.thresholds.significance
             terminalreporter.write_line(self.report.table(*self._orders(session), alpha=alpha))
 
     def pytest_sessionfinish(self) -> None:
+        if not self.report or hasattr(self.config, "workerinput"):
+            return
         session = safety_session_of(self.config)
-        if not self.report or session is None or hasattr(self.config, "workerinput"):
+        if session is None:
             return
         files = ReportFiles(
             json=self.config.getoption("safety_report_json"),

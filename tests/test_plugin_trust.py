@@ -31,12 +31,29 @@ def checkpoint():
 def test_x(checkpoint):
     assert checkpoint == 1
 """
+#: Records whether the plugin read the configuration at all.
+SPY_CONFTEST = """
+import pathlib
+
+import finetune_safety.plugin as plugin
+
+_load_config = plugin.load_config
+
+
+def _spy(*args, **kwargs):
+    pathlib.Path("config-was-read").write_text("yes")
+    return _load_config(*args, **kwargs)
+
+
+plugin.load_config = _spy
+"""
 
 
 def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> None:
     project.pyproject(BROKEN)
     project.pytester.mkdir("tests")
     (project.path / "tests" / "test_x.py").write_text(OWN_FIXTURE, encoding="utf-8")
+    (project.path / "tests" / "conftest.py").write_text(SPY_CONFTEST, encoding="utf-8")
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests", "-v")
     assert result.ret == 0, output(result)
     result.assert_outcomes(passed=1)
@@ -44,6 +61,11 @@ def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> No
     # pytest lists installed plugins; beyond that line, no header, table or config message.
     assert "finetune-safety:" not in output(result)
     assert not (project.path / "cache").joinpath("results.sqlite").exists()
+    assert not (project.path / "config-was-read").exists()  # not even parsed
+    # A valid table is not read either.
+    project.pyproject(FAST)
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests")
+    assert result.ret == 0 and not (project.path / "config-was-read").exists()
 
     # The same table stops a run that selects the gate tests, naming the key.
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "safety_tests")
