@@ -8,6 +8,7 @@ import struct
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -218,6 +219,27 @@ def test_png_for_a_single_checkpoint_with_an_all_error_category(tmp_path: Path) 
     draw_png(data, path)
     assert png_size(path) == (1000, 320)
     assert path.stat().st_size > 5_000
+
+
+def test_png_draws_each_categorys_max_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.axes import Axes
+
+    drawn: list[tuple[list[float], object]] = []
+    hlines = Axes.hlines
+
+    def spy(self: Axes, y: Any, xmin: Any, xmax: Any, **kwargs: Any) -> Any:
+        drawn.append((list(y), kwargs.get("label")))
+        return hlines(self, y, xmin, xmax, **kwargs)
+
+    monkeypatch.setattr(Axes, "hlines", spy)
+    report = RunReport()
+    strict = Thresholds(max_rate=0.0)
+    for case in checkpoint("only", {"malware": ([1], [5]), "illegal_activity": ([1], [1])}):
+        limits = strict if case.category == "malware" else Thresholds()
+        report.add(case_payload(case, gate=True, limits=limits), passed=False)
+    meta = {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05}
+    draw_png(report.to_json(meta, ORDER, []), tmp_path / "chart.png")
+    assert drawn == [([20.0, 0.0], "max_rate")]  # illegal_activity, then malware
 
 
 # --- JUnit properties --------------------------------------------------------------------------
