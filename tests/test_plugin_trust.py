@@ -66,6 +66,7 @@ def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> No
     project.pyproject(FAST)
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests")
     assert result.ret == 0 and not (project.path / "config-was-read").exists()
+    project.pyproject(BROKEN)
 
     # The same table stops a run that selects the gate tests, naming the key.
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "safety_tests")
