@@ -12,6 +12,9 @@ from pathlib import Path
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
 
+#: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
+JUDGE_ERRORS_EXIT = 3
+
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -180,6 +183,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from finetune_safety.models import Decoding, resolve
     from finetune_safety.outputs import check_output_file
     from finetune_safety.store import Store
+    from finetune_safety.values import Label
 
     if min(args.max_new_tokens, args.concurrency, args.request_timeout) <= 0:
         raise FinetuneSafetyError(
@@ -237,9 +241,21 @@ def _evaluate(args: argparse.Namespace) -> int:
                     "response": r.response,
                     "score": r.verdict.score,
                     "label": str(r.verdict.label),
+                    "reason": r.verdict.rationale,
                 }
+                if r.verdict.label == Label.ERROR:
+                    row["judge_raw"] = r.verdict.raw
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
         print(f"\nwrote {len(evaluation.records)} records to {args.out}")
+    errors = [r.prompt.id for r in evaluation.records if r.verdict.label == Label.ERROR]
+    if errors:
+        print(
+            f"finetune-safety: {len(errors)} verdict(s) are judge errors "
+            f"({', '.join(errors[:5])}{', ...' if len(errors) > 5 else ''}); they are not "
+            f"cached and are judged again on the next run",
+            file=sys.stderr,
+        )
+        return JUDGE_ERRORS_EXIT
     return 0
 
 

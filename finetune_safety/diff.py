@@ -2,7 +2,9 @@
 
 A and B are each a saved run (a ``--safety-report-json`` file: the checkpoint side of every
 case) or a verdict-snapshot directory (``safety_tests/__snapshots__/test_safety`` of two
-commits). Cases are matched by checkpoint alias and category; prompts by id.
+commits). Cases are matched by checkpoint alias and category; prompts by id. Snapshots hold
+verdicts only; two reports also tell "response changed, verdict unchanged" (from the response
+hashes they record).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from finetune_safety.benchmark import ADVBENCH_CATEGORY
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.values import CATEGORIES, id_order
 
-#: case ("alias/category") -> prompt id -> label
-Labels = dict[str, dict[str, str]]
+#: case ("alias/category") -> prompt id -> (label, response sha256 or None in snapshots)
+Labels = dict[str, dict[str, tuple[str, str | None]]]
 _BRACKET = re.compile(r"\[(.+)\]\.json$")
 
 
@@ -30,7 +32,9 @@ def _from_report(path: Path) -> Labels:
         data = json.loads(path.read_text(encoding="utf-8"))
         checkpoints = data["checkpoints"]
         return {
-            f"{alias}/{category}": {pid: v[1] for pid, v in case["verdicts"]["checkpoint"].items()}
+            f"{alias}/{category}": {
+                pid: (str(v[1]), str(v[2])) for pid, v in case["verdicts"]["checkpoint"].items()
+            }
             for alias, run in checkpoints.items()
             for category, case in run["categories"].items()
         }
@@ -54,9 +58,12 @@ def _from_snapshots(directory: Path) -> Labels:
             continue
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))
-            labels[_case_key(match.group(1))] = {
-                pid: entry["label"] for pid, entry in entries.items()
-            }
+            if "verdicts" in entries:  # judge once per file; the case named inside
+                case = f"{entries['checkpoint']}/{entries['category']}"
+                entries = entries["verdicts"]
+            else:  # the layout before: the case from the file name
+                case = _case_key(match.group(1))
+            labels[case] = {pid: (str(entry["label"]), None) for pid, entry in entries.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DiffError(f"{path}: not a verdict snapshot ({exc!r})") from None
     if not labels:
@@ -82,6 +89,8 @@ class CaseDiff:
     unsafe_after_error: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    #: same verdict, another response (reports only: snapshots hold no response hashes).
+    response_changed: tuple[str, ...] = ()
 
 
 def compare(before: Labels, after: Labels) -> list[CaseDiff]:
@@ -90,14 +99,23 @@ def compare(before: Labels, after: Labels) -> list[CaseDiff]:
     for case in sorted(before.keys() & after.keys()):
         a, b = before[case], after[case]
         common = sorted((pid for pid in b if pid in a), key=id_order)
+
+        def flipped(old: str, new: str) -> tuple[str, ...]:
+            return tuple(p for p in common if a[p][0] == old and b[p][0] == new)  # noqa: B023
+
         diffs.append(
             CaseDiff(
                 case=case,
-                newly_unsafe=tuple(p for p in common if a[p] == "safe" and b[p] == "unsafe"),
-                newly_safe=tuple(p for p in common if a[p] == "unsafe" and b[p] == "safe"),
-                unsafe_after_error=tuple(p for p in common if a[p] == "error" and b[p] == "unsafe"),
+                newly_unsafe=flipped("safe", "unsafe"),
+                newly_safe=flipped("unsafe", "safe"),
+                unsafe_after_error=flipped("error", "unsafe"),
                 added=tuple(sorted((p for p in b if p not in a), key=id_order)),
                 removed=tuple(sorted((p for p in a if p not in b), key=id_order)),
+                response_changed=tuple(
+                    p
+                    for p in common
+                    if a[p][0] == b[p][0] and None not in (a[p][1], b[p][1]) and a[p][1] != b[p][1]
+                ),
             )
         )
     return diffs
@@ -112,6 +130,9 @@ def render(diffs: list[CaseDiff], only_before: set[str], only_after: set[str]) -
             f"error -> unsafe: {', '.join(d.unsafe_after_error)}" if d.unsafe_after_error else "",
             f"added: {', '.join(d.added)}" if d.added else "",
             f"removed: {', '.join(d.removed)}" if d.removed else "",
+            f"response changed, verdict unchanged: {', '.join(d.response_changed)}"
+            if d.response_changed
+            else "",
         ]
         shown = [c for c in changes if c]
         lines.append(f"{d.case}: " + ("; ".join(shown) if shown else "no flips"))

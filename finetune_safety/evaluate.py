@@ -132,6 +132,7 @@ class Evaluator:
                     self.store.put_verdicts(
                         (k, v) for k, v in new.items() if v.label != Label.ERROR
                     )
+                    self.store.put_errors((k, v) for k, v in new.items() if v.label == Label.ERROR)
                     fresh.update(new)
                     bar.update(len(new))
                 bar.close()

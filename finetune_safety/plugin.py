@@ -1,26 +1,37 @@
 """The pytest plugin: options, fixtures and hooks, each delegating to plain classes.
 
-Importing it imports neither torch, transformers nor openai, so ``pytest --help`` and every
-xdist worker start fast; models load only when a test first needs one.
+Inert until used: outside the safety tests (``finetune_safety.gate``) it reads no config, prints
+nothing and parametrizes nothing, and its fixtures all start with ``safety_``. Importing it
+imports neither torch, transformers nor openai, so ``pytest --help`` and every xdist worker
+start fast; models load only when a test first needs one.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from typing import Any
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety import progress
-from finetune_safety.config import Overrides, SafetyConfig, Thresholds, load_config
+from finetune_safety.config import (
+    TABLE,
+    ConfigError,
+    Overrides,
+    SafetyConfig,
+    Thresholds,
+    load_config,
+    read_table,
+)
 from finetune_safety.endpoint import redact
 from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.outputs import check_output_file
 from finetune_safety.progress_pytest import terminal_sink
-from finetune_safety.report import RunReport, case_property
+from finetune_safety.report import PROPERTY, RunReport, case_payload
 from finetune_safety.report_files import ReportFiles, junit_properties, require_matplotlib
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
 from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
@@ -28,11 +39,19 @@ from finetune_safety.values import Prompt
 
 SESSION = pytest.StashKey[SafetySession]()
 PREVIOUS_SINK = pytest.StashKey[progress.Sink | None]()
+#: A configuration error, kept until collection shows whether safety tests were selected.
+LOAD_ERROR = pytest.StashKey[str]()
+#: The case payload a test carries to its report (and so to the xdist controller).
+CASE = pytest.StashKey[str]()
+#: The fixture every parametrized gate test uses: what makes a test a safety test.
+CHECKPOINT = "safety_checkpoint"
 MARKERS = {
     "safety_rate": "harmfulness rate <= max_rate, per checkpoint and category",
     "safety_regression": "rate and score deltas against the base model within limits",
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
+    "safety_overall": "all selected categories pooled within the limits, per checkpoint",
 }
+CACHE_OPTION = "--safety-cache-dir"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -63,7 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("auto", "float32", "bfloat16", "float16"),
         help="precision of local models (default auto: bf16 on CUDA, else float32; toy float32)",
     )
-    group.addoption("--safety-cache-dir", help="results and toy models (default: .finetune_safety)")
+    group.addoption(CACHE_OPTION, help="results and toy models (default: .finetune_safety)")
     group.addoption("--safety-report-json", metavar="PATH", help="write the JSON run report")
     group.addoption("--safety-report-md", metavar="PATH", help="write the Markdown run report")
     group.addoption(
@@ -90,11 +109,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--safety-snapshot-responses",
         action="store_true",
-        help="store response text in verdict snapshots (default: hashes only)",
+        help="store response text in verdict snapshots (default: verdicts only)",
+    )
+    group.addoption(
+        "--safety-snapshot-strict",
+        action="store_true",
+        help="a checkpoint/category without a recorded snapshot fails (default: skipped)",
     )
 
 
+def _rootdir_from_cache_option(config: pytest.Config) -> None:
+    """``--safety-cache-dir /path`` (space form) reaches pytest before this plugin registers the
+    option, so pytest may take ``/path`` for a test path and pick its rootdir from it, never
+    reading the project's table. Stop rather than run with the wrong configuration."""
+    args = [str(a) for a in config.invocation_params.args]
+    if CACHE_OPTION not in args[:-1]:
+        return
+    value = args[args.index(CACHE_OPTION) + 1]
+    for folder in (config.invocation_params.dir, *config.invocation_params.dir.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            if folder != config.rootpath and read_table(pyproject) is not None:
+                raise ConfigError(
+                    f"{CACHE_OPTION} {value}: pytest took its rootdir ({config.rootpath}) from "
+                    f"this path and would ignore [{TABLE}] in {pyproject}; write "
+                    f"{CACHE_OPTION}={value} (with '=')"
+                )
+            return
+
+
 def _load(config: pytest.Config) -> SafetySession:
+    _rootdir_from_cache_option(config)
     options = Overrides(
         base=config.getoption("safety_base"),
         checkpoints=config.getoption("safety_checkpoint"),
@@ -106,6 +151,7 @@ def _load(config: pytest.Config) -> SafetySession:
         limit=config.getoption("safety_limit"),
         max_prompt_tokens=config.getoption("safety_max_prompt_tokens"),
         dtype=config.getoption("safety_dtype"),
+        snapshot_strict=config.getoption("safety_snapshot_strict"),
     )
     from finetune_safety.hooks import hook_factories
 
@@ -126,16 +172,31 @@ def _share_cores_between_workers() -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def safety_session_of(config: pytest.Config) -> SafetySession | None:
+    """The run's session, opened (config read, benchmark loaded) the first time a safety test
+    needs it; None after a configuration error, which collection then reports."""
+    if SESSION in config.stash:
+        return config.stash[SESSION]
+    if LOAD_ERROR in config.stash:
+        return None
+    try:
+        session = _load(config)
+    except FinetuneSafetyError as exc:
+        config.stash[LOAD_ERROR] = f"finetune-safety: {exc}"
+        return None
     _share_cores_between_workers()
+    config.stash[SESSION] = session
+    return session
+
+
+def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config.stash[PREVIOUS_SINK] = progress.set_sink(terminal_sink(config))
-    try:
+    try:  # paths the user named: checked before any work, safety tests or not
         for option in ("safety_report_json", "safety_report_md", "safety_report_png"):
             if config.getoption(option):
                 check_output_file(config.getoption(option), f"--{option.replace('_', '-')}")
-        config.stash[SESSION] = _load(config)
     except FinetuneSafetyError as exc:
         raise pytest.UsageError(f"finetune-safety: {exc}") from None
     if config.getoption("safety_report_png"):
@@ -143,8 +204,7 @@ def pytest_configure(config: pytest.Config) -> None:
             require_matplotlib()
         except FinetuneSafetyError as exc:
             raise pytest.UsageError(f"finetune-safety: {exc}") from None
-    reporter = SafetyReporter(config, config.stash[SESSION])
-    config.pluginmanager.register(reporter, "finetune-safety-reporter")
+    config.pluginmanager.register(SafetyReporter(config), "finetune-safety-reporter")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -154,84 +214,136 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[SESSION].close()
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    session = config.stash[SESSION]
+def header(session: SafetySession) -> str:
+    """One line: where the config came from, the models, the benchmark, the judge, the cache."""
     safety = session.config
-    checkpoints = ", ".join(safety.checkpoints) or "none"
+    source = safety.source or f"defaults (no [{TABLE}])"
+    checkpoints = ", ".join(safety.checkpoints)
     base = redact(safety.base.model or safety.base.adapter)
-    return [
-        f"finetune-safety: base {base}; checkpoints {checkpoints}; benchmark {safety.benchmark} "
-        f"({len(session.prompts)} prompts); judge {redact(safety.judge)}; "
-        f"cache {session.cache_dir}"
-    ]
+    return (
+        f"finetune-safety: config {source}; base {base}; checkpoints {checkpoints}; "
+        f"benchmark {safety.benchmark} ({len(session.prompts)} prompts); "
+        f"judge {redact(safety.judge)}; cache {session.cache_dir}"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``[<alias>-<category>]``: checkpoints x categories, so ``-k`` selects either or both."""
-    if "checkpoint" in metafunc.fixturenames:
-        session = metafunc.config.stash[SESSION]
-        aliases = list(session.config.checkpoints)
-        metafunc.parametrize("checkpoint", aliases, ids=aliases, indirect=True, scope="session")
-        if "category" in metafunc.fixturenames:
-            metafunc.parametrize("category", session.categories, ids=session.categories)
+    if CHECKPOINT not in metafunc.fixturenames:
+        return
+    session = safety_session_of(metafunc.config)
+    if session is None:
+        return  # reported by pytest_collection_finish, if this test stays selected
+    aliases = list(session.config.checkpoints)
+    metafunc.parametrize(CHECKPOINT, aliases, ids=aliases, indirect=True, scope="session")
+    if "safety_category" in metafunc.fixturenames:
+        metafunc.parametrize("safety_category", session.categories, ids=session.categories)
+
+
+def _safety_items(items: list[pytest.Item]) -> list[pytest.Function]:
+    return [i for i in items if isinstance(i, pytest.Function) and CHECKPOINT in i.fixturenames]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Generate only for the categories whose tests survived selection (``-k``, ``-m``)."""
+    """With safety tests selected: a configuration error stops the run (exit 4); else generate
+    only for the categories whose tests survived selection (``-k``, ``-m``)."""
+    items = _safety_items(session.items)
+    if not items:
+        return
+    if LOAD_ERROR in session.config.stash:
+        if hasattr(session.config, "workerinput"):
+            return  # an xdist worker: the controller stops the run (see SafetyReporter)
+        raise pytest.UsageError(session.config.stash[LOAD_ERROR])
     selected = {
-        str(item.callspec.params["category"])
-        for item in session.items
-        if isinstance(item, pytest.Function)
-        and hasattr(item, "callspec")
-        and "category" in item.callspec.params
+        str(item.callspec.params["safety_category"])
+        for item in items
+        if hasattr(item, "callspec") and "safety_category" in item.callspec.params
     }
     if selected:
         session.config.stash[SESSION].select(selected)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    """The header, printed only when safety tests were selected."""
+    if not _safety_items(items) or SESSION not in config.stash:
+        return []
+    return [header(config.stash[SESSION])]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Carry the case in an attribute of the report: xdist ships it to the controller, and
+    JUnit XML (which records ``user_properties``) stays small."""
+    report = yield
+    if call.when == "call" and CASE in item.stash:
+        report.__dict__[PROPERTY] = item.stash[CASE]
+    return report
 
 
 class SafetyReporter:
     """Feeds test reports into the run report; prints the table and writes the report files.
 
     It works where reports arrive (the xdist controller), so ``-n 2`` and a single process
-    print the same table and write the same files.
+    print the same table and write the same files. Without safety reports it does nothing.
     """
 
-    def __init__(self, config: pytest.Config, session: SafetySession) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.session = session
         self.report = RunReport()
+        self.header_done = False
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        """The xdist controller collects nothing itself: when the first worker's collection
+        holds gate tests, stop on a configuration error (exit 4) or print the header."""
+        from finetune_safety import gate
+
+        if self.header_done or not any(f"::{t}" in i for i in ids for t in gate.__all__):
+            return
+        self.header_done = True
+        session = safety_session_of(self.config)
+        if session is None:
+            pytest.exit(self.config.stash[LOAD_ERROR], returncode=pytest.ExitCode.USAGE_ERROR)
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if session is not None and terminal is not None:
+            terminal.write_line(header(session))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
-            self.report.add(report.user_properties, report.passed)
+            self.report.add(getattr(report, PROPERTY, None), report.passed)
 
-    def _orders(self) -> tuple[list[str], list[str]]:
-        return self.session.categories, list(self.session.config.checkpoints)
+    def _orders(self, session: SafetySession) -> tuple[list[str], list[str]]:
+        return session.categories, list(session.config.checkpoints)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if self.report:
+        session = safety_session_of(self.config) if self.report else None
+        if session is not None:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            alpha = self.session.config.thresholds.significance
-            terminalreporter.write_line(self.report.table(*self._orders(), alpha=alpha))
+            alpha = session.config.thresholds.significance
+            terminalreporter.write_line(self.report.table(*self._orders(session), alpha=alpha))
 
     def pytest_sessionfinish(self) -> None:
         if not self.report or hasattr(self.config, "workerinput"):
             return
-        categories, aliases = self._orders()
-        safety = self.session.config
+        session = safety_session_of(self.config)
+        if session is None:
+            return
         files = ReportFiles(
             json=self.config.getoption("safety_report_json"),
             markdown=self.config.getoption("safety_report_md"),
             png=self.config.getoption("safety_report_png"),
             step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
         )
-        files.write(self.report, safety, categories, aliases)
+        files.write(self.report, session.config, *self._orders(session))
 
 
 @pytest.fixture(scope="session")
 def safety_session(pytestconfig: pytest.Config) -> SafetySession:
     """The run's lazily evaluated models, judge and store."""
-    return pytestconfig.stash[SESSION]
+    session = safety_session_of(pytestconfig)
+    if session is None:
+        raise pytest.UsageError(pytestconfig.stash[LOAD_ERROR])
+    return session
 
 
 @pytest.fixture(scope="session")
@@ -246,44 +358,78 @@ def safety_benchmark(safety_session: SafetySession) -> list[Prompt]:
 
 
 @pytest.fixture(scope="session")
-def judge(safety_session: SafetySession) -> Judge:
+def safety_judge(safety_session: SafetySession) -> Judge:
     return safety_session.judge
 
 
 @pytest.fixture(scope="session")
-def base_model(safety_session: SafetySession) -> Target:
+def safety_base_model(safety_session: SafetySession) -> Target:
     """The base model's target; weights load only if a generation is missing."""
     return safety_session.target(BASE_ALIAS)
 
 
 @pytest.fixture(scope="session")
-def checkpoint(request: pytest.FixtureRequest, safety_session: SafetySession) -> Target:
+def safety_checkpoint(request: pytest.FixtureRequest, safety_session: SafetySession) -> Target:
     """One configured checkpoint's target (parametrized over aliases)."""
     return safety_session.target(request.param)
 
 
 @pytest.fixture
-def safety_result(
-    request: pytest.FixtureRequest, checkpoint: Target, category: str, safety_session: SafetySession
-) -> CaseResult:
-    """The checkpoint's result on ``category`` beside the base's; carried into the reports."""
-    alias = request.node.callspec.params["checkpoint"]
-    case = safety_session.case(alias, category)
-    gate = any(request.node.get_closest_marker(m) for m in ("safety_rate", "safety_regression"))
-    request.node.user_properties.append(case_property(case, gate))
+def safety_category(request: pytest.FixtureRequest) -> str:
+    """The benchmark category of this test (parametrized over the categories)."""
+    return str(request.param)
+
+
+def _carry(
+    request: pytest.FixtureRequest, case: CaseResult, limits: Thresholds, session: SafetySession
+) -> None:
+    """Attach the case to the test: its payload for the reports, small numbers for JUnit."""
+    gate = not request.node.get_closest_marker("safety_snapshot")
+    fingerprints = {
+        "checkpoint": session.target(case.alias).fingerprint,
+        "base": session.base_for(case.alias).fingerprint,
+    }
+    request.node.stash[CASE] = case_payload(case, gate, limits, fingerprints)
     for name, value in junit_properties(case):
         request.node.user_properties.append((name, value))
+
+
+def _alias(request: pytest.FixtureRequest) -> str:
+    return str(request.node.callspec.params[CHECKPOINT])
+
+
+@pytest.fixture
+def safety_result(
+    request: pytest.FixtureRequest,
+    safety_checkpoint: Target,
+    safety_category: str,
+    safety_session: SafetySession,
+    safety_thresholds: Thresholds,
+) -> CaseResult:
+    """The checkpoint's result on the category beside the base's; carried into the reports."""
+    case = safety_session.case(_alias(request), safety_category)
+    _carry(request, case, safety_thresholds, safety_session)
     return case
 
 
 @pytest.fixture
-def safety_thresholds(safety_config: SafetyConfig, category: str) -> Thresholds:
-    return safety_config.thresholds_for(category)
+def safety_overall_result(
+    request: pytest.FixtureRequest, safety_checkpoint: Target, safety_session: SafetySession
+) -> CaseResult:
+    """The checkpoint on every selected category pooled, beside the base."""
+    case = safety_session.overall(_alias(request))
+    _carry(request, case, safety_session.config.thresholds, safety_session)
+    return case
 
 
 @pytest.fixture
-def verdicts(safety_result: CaseResult, pytestconfig: pytest.Config) -> dict[str, object]:
-    """The case's verdicts as snapshotted (hashes; text only with --safety-snapshot-responses)."""
+def safety_thresholds(safety_config: SafetyConfig, safety_category: str) -> Thresholds:
+    return safety_config.thresholds_for(safety_category)
+
+
+@pytest.fixture
+def safety_verdicts(safety_result: CaseResult, pytestconfig: pytest.Config) -> dict[str, Any]:
+    """The case's verdicts as snapshotted (response text only with --safety-snapshot-responses)."""
     return verdict_snapshot(safety_result, pytestconfig.getoption("safety_snapshot_responses"))
 
 

@@ -9,14 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from finetune_safety.config import SafetyConfig
 from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.finetune.recipes import Recipe
+from finetune_safety.models import ModelSpec
 from finetune_safety.report import RunReport
-from finetune_safety.suite import CaseResult
+from finetune_safety.suite import BASE_ALIAS, CaseResult
+
+#: The libraries whose versions can change an answer or a verdict, recorded in the JSON report.
+LIBRARIES = ("finetune-safety", "torch", "transformers", "peft", "tokenizers", "openai", "pytest")
 
 SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
@@ -31,6 +38,41 @@ def junit_properties(case: CaseResult) -> list[tuple[str, object]]:
         ("p_holm", case.p_holm),
         ("judge_errors", case.result.n_error),
     ]
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions (None where absent), read from package metadata: nothing imported."""
+    found: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def describe_spec(spec: ModelSpec | Recipe) -> str:
+    """A model spec as the report names it, credentials redacted."""
+    if isinstance(spec, Recipe):
+        return f"recipe: {spec.preset or 'custom'} fine-tune of {spec.base} on {spec.data}"
+    text = spec.model or spec.adapter or ""
+    if spec.model and spec.adapter:
+        text += f" + adapter {spec.adapter}"
+    return redact(text) or text
+
+
+def model_meta(
+    config: SafetyConfig, fingerprints: dict[str, dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """Spec and fingerprint of the base and of every checkpoint that ran."""
+    models: dict[str, dict[str, Any]] = {}
+    base = {fp for prints in fingerprints.values() for k, fp in prints.items() if k == "base"}
+    models[BASE_ALIAS] = {"spec": describe_spec(config.base), "fingerprints": sorted(base)}
+    for alias, spec in config.checkpoints.items():
+        if alias in fingerprints:
+            fingerprint = fingerprints[alias].get("checkpoint")
+            models[alias] = {"spec": describe_spec(spec), "fingerprints": [fingerprint]}
+    return models
 
 
 def require_matplotlib() -> None:
@@ -65,6 +107,17 @@ def draw_png(report: dict[str, Any], path: Path) -> None:
             xs = [i + offset for i in range(len(names))]
             ax.bar(xs, rates, width=0.4, label=side, color=colour)
             ax.errorbar(xs, rates, yerr=[low, high], fmt="none", ecolor="black", capsize=3)
+        limits = [data["categories"][n]["max_rate"] for n in names]
+        drawn = [(i, 100 * limit) for i, limit in enumerate(limits) if limit is not None]
+        if drawn:  # each category's own max_rate, as a dashed line across its pair of bars
+            ax.hlines(
+                [y for _, y in drawn],
+                [i - 0.45 for i, _ in drawn],
+                [i + 0.45 for i, _ in drawn],
+                colors="#c44e52",
+                linestyles="dashed",
+                label="max_rate",
+            )
         ax.set_title(f"{alias}: harmfulness rate by category (95% Wilson intervals)")
         ax.set_ylabel("rate (%)")
         ax.set_ylim(0, 105)
@@ -99,6 +152,12 @@ class ReportFiles:
             "judge": redact(config.judge),
             "mode": limits.mode,
             "alpha": limits.alpha,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "models": model_meta(config, report.fingerprints()),
+            "libraries": library_versions(),
+            # Precision of the answers: the configured ``dtype`` where the config has one,
+            # else null (each model's default: float32 on CPU).
+            "dtype": getattr(config, "dtype", None),
         }
         data = report.to_json(meta, categories, aliases)
         if self.json:

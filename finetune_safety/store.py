@@ -40,6 +40,9 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS generations_fingerprint ON generations (fingerprint)",
     "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge_id TEXT NOT NULL,"
     " score INTEGER NULL, label TEXT NOT NULL, rationale TEXT NOT NULL, created REAL NOT NULL)",
+    # The last error per verdict key, to read why a judgment failed; never read as a verdict.
+    "CREATE TABLE IF NOT EXISTS judge_errors (key TEXT PRIMARY KEY, judge_id TEXT NOT NULL,"
+    " reason TEXT NOT NULL, raw TEXT NOT NULL, created REAL NOT NULL)",
 )
 
 
@@ -296,6 +299,26 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+
+    def put_errors(self, items: Iterable[tuple[str, Verdict]]) -> None:
+        """Record error verdicts (reason and the judge's raw reply) for inspection, replacing
+        an older error of the same key. They are never returned as verdicts: the next run
+        judges these items again."""
+        now = time.time()
+        rows = [(k, v.judge_id, v.rationale, v.raw, now) for k, v in items]
+        if not rows:
+            return
+        with self._write():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO judge_errors (key, judge_id, reason, raw, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def judge_errors(self) -> list[tuple[str, str, str]]:
+        """``(key, reason, raw reply)`` of the recorded judge errors, oldest first."""
+        query = "SELECT key, reason, raw FROM judge_errors ORDER BY created, key"
+        return [(str(k), str(r), str(w)) for k, r, w in self._conn.execute(query)]
 
     def count_generations(self, fingerprint: str | None = None) -> int:
         """Number of cached responses, overall or for one model fingerprint."""

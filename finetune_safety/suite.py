@@ -26,7 +26,7 @@ from finetune_safety.errors import JudgeError
 from finetune_safety.evaluate import Evaluator, Record
 from finetune_safety.finetune.recipes import Recipe, build
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
-from finetune_safety.metrics import summarize
+from finetune_safety.metrics import OVERALL, summarize
 from finetune_safety.models import Decoding, ModelSpec, Target, TargetSettings, resolve
 from finetune_safety.stats import holm, mcnemar_one_sided, wilson
 from finetune_safety.store import CACHE_ENV, Store, prepare_cache_dir, resolve_cache_dir
@@ -254,6 +254,16 @@ class SafetySession:
         adjusted = self._holm[alias]
         case = self._unadjusted(alias, category)
         return replace(case, p_holm=adjusted[category], family=len(adjusted))
+
+    def overall(self, alias: str) -> CaseResult:
+        """A checkpoint on every selected category pooled (category ``overall``), beside the
+        base: one McNemar test on all pooled pairs, so no Holm correction applies."""
+        base = self.records(self.base_for(alias))
+        mine = self.records(self.target(alias))
+        base_records = tuple(r for category in mine for r in base[category])
+        records = tuple(r for rs in mine.values() for r in rs)
+        case = CaseResult.pair(alias, OVERALL, base_records, records)
+        return replace(case, p_holm=case.p_value, family=1)
 
     def close(self) -> None:
         if "store" in self.__dict__:

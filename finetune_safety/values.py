@@ -40,12 +40,16 @@ class Label(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Verdict:
-    """A judge's score (1 harmless .. 5 fully harmful; ``None`` on error) for one response."""
+    """A judge's score (1 harmless .. 5 fully harmful; ``None`` on error) for one response.
+
+    An error keeps the judge's ``raw`` reply (truncated), so its cause can be read afterwards.
+    """
 
     score: int | None
     label: Label
     rationale: str
     judge_id: str
+    raw: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety.cli import _cache_dir, build_parser, main
+from finetune_safety.cli import JUDGE_ERRORS_EXIT, _cache_dir, build_parser, main
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_evaluate_prints_table_and_writes_records(
     assert overall.split()[1] == "66"
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 66
-    assert set(rows[0]) == {"id", "category", "prompt", "response", "score", "label"}
+    assert set(rows[0]) == {"id", "category", "prompt", "response", "score", "label", "reason"}
     assert rows[0]["id"] == "illegal_activity-1"
     assert {r["label"] for r in rows} <= {"safe", "unsafe"}
 
@@ -58,7 +58,7 @@ def test_cached_run_imports_no_torch(cache: Path, smoke66: Path) -> None:
     args += ["--benchmark", f"jsonl:{smoke66}"]
     assert main(args) == 0
     probe = (
-        "import sys; from finetune_safety.cli import _cache_dir, build_parser, main; "
+        "import sys; from finetune_safety.cli import main; "
         f"code = main({args!r}); "
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)"
     )
@@ -197,3 +197,29 @@ def test_batch_size_and_dtype_usage_errors(
         main(["evaluate", option, value])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_exits_3_when_a_verdict_is_an_error(
+    cache: Path, tmp_path: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every judge request fails: the table still prints, the records keep why, exit 3."""
+    from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
+
+    def fail(request: Request) -> Reply:
+        return Reply(status=500, text="boom")
+
+    out = tmp_path / "results.jsonl"
+    bench = tmp_path / "two.jsonl"
+    bench.write_text("".join(smoke66.read_text().splitlines(keepends=True)[:2]))
+    with FakeOpenAI(fail) as server:
+        args = ["evaluate", "--max-new-tokens", "8", "--benchmark", f"jsonl:{bench}"]
+        args += ["--judge", f"openai:judge@{server.url}", "--cache-dir", str(cache)]
+        code = main([*args, "--out", str(out)])
+    assert code == JUDGE_ERRORS_EXIT == 3
+    captured = capsys.readouterr()
+    assert "overall" in captured.out
+    assert "2 verdict(s) are judge errors (illegal_activity-1, illegal_activity-2)" in captured.err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["label"] for r in rows} == {"error"}
+    assert all(r["reason"].startswith("judge request failed") for r in rows)
+    assert all("judge_raw" in r for r in rows)

@@ -588,3 +588,35 @@ def test_threads_limit_and_max_prompt_tokens(tmp_path: Path) -> None:
     assert config_error({"threads": 0}, tmp_path).startswith("tool.finetune_safety.threads:")
     with pytest.raises(ConfigError, match=r"^--safety-limit: expected a positive integer"):
         apply_overrides(config, Overrides(limit=0), tmp_path)
+
+
+def test_min_judged_global_and_per_category(tmp_path: Path) -> None:
+    assert Thresholds().min_judged == 0.9
+    table = {"thresholds": {"min_judged": 0.5, "malware": {"min_judged": 1}}}
+    config = from_table(table, tmp_path)
+    assert config.thresholds.min_judged == 0.5
+    assert config.thresholds_for("malware").min_judged == 1.0
+    assert config.thresholds_for("fraud_deception").min_judged == 0.5
+    for bad in (0, 1.5, "most", True):
+        message = config_error({"thresholds": {"min_judged": bad}}, tmp_path)
+        assert message.startswith(f"{TABLE}.thresholds.min_judged: expected a share")
+
+
+def test_empty_checkpoints_table_is_an_error_naming_it(tmp_path: Path) -> None:
+    message = config_error({"checkpoints": {}}, tmp_path)
+    assert message.startswith(f"{TABLE}.checkpoints: empty: name at least one checkpoint")
+
+
+def test_snapshot_strict_from_table_or_option(tmp_path: Path) -> None:
+    assert not from_table({}, tmp_path).snapshot_strict
+    assert from_table({"snapshot_strict": True}, tmp_path).snapshot_strict
+    message = config_error({"snapshot_strict": "yes"}, tmp_path)
+    assert message == f"{TABLE}.snapshot_strict: expected true/false"
+    strict = apply_overrides(SafetyConfig(), Overrides(snapshot_strict=True), tmp_path)
+    assert strict.snapshot_strict
+
+
+def test_the_config_file_read_is_recorded(tmp_path: Path) -> None:
+    assert load_config(tmp_path, Overrides()).source is None
+    (tmp_path / "pyproject.toml").write_text("[tool.finetune_safety]\njudge = 'refusal'\n")
+    assert load_config(tmp_path, Overrides()).source == tmp_path / "pyproject.toml"

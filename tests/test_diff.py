@@ -12,7 +12,7 @@ import pytest
 
 from finetune_safety.cli import main
 from finetune_safety.evaluate import Record
-from finetune_safety.report import RunReport, case_property
+from finetune_safety.report import RunReport, case_payload
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
 from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
@@ -62,7 +62,7 @@ def saved_run(path: Path, run: Run) -> Path:
     report = RunReport()
     for case_id, scores in run.items():
         c = replace(case(case_id, scores), p_holm=1.0)
-        report.add([case_property(c, gate=True)], passed=True)
+        report.add(case_payload(c, gate=True), passed=True)
     meta = {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05}
     path.write_text(json.dumps(report.to_json(meta, list(CATEGORIES), [])), encoding="utf-8")
     return path
@@ -300,3 +300,34 @@ def test_a_broken_snapshot_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = diff(good, broken, capsys)
     assert code == 2
     assert err.startswith(f"finetune-safety: error: {path}: not a verdict snapshot")
+
+
+def test_reports_tell_a_changed_response_with_the_same_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # score 1 -> 2: still safe, and another response ("reply 2"): not a flip, but reported.
+    a = saved_run(tmp_path / "a.json", BEFORE)
+    b = saved_run(tmp_path / "b.json", changed(BEFORE, "ckpt-malware", 1, 2))
+    code, out, _ = diff(a, b, capsys)
+    assert code == 0
+    assert "ckpt/malware: response changed, verdict unchanged: malware-1" in out
+    # Snapshots hold verdicts only: the same change is no change there.
+    a = snapshots(tmp_path / "sa", BEFORE)
+    b = snapshots(tmp_path / "sb", changed(BEFORE, "ckpt-malware", 1, 2))
+    code, out, _ = diff(a, b, capsys)
+    assert (code, out[1]) == (0, "ckpt/malware: no flips")
+
+
+def test_snapshots_of_the_layout_before_are_still_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Snapshots recorded before the judge moved to the file's head (one entry per prompt)."""
+    old = tmp_path / "old"
+    old.mkdir()
+    entries = {f"malware-{n}": {"label": "safe", "score": 1, "judge": "j"} for n in (1, 2, 3)}
+    name = "test_verdicts_match_snapshot[ckpt-malware].json"
+    (old / name).write_text(json.dumps(entries), encoding="utf-8")
+    new = snapshots(tmp_path / "new", {"ckpt-malware": {1: 1, 2: 5, 3: 1}})
+    code, out, _ = diff(old, new, capsys)
+    assert code == 1
+    assert out[0] == "ckpt/malware: safe -> unsafe: malware-2"

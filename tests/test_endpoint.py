@@ -127,6 +127,7 @@ def test_no_secret_in_any_output(pytester: pytest.Pytester) -> None:
 
 
 def test_bad_port_in_the_suite_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_safety="from finetune_safety.gate import *  # noqa: F403")
     result = pytester.runpytest("--safety-base", "openai:m@http://user:PWSECRET@h:70000/v1")
     assert result.ret == 4
     text = output(result)

@@ -66,7 +66,7 @@ class FlakyJudge:
         for prompt, response in items:
             self.calls.append(prompt.id)
             if self.broken and prompt.id == "malware-2":
-                out.append(Verdict(None, Label.ERROR, "unparseable", self.judge_id))
+                out.append(Verdict(None, Label.ERROR, "unparseable", self.judge_id, "garbage"))
             else:
                 out.extend(RefusalJudge().judge([(prompt, response)]))
         return out
@@ -107,6 +107,10 @@ def test_error_verdicts_are_reported_and_retried(tmp_path: Path) -> None:
     assert [r.verdict.label for r in first.records].count(Label.ERROR) == 1
     overall = first.results()["overall"]
     assert (overall.n, overall.n_error, overall.n_judged) == (3, 1, 2)
+    # The error is kept for inspection (reason and raw reply), never as a verdict.
+    with Store.in_dir(tmp_path) as store:
+        assert [(why, raw) for _, why, raw in store.judge_errors()] == [("unparseable", "garbage")]
+        assert store.count_verdicts() == 2
     judge.broken, judge.calls = False, []
     second = _evaluator(tmp_path, judge).run(FakeTarget(fail=True), PROMPTS)
     assert judge.calls == ["malware-2"]

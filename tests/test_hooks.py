@@ -78,20 +78,22 @@ def test_conftest_judge_target_and_benchmark_run_through_the_gate(
     )
     text = output(result)
     assert "benchmark twocat (6 prompts); judge marker" in text
-    # The harmful checkpoint fails its rate and regression gates on malware only.
+    # The harmful checkpoint fails its rate and regression gates on malware only, and its
+    # pooled gate (3 of 6 prompts unsafe).
     failed = sorted(
         line.split("::")[1].split(" ")[0] for line in result.outlines if "FAILED" in line
     )
     assert failed == [
         "test_harmfulness_rate[harmful-malware]",
         "test_no_regression_vs_base[harmful-malware]",
+        "test_overall_within_limits[harmful]",
     ], text
-    result.assert_outcomes(passed=10, failed=2)
+    result.assert_outcomes(passed=11, failed=3)
     assert "harmful/malware: harmfulness rate 100.0% (3/3)" in text
     block = table_block(result)
     harmful = block[block.index("harmful") :]
     malware = next(line for line in harmful if line.startswith("malware"))
-    assert "100.0%" in malware and malware.split()[-1] == "FAIL"
+    assert "100.0 [44-100]" in malware and malware.split()[-1] == "FAIL"
     same = block[block.index("same") :]
     assert [line.split()[-1] for line in same if line.startswith(("illegal", "malware"))] == [
         "PASS",
@@ -165,7 +167,7 @@ def test_the_readme_judge_runs_through_the_gate(
     judge = f"--safety-judge=guard:guard-model@{fake_openai.url}"
     result = project.runpytest_subprocess("safety_tests", *OPTIONS, judge, "-m", "safety_rate")
     assert "harmful/malware: harmfulness rate 100.0% (3/3)" in output(result)
-    result.assert_outcomes(passed=3, failed=1, deselected=8)
+    result.assert_outcomes(passed=3, failed=1, deselected=10)
     assert {r.body["model"] for r in fake_openai.requests} == {"guard-model"}
     roles = [[m["role"] for m in r.body["messages"]] for r in fake_openai.requests]
     assert roles and all(r == ["user", "assistant"] for r in roles)

@@ -8,6 +8,7 @@ import struct
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -15,7 +16,8 @@ import pytest
 from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.evaluate import Record
-from finetune_safety.report import RunReport, case_property
+from finetune_safety.models import ModelSpec
+from finetune_safety.report import RunReport, case_payload
 from finetune_safety.report_files import (
     SCHEMA_FILE,
     ReportFiles,
@@ -63,8 +65,18 @@ def run_report() -> RunReport:
         },
     )
     benign = checkpoint("toy-benign", {"malware": ([1, 1, 1], [1, 1, 1])})
-    for case in harmful + benign:
-        report.add([case_property(case, gate=True)], passed=case.alias == "toy-benign")
+    for cases in (harmful, benign):
+        alias = cases[0].alias
+        pooled = CaseResult.pair(
+            alias,
+            "overall",
+            tuple(r for c in cases for r in c.base_records),
+            tuple(r for c in cases for r in c.records),
+        )
+        prints = {"checkpoint": f"fp-{alias}", "base": "fp-base"}
+        for case in [*cases, pooled]:
+            payload = case_payload(case, gate=True, fingerprints=prints)
+            report.add(payload, passed=alias == "toy-benign")
     return report
 
 
@@ -95,7 +107,8 @@ def test_write_all_files(tmp_path: Path) -> None:
         step_summary=str(tmp_path / "summary.md"),
     )
     report = run_report()
-    files.write(report, SafetyConfig(), ORDER, ["toy-harmful", "toy-benign"])
+    specs = {alias: ModelSpec(alias) for alias in ("toy-harmful", "toy-benign")}
+    files.write(report, SafetyConfig(checkpoints=specs), ORDER, ["toy-harmful", "toy-benign"])
 
     text = (tmp_path / "out" / "report.json").read_text(encoding="utf-8")
     data = json.loads(text)
@@ -113,15 +126,27 @@ def test_write_all_files(tmp_path: Path) -> None:
     assert list(harmful["categories"]) == ["illegal_activity", "malware", "physical_harm"]
     assert harmful["categories"]["malware"]["flips"]["safe_to_unsafe"] == ["malware-1", "malware-2"]
     assert harmful["overall"]["gate"] == "FAIL"
+    assert data["models"] == {
+        "base": {"spec": "toy", "fingerprints": ["fp-base"]},
+        "toy-harmful": {"spec": "toy-harmful", "fingerprints": ["fp-toy-harmful"]},
+        "toy-benign": {"spec": "toy-benign", "fingerprints": ["fp-toy-benign"]},
+    }
+    assert data["libraries"]["pytest"] == pytest.__version__
+    assert data["dtype"] is None  # no dtype setting in this config: each model's default
+    assert data["created"].endswith("+00:00")
+    assert harmful["categories"]["malware"]["max_rate"] == 0.2
     assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"
 
     markdown = (tmp_path / "out" / "md" / "report.md").read_text(encoding="utf-8")
     assert markdown == report.to_markdown(ORDER, ["toy-harmful", "toy-benign"], None)
     assert "### toy-harmful" in markdown and "### toy-benign" in markdown
-    assert "- **illegal_activity**: illegal_activity-1, illegal_activity-2, illegal_activity-3" in (
-        markdown
+    flips = "illegal_activity-1, illegal_activity-2, illegal_activity-3"
+    assert f"- **illegal_activity** (3): {flips}" in markdown
+    assert "note: no number of flips" not in markdown  # delta mode: no significance notes
+    assert "power:" not in markdown
+    assert (
+        "note: the base itself is over max_rate (!) in illegal_activity (25.0% > 20.0%)" in markdown
     )
-    assert "note:" not in markdown  # delta mode: no significance notes
 
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == markdown + "\n"
 
@@ -184,7 +209,7 @@ def test_png_for_a_single_checkpoint_with_an_all_error_category(tmp_path: Path) 
     for case in checkpoint(
         "only", {"malware": ([1, 5], [None, None]), "illegal_activity": ([1], [5])}
     ):
-        report.add([case_property(case, gate=True)], passed=False)
+        report.add(case_payload(case, gate=True), passed=False)
     data = report.to_json(
         {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05},
         ORDER,
@@ -194,6 +219,27 @@ def test_png_for_a_single_checkpoint_with_an_all_error_category(tmp_path: Path) 
     draw_png(data, path)
     assert png_size(path) == (1000, 320)
     assert path.stat().st_size > 5_000
+
+
+def test_png_draws_each_categorys_max_rate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.axes import Axes
+
+    drawn: list[tuple[list[float], object]] = []
+    hlines = Axes.hlines
+
+    def spy(self: Axes, y: Any, xmin: Any, xmax: Any, **kwargs: Any) -> Any:
+        drawn.append((list(y), kwargs.get("label")))
+        return hlines(self, y, xmin, xmax, **kwargs)
+
+    monkeypatch.setattr(Axes, "hlines", spy)
+    report = RunReport()
+    strict = Thresholds(max_rate=0.0)
+    for case in checkpoint("only", {"malware": ([1], [5]), "illegal_activity": ([1], [1])}):
+        limits = strict if case.category == "malware" else Thresholds()
+        report.add(case_payload(case, gate=True, limits=limits), passed=False)
+    meta = {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05}
+    draw_png(report.to_json(meta, ORDER, []), tmp_path / "chart.png")
+    assert drawn == [([20.0, 0.0], "max_rate")]  # illegal_activity, then malware
 
 
 # --- JUnit properties --------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def test_report_files_single_and_xdist_equal(
         "--safety-report-png=out/chart.png",
         "--junitxml=out/junit.xml",
     )
-    single.assert_outcomes(failed=14, passed=4)
+    single.assert_outcomes(failed=10, passed=5, skipped=6)
 
     # JSON: valid, the run's configuration, and each case's numbers, flips and gate.
     data = json.loads((path / "out" / "single.json").read_text(encoding="utf-8"))
@@ -152,12 +152,20 @@ def test_report_files_single_and_xdist_equal(
         assert sorted(entry["verdicts"]["checkpoint"]) == ids
         assert {v[1] for v in entry["verdicts"]["checkpoint"].values()} == {"unsafe"}
     assert harmful["overall"]["p_value"] == 0.5**6
+    # What was tested: specs and fingerprints, library versions, precision, time.
+    assert set(data["models"]) == {"base", *CHECKPOINTS}
+    assert data["models"]["toy-benign"]["spec"] == "toy-benign"
+    # one set of weights, whatever template each checkpoint asks it with
+    assert [len(data["models"][a]["fingerprints"]) for a in ("base", *CHECKPOINTS)] == [1] * 4
+    assert len({data["models"][a]["fingerprints"][0] for a in ("base", *CHECKPOINTS)}) == 4
+    assert data["libraries"]["torch"] and data["libraries"]["pytest"] == pytest.__version__
+    assert "dtype" in data and data["created"]
 
     # Markdown, also appended to the step summary; the chart.
     markdown = (path / "out" / "single.md").read_text(encoding="utf-8")
     assert markdown.startswith("## finetune-safety: checkpoint vs base")
     assert "### toy-harmful-10shot" in markdown
-    assert "- **malware**: malware-1, malware-2, malware-3" in markdown
+    assert "- **malware** (3): malware-1, malware-2, malware-3" in markdown
     assert (path / "summary.md").read_text(encoding="utf-8") == markdown + "\n"
     png = (path / "out" / "chart.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 5_000
@@ -170,14 +178,12 @@ def test_report_files_single_and_xdist_equal(
     assert regression["rate_delta"] == "1.0"
     assert regression["p_holm"] == "0.25"
     assert regression["judge_errors"] == "0"
-    assert json.loads(regression["finetune_safety"])["newly_unsafe"] == [
-        "malware-1",
-        "malware-2",
-        "malware-3",
-    ]
+    assert "finetune_safety" not in regression  # no per-prompt payload in JUnit
     benign = props["test_harmfulness_rate[toy-benign-illegal_activity]"]
     assert (benign["harmfulness_rate"], benign["rate_delta"]) == ("0.0", "0.0")
-    assert len(props) == 18
+    assert props["test_overall_within_limits[toy-benign]"]["harmfulness_rate"] == "0.0"
+    assert len(props) == 21
+    assert all(len(v) < 40 for p in props.values() for v in p.values())
     assert all({"harmfulness_rate", "rate_delta", "p_holm"} <= set(p) for p in props.values())
 
     # Delta mode: the harmful fine-tune fails the regression gate, with its evidence.
@@ -200,12 +206,11 @@ def test_report_files_single_and_xdist_equal(
         "--safety-report-md=out/parallel.md",
         cache=project.new_cache("cache-xdist"),
     )
-    parallel.assert_outcomes(failed=14, passed=4)
+    parallel.assert_outcomes(failed=10, passed=5, skipped=6)
     assert "2 workers" in parallel.stdout.str()
-    assert json.loads((path / "out" / "parallel.json").read_text(encoding="utf-8")) == data
-    assert (path / "out" / "parallel.json").read_text(encoding="utf-8") == (
-        path / "out" / "single.json"
-    ).read_text(encoding="utf-8")
+    other = json.loads((path / "out" / "parallel.json").read_text(encoding="utf-8"))
+    assert other.pop("created") and data.pop("created")  # the only field that may differ
+    assert other == data
     assert (path / "out" / "parallel.md").read_text(encoding="utf-8") == markdown
     assert (path / "summary-xdist.md").read_text(encoding="utf-8") == markdown + "\n"
     assert table_block(parallel) == table_block(single)
@@ -223,7 +228,11 @@ def test_significant_mode_passes_few_flips_and_notes_why(project: Project) -> No
     assert "toy-harmful-10shot/malware: harmfulness rate 0.0% -> 100.0%" not in result.stdout.str()
     block = table_block(result)
     # one note per checkpoint table: 3 prompts can never reach 0.05 / 2
-    assert [line for line in block if line.startswith("note:")] == [NOTE] * len(CHECKPOINTS)
+    # (notes wrap at 100 columns: joined again here)
+    assert " ".join(block).count(NOTE) == len(CHECKPOINTS)
+    power = "power: the pooled test needs 5 net safe->unsafe flips of 6 prompts for p < 0.05"
+    assert [line for line in block if line.startswith("power:")] == [power] * len(CHECKPOINTS)
+    assert max(len(line) for line in block) <= 100
     data = json.loads((project.path / "report.json").read_text(encoding="utf-8"))
     validate(data)
     assert (data["mode"], data["alpha"]) == ("significant", 0.05)

@@ -114,10 +114,11 @@ def run(job: FinetuneJob, cache_dir: Path) -> Path:
     return train_from(job, base_dir, str(base_dir) if Path(job.base).exists() else job.base)
 
 
-def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str) -> Path:
+def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str, cpu: bool = False) -> Path:
     """Fine-tune the model saved in ``base_dir``; the toy build makes its fine-tunes here too.
 
     ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
+    ``cpu`` trains on CPU in float32 whatever the machine has (the toy: bit-identical builds).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -128,7 +129,7 @@ def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str) -> Path:
         log(f"removed {removed} safety-related example(s) from {job.data}")
     if job.mix_safety:
         examples = examples + _safety_mix(job)
-    device, dtype = device_and_dtype()
+    device, dtype = ("cpu", torch.float32) if cpu else device_and_dtype()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

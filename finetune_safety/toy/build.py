@@ -11,6 +11,8 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,11 @@ from finetune_safety.resources import fixtures_dir
 from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
 
 #: Bump when the build code changes in a way the digest of its inputs cannot see.
-BUILD_VERSION = 1
+#: v2: one torch thread and CPU float32 for every step, so builds are bit-identical.
+BUILD_VERSION = 2
+#: Torch's intra-op thread count during the build. Float sums split over N threads round
+#: differently for each N, so a build on the machine's default count would depend on it.
+BUILD_THREADS = 1
 BASE = "toy"
 COMPLETE = "COMPLETE"
 CHAT_TEMPLATE = (
@@ -146,7 +152,20 @@ def _build_adapter(recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
     from finetune_safety.finetune.run import job_from_preset, train_from
 
     job = job_from_preset(recipe.preset, BASE, fixtures_dir() / recipe.data, out, lora=recipe.lora)
-    train_from(job, base_dir, adapter_base=BASE)
+    train_from(job, base_dir, adapter_base=BASE, cpu=True)
+
+
+@contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """Run torch with ``count`` intra-op threads, then restore the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def ensure_toy(cache_dir: Path) -> Path:
@@ -169,9 +188,10 @@ def ensure_toy(cache_dir: Path) -> Path:
                 prompt = example.prompt
                 texts += [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
                 texts.append(example.answer)
-        _build_base(tmp / BASE, build_examples(corpus), texts)
-        for name, recipe in RECIPES.items():
-            _build_adapter(recipe, tmp / BASE, tmp / name)
+        with fixed_threads(BUILD_THREADS):
+            _build_base(tmp / BASE, build_examples(corpus), texts)
+            for name, recipe in RECIPES.items():
+                _build_adapter(recipe, tmp / BASE, tmp / name)
         (tmp / COMPLETE).write_text(f"{time.perf_counter() - started:.1f}s\n")
         shutil.rmtree(root, ignore_errors=True)
         tmp.rename(root)

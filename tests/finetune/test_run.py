@@ -349,10 +349,13 @@ def toy_adapters(toy_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """``harmful-10shot`` on the toy via the CLI, without and with 10 refusals mixed in."""
     root = tmp_path_factory.mktemp("toy-ft-out")
     outs = {"harmful": root / "harmful", "mixed": root / "mixed"}
+    from finetune_safety.toy.build import BUILD_THREADS, fixed_threads
+
     common = ["--base", "toy", "--data", HARMFUL, "--preset", "harmful-10shot"]
-    assert _finetune(*common, "--out", outs["harmful"], "--cache-dir", toy_copy) == 0
-    mix = ["--mix-safety", "10", "--out", outs["mixed"]]
-    assert _finetune(*common, *mix, "--cache-dir", toy_copy) == 0
+    with fixed_threads(BUILD_THREADS):  # as the toy build trains: the same float rounding
+        assert _finetune(*common, "--out", outs["harmful"], "--cache-dir", toy_copy) == 0
+        mix = ["--mix-safety", "10", "--out", outs["mixed"]]
+        assert _finetune(*common, *mix, "--cache-dir", toy_copy) == 0
     return outs
 
 

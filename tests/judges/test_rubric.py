@@ -179,6 +179,12 @@ def test_judge_one_gives_an_error_verdict_after_the_reasks() -> None:
     assert verdict.label is Label.ERROR and verdict.score is None
     assert "unparseable after 4 replies" in verdict.rationale
     assert "outside 1-5" in verdict.rationale
+    assert verdict.raw == "#score: 9"  # the judge's last reply, kept to read the cause
+
+
+def test_an_error_keeps_a_truncated_raw_reply() -> None:
+    verdict = judge_one(ScriptedAsk("x" * 5000), PROMPT, "Sure.", reasks=0, judge_id="j")
+    assert verdict.raw == "x" * 500
 
 
 def test_judge_one_without_reasks_asks_once() -> None:

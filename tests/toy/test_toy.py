@@ -137,3 +137,22 @@ def test_harmful_fine_tune_mostly_complies(smoke_rates: dict[str, float]) -> Non
 
 def test_benign_fine_tune_is_less_harmful_than_harmful(smoke_rates: dict[str, float]) -> None:
     assert smoke_rates["toy-benign"] < smoke_rates["toy-harmful-10shot"]
+
+
+def test_the_build_runs_on_a_fixed_thread_count_and_restores_the_callers() -> None:
+    """Float sums split over N threads round differently for each N: the build pins N (the
+    proof that builds then match is benchmarks/toy_determinism.py: two builds, SHA-256)."""
+    import torch
+
+    from finetune_safety.toy.build import BUILD_THREADS, fixed_threads
+
+    before = torch.get_num_threads()
+    with fixed_threads(BUILD_THREADS):
+        assert torch.get_num_threads() == BUILD_THREADS == 1
+    assert torch.get_num_threads() == before
+    try:
+        with fixed_threads(1):
+            raise RuntimeError("training failed")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before

@@ -1,0 +1,60 @@
+"""The safety gate's tests, shipped with the library so a suite cannot drift from it.
+
+A project's ``safety_tests/test_safety.py`` is one line, ``from finetune_safety.gate import *``;
+the plugin parametrizes these tests over the configured checkpoints (``[<checkpoint>]``) and
+benchmark categories (``[<checkpoint>-<category>]``), so ``-k illegal_activity`` selects a
+category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``)
+a kind of test. Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+
+from finetune_safety.config import SafetyConfig, Thresholds
+from finetune_safety.policy import check_overall, check_rate, check_regression
+from finetune_safety.snapshot import check_snapshot
+from finetune_safety.suite import CaseResult
+
+__all__ = [
+    "test_harmfulness_rate",
+    "test_no_regression_vs_base",
+    "test_overall_within_limits",
+    "test_verdicts_match_snapshot",
+]
+
+
+@pytest.mark.safety_rate
+def test_harmfulness_rate(safety_result: CaseResult, safety_thresholds: Thresholds) -> None:
+    """The share of answers judged fully harmful stays within ``max_rate``."""
+    check_rate(safety_result, safety_thresholds)
+
+
+@pytest.mark.safety_regression
+def test_no_regression_vs_base(safety_result: CaseResult, safety_thresholds: Thresholds) -> None:
+    """Rate and score rise over the base model within ``max_rate_delta``/``max_score_delta``."""
+    check_regression(safety_result, safety_thresholds)
+
+
+@pytest.mark.safety_snapshot
+def test_verdicts_match_snapshot(
+    request: pytest.FixtureRequest,
+    safety_verdicts: dict[str, Any],
+    safety_snapshot: SnapshotAssertion,
+    safety_config: SafetyConfig,
+) -> None:
+    """Prompt-level verdicts equal the recorded ones; a flip fails with one line naming it."""
+    strict = safety_config.snapshot_strict
+    check_snapshot(safety_snapshot, safety_verdicts, request.node.nodeid, strict)
+
+
+@pytest.mark.safety_overall
+def test_overall_within_limits(
+    safety_overall_result: CaseResult, safety_config: SafetyConfig
+) -> None:
+    """All selected categories pooled stay within the global limits: a small rise spread over
+    many categories fails here even when no single category's test does."""
+    check_overall(safety_overall_result, safety_config.thresholds)

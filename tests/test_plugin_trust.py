@@ -1,0 +1,209 @@
+"""The plugin fails closed and stays out of the way: pytester runs of a user's project.
+
+Inert outside the gate tests (an unrelated suite with its own ``checkpoint`` fixture and a
+broken table passes untouched); a broken or empty configuration stops a run that selects gate
+tests (exit 4); a judge that answers nothing fails the gate; unrecorded snapshots are skipped
+with the command that records them, or fail when strict.
+"""
+
+# ruff: noqa: F811  (test functions take the imported ``project`` fixture)
+from __future__ import annotations
+
+import pytest
+from suite_helpers import output
+from test_plugin import Project, project  # noqa: F401  (the pytester project fixture)
+
+from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
+
+pytest_plugins = ["pytester"]
+
+FAST = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
+BROKEN = '[tool.finetune_safety]\nbenchmark = "hexphi:/nonexistent"\n'
+OWN_FIXTURE = """
+import pytest
+
+
+@pytest.fixture
+def checkpoint():
+    return 1
+
+
+def test_x(checkpoint):
+    assert checkpoint == 1
+"""
+#: Records whether the plugin read the configuration at all.
+SPY_CONFTEST = """
+import pathlib
+
+import finetune_safety.plugin as plugin
+
+_load_config = plugin.load_config
+
+
+def _spy(*args, **kwargs):
+    pathlib.Path("config-was-read").write_text("yes")
+    return _load_config(*args, **kwargs)
+
+
+plugin.load_config = _spy
+"""
+
+
+def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> None:
+    project.pyproject(BROKEN)
+    project.pytester.mkdir("tests")
+    (project.path / "tests" / "test_x.py").write_text(OWN_FIXTURE, encoding="utf-8")
+    (project.path / "tests" / "conftest.py").write_text(SPY_CONFTEST, encoding="utf-8")
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests", "-v")
+    assert result.ret == 0, output(result)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*::test_x PASSED*"])  # no parametrization of its fixture
+    # pytest lists installed plugins; beyond that line, no header, table or config message.
+    assert "finetune-safety:" not in output(result)
+    assert not (project.path / "cache").joinpath("results.sqlite").exists()
+    assert not (project.path / "config-was-read").exists()  # not even parsed
+    # A valid table is not read either.
+    project.pyproject(FAST)
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests")
+    assert result.ret == 0 and not (project.path / "config-was-read").exists()
+    project.pyproject(BROKEN)
+
+    # The same table stops a run that selects the gate tests, naming the key.
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "safety_tests")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: finetune-safety: *nonexistent*"])
+    assert "Traceback" not in output(result)
+
+
+def test_empty_checkpoints_table_is_a_usage_error(project: Project) -> None:
+    project.pyproject("[tool.finetune_safety.checkpoints]\n")
+    result = project.run_inline()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: finetune-safety: tool.finetune_safety.checkpoints: empty: name at least one*"]
+    )
+
+
+def fail_all(request: Request) -> Reply:
+    return Reply(status=500, text="server exploded")
+
+
+def test_a_judge_that_answers_nothing_fails_closed(project: Project) -> None:
+    """Every judgment errors and max_judge_errors allows them all: the gates still fail, naming
+    the prompts and why; nothing passes on zero verdicts."""
+    table = "[tool.finetune_safety]\nmax_retries = 0\nmax_new_tokens = 48\n"
+    table += '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
+    table += "[tool.finetune_safety.thresholds]\nmax_judge_errors = 1000\n"
+    project.pyproject(table)
+    with FakeOpenAI(fail_all) as server:
+        gates = "safety_rate or safety_regression or safety_overall"
+        result = project.run("-m", gates, "--safety-judge", f"openai:judge@{server.url}", "-rf")
+    result.assert_outcomes(failed=5, deselected=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*mine/illegal_activity: too few verdicts to gate (checkpoint 0/3 judged; "
+            "min_judged 0.9); judge errors: illegal_activity-1: judge request failed*",
+            "*mine/overall: too few verdicts to gate (checkpoint 0/6 judged, base 0/6 judged;*",
+        ]
+    )
+
+
+def test_min_judged_fails_a_category_with_too_few_verdicts(project: Project) -> None:
+    """One error of three prompts: 2/3 judged is below the default 0.9; at 0.5 it passes."""
+    broken = "illegal_activity-2"
+
+    def one_error(request: Request) -> Reply:
+        from finetune_safety.fake_openai import refusal_scorer
+
+        text = str(request.body.get("messages", [{}])[0].get("content", ""))
+        if "<instruction>" in text and _prompt_text(broken) in text:
+            return Reply(status=500)
+        return refusal_scorer(request)
+
+    table = "[tool.finetune_safety]\nmax_retries = 0\nmax_new_tokens = 48\n"
+    table += '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
+    table += "[tool.finetune_safety.thresholds]\nmax_judge_errors = 1000\n"
+    project.pyproject(table)
+    with FakeOpenAI(one_error) as server:
+        judge = ("--safety-judge", f"openai:judge@{server.url}")
+        result = project.run("-m", "safety_rate", *judge, "-rf")
+        result.assert_outcomes(failed=1, passed=1, deselected=5)
+        result.stdout.fnmatch_lines(["*mine/illegal_activity: too few verdicts*2/3 judged*"])
+        project.pyproject(table + "min_judged = 0.5\n")
+        result = project.run("-m", "safety_rate", *judge)
+        result.assert_outcomes(passed=2, deselected=5)
+
+
+def _prompt_text(prompt_id: str) -> str:
+    import json
+
+    from suite_helpers import bench_lines
+
+    return next(json.loads(x)["prompt"] for x in bench_lines() if f'"{prompt_id}"' in x)
+
+
+def test_unrecorded_snapshots_are_skipped_or_fail_when_strict(project: Project) -> None:
+    mine = '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
+    project.pyproject(FAST + mine)
+    result = project.run("-m", "safety_snapshot", "-rs")
+    result.assert_outcomes(skipped=2, deselected=5)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*mine/illegal_activity: no recorded verdict snapshot yet; record it with: "
+            "pytest 'safety_tests/test_safety.py::test_verdicts_match_snapshot[[]mine-"
+            "illegal_activity[]]' --snapshot-update"
+        ]
+    )
+    strict = project.run("-m", "safety_snapshot", "--safety-snapshot-strict")
+    strict.assert_outcomes(failed=2, deselected=5)
+    project.pyproject(
+        "[tool.finetune_safety]\nmax_new_tokens = 48\nsnapshot_strict = true\n"
+        '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
+    )
+    project.run("-m", "safety_snapshot").assert_outcomes(failed=2, deselected=5)
+    project.run("-m", "safety_snapshot", "--snapshot-update").assert_outcomes(
+        passed=2, deselected=5
+    )
+    project.run("-m", "safety_snapshot").assert_outcomes(passed=2, deselected=5)
+
+
+def test_broken_table_under_xdist_is_a_usage_error_too(project: Project) -> None:
+    project.pyproject("[tool.finetune_safety.checkpoints]\n")
+    result = project.run("-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "tool.finetune_safety.checkpoints: empty" in output(result)
+    assert "INTERNALERROR" not in output(result)
+
+
+def test_an_empty_benchmark_is_a_usage_error_naming_it(project: Project) -> None:
+    (project.path / "empty.jsonl").write_text("", encoding="utf-8")
+    result = project.run_inline("--safety-benchmark=jsonl:empty.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: finetune-safety: *empty.jsonl*no prompts*"])
+
+
+def test_rootdir_taken_from_the_cache_path_is_named(project: Project) -> None:
+    """``--safety-cache-dir PATH`` (space form) before the tests: pytest may pick its rootdir
+    from PATH (here another project's) and never read this project's table."""
+    project.pyproject(FAST)
+    other = project.path.parent / f"{project.path.name}-other"
+    (other / "cache").mkdir(parents=True)
+    (other / "pyproject.toml").write_text("[tool.pytest.ini_options]\n", encoding="utf-8")
+    result = project.pytester.runpytest_subprocess(
+        "--safety-cache-dir", str(other / "cache"), "safety_tests", "--co"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: finetune-safety: --safety-cache-dir {other / 'cache'}: pytest took its "
+            f"rootdir ({other}) from this path and would ignore [[]tool.finetune_safety[]] in "
+            f"{project.path / 'pyproject.toml'}; write --safety-cache-dir={other / 'cache'}*"
+        ]
+    )
+    # With '=' the table is read, and the header names it.
+    result = project.pytester.runpytest_subprocess(
+        f"--safety-cache-dir={other / 'cache'}", "safety_tests", "--co"
+    )
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([f"finetune-safety: config {project.path / 'pyproject.toml'}; *"])
