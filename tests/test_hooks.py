@@ -112,7 +112,7 @@ def test_conftest_judge_target_and_benchmark_run_through_the_gate(
     assert "marker/v1" in next(snapshot.rglob("*harmful-malware*.json")).read_text()
     # A second run answers every case from the store and the snapshots.
     again = project.runpytest_subprocess("safety_tests", *OPTIONS)
-    again.assert_outcomes(passed=10, failed=2)
+    again.assert_outcomes(passed=11, failed=3)
 
 
 def test_a_spec_no_hook_claims_is_still_a_usage_error(project: pytest.Pytester) -> None:
