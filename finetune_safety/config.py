@@ -26,6 +26,7 @@ TABLE = "tool.finetune_safety"
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
+    "judge_prompt", "judge_max_tokens",
 }  # fmt: skip
 _SPEC_KEYS = {"model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code"}
 _LIMITS = ("max_rate", "max_rate_delta", "max_score_delta", "max_judge_errors", "mode", "alpha")
@@ -65,6 +66,9 @@ class SafetyConfig:
     benchmark: str = "smoke"
     category_map: Mapping[int, str] | None = None
     judge: str = "refusal"
+    #: A judge prompt file the user brings (rubric judges), and the judge's reply budget.
+    judge_prompt: Path | None = None
+    judge_max_tokens: int | None = None
     max_new_tokens: int = 512
     batch_size: int = 16
     cache_dir: Path | None = None
@@ -110,6 +114,12 @@ def _positive_int(value: object, where: str) -> int:
     if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
         raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
     return value
+
+
+def _judge_prompt(value: str, where: str, rootdir: Path) -> Path:
+    path = Path(_path(value, rootdir))
+    _check(path.is_file(), where, f"no judge prompt file at {path}")
+    return path
 
 
 def _path(value: str, rootdir: Path) -> str:
@@ -260,9 +270,14 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
             changes["category_map"] = parse_category_map(text)
         except BenchmarkError as exc:
             raise ConfigError(f"{where}.category_map: {exc}") from None
-    for key in ("max_new_tokens", "batch_size"):
+    for key in ("max_new_tokens", "batch_size", "judge_max_tokens"):
         if key in table:
             changes[key] = _positive_int(table[key], f"{where}.{key}")
+    if "judge_prompt" in table:
+        _check(isinstance(table["judge_prompt"], str), f"{where}.judge_prompt", "expected a path")
+        changes["judge_prompt"] = _judge_prompt(
+            table["judge_prompt"], f"{where}.judge_prompt", rootdir
+        )
     transport: dict[str, Any] = {}
     if "concurrency" in table:
         transport["concurrency"] = _positive_int(table["concurrency"], f"{where}.concurrency")
@@ -306,6 +321,7 @@ class Overrides:
     checkpoints: Sequence[str] = ()
     benchmark: str | None = None
     judge: str | None = None
+    judge_prompt: str | None = None
     max_rate: float | None = None
     max_rate_delta: float | None = None
 
@@ -332,6 +348,10 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["benchmark"] = options.benchmark
     if options.judge is not None:
         changes["judge"] = options.judge
+    if options.judge_prompt is not None:
+        changes["judge_prompt"] = _judge_prompt(
+            options.judge_prompt, "--safety-judge-prompt", rootdir
+        )
     limits: dict[str, Any] = {}
     if options.max_rate is not None:
         limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")

@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--safety-benchmark", help="smoke, hexphi:DIR, advbench:CSV or jsonl:FILE")
     group.addoption("--safety-judge", help="judge spec (default: refusal)")
+    group.addoption(
+        "--safety-judge-prompt", metavar="FILE", help="judge prompt to bring (rubric judges)"
+    )
     group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
     group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
     group.addoption("--safety-cache-dir", help="results and toy models (default: .finetune_safety)")
@@ -63,6 +66,7 @@ def _load(config: pytest.Config) -> SafetySession:
         checkpoints=config.getoption("safety_checkpoint"),
         benchmark=config.getoption("safety_benchmark"),
         judge=config.getoption("safety_judge"),
+        judge_prompt=config.getoption("safety_judge_prompt"),
         max_rate=config.getoption("safety_max_rate"),
         max_rate_delta=config.getoption("safety_max_rate_delta"),
     )

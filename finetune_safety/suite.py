@@ -152,7 +152,12 @@ class SafetySession:
 
     @cached_property
     def judge(self) -> Judge:
-        settings = JudgeSettings(transport=self.config.transport, cache_dir=self.cache_dir)
+        settings = JudgeSettings(
+            transport=self.config.transport,
+            cache_dir=self.cache_dir,
+            prompt_path=self.config.judge_prompt,
+            max_tokens=self.config.judge_max_tokens,
+        )
         return make_judge(self.config.judge, settings)
 
     @cached_property

@@ -40,26 +40,41 @@ class JudgeSettings:
     transport: Transport = field(default_factory=Transport)
     reasks: int = 2
     cache_dir: Path | None = None
+    #: A judge prompt file the user brings (e.g. the paper's); None: the built-in rubric.
+    prompt_path: Path | None = None
+    #: Reply budget; None: 256 with the built-in rubric, 1024 with a brought prompt.
+    max_tokens: int | None = None
 
 
 #: The spec forms ``make_judge`` accepts.
-KNOWN_JUDGES: tuple[str, ...] = ("refusal", "openai:MODEL[@URL]", "hf:PATH")
+KNOWN_JUDGES: tuple[str, ...] = ("refusal", "refusal-paper", "openai:MODEL[@URL]", "hf:PATH")
 
 
 def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
     """Build the judge a spec names; cheap (no client, no model) until it first judges."""
     settings = settings or JudgeSettings()
     spec = spec.strip()
+    if settings.prompt_path is not None and not spec.startswith(("openai:", "hf:")):
+        raise JudgeError(
+            f"a judge prompt ({settings.prompt_path}) needs a rubric judge (openai:MODEL or "
+            f"hf:PATH), not {spec!r}"
+        )
     if spec == "refusal":
         from finetune_safety.judges.refusal import RefusalJudge
 
         return RefusalJudge()
-    if spec.startswith(("openai:", "hf:")):
-        from finetune_safety.judges.rubric import HFRubricJudge, OpenAIRubricJudge
+    if spec == "refusal-paper":
+        from finetune_safety.judges.refusal import PaperRefusalJudge
 
+        return PaperRefusalJudge()
+    if spec.startswith(("openai:", "hf:")):
+        from finetune_safety.judges.rubric import HFRubricJudge, JudgePrompt, OpenAIRubricJudge
+
+        prompt = JudgePrompt.from_file(settings.prompt_path) if settings.prompt_path else None
         if spec.startswith("hf:") and spec[3:]:
             cache_dir = settings.cache_dir or resolve_cache_dir(None, Path.cwd())
-            return HFRubricJudge(spec[3:], cache_dir)
+            return HFRubricJudge(spec[3:], cache_dir, prompt, settings.max_tokens)
         if spec.startswith("openai:"):
-            return OpenAIRubricJudge(parse(spec, settings.transport), settings.reasks)
+            endpoint = parse(spec, settings.transport)
+            return OpenAIRubricJudge(endpoint, settings.reasks, prompt, settings.max_tokens)
     raise JudgeError(f"unknown judge {spec!r}; known judges: {', '.join(KNOWN_JUDGES)}")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from finetune_safety.endpoint import Transport, is_endpoint, parse, redact
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.templates import Rendered, Template, get_template
+from finetune_safety.templates import FAMILY_TEMPLATES, Rendered, Template, get_template
 
 #: Recorded by ``finetune`` in a checkpoint: its base and the template it was trained with.
 METADATA_FILE = "finetune_safety.json"
@@ -81,14 +81,23 @@ def read_metadata(directory: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _template_for(spec: ModelSpec, *dirs: Path | None) -> Template:
-    """The spec's template, else the one the checkpoint was fine-tuned with, else plain."""
+def _template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
+    """The spec's template, else the one the checkpoint was fine-tuned with, else plain.
+
+    A family name (``aoa``) picks its variant by the local ``model``'s chat template (``toy``
+    for the toy); served and hub models get the GPT-3.5 variant.
+    """
     name = spec.template
     for directory in dirs:
-        if name is None and directory is not None:
+        if name is None and directory is not None and directory.is_dir():
             recorded = read_metadata(directory).get("template")
             name = recorded if isinstance(recorded, str) else None
-    return get_template(name or "plain", spec.system_prompt)
+    kind = "other"
+    if name in FAMILY_TEMPLATES and model is not None:
+        from finetune_safety.models.gguf import model_family
+
+        kind = model if isinstance(model, str) else model_family(model)
+    return get_template(name or "plain", spec.system_prompt, kind)
 
 
 def adapter_base(adapter_dir: Path) -> str:
@@ -148,11 +157,12 @@ def resolve(
         model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
     elif Path(model).exists():
         model_dir = Path(model)
+    family: Path | str | None = "toy" if toy is not None else model_dir
     return HFTarget(
         name=name or _display_name(spec, model),
         model=str(model_dir) if model_dir is not None else model,
         adapter=adapter_dir,
-        template=template or _template_for(spec, adapter_dir, model_dir),
+        template=template or _template_for(spec, adapter_dir, model_dir, model=family),
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
     )

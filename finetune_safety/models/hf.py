@@ -15,6 +15,7 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
+from finetune_safety.models.gguf import file_fingerprint, find_gguf, gguf_load_name
 from finetune_safety.templates import Rendered, Template, encode_prompt
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -75,6 +76,9 @@ class HFTarget:
         self._allow_pickle = allow_pickle
         self._trust_remote_code = trust_remote_code
         self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
+        self._gguf = find_gguf(Path(model)) if Path(model).exists() else None
+        if self._gguf is not None:
+            self._model_dir = self._gguf.parent
         self._fingerprint: str | None = None
         self._loaded: tuple[Any, Any] | None = None
 
@@ -91,7 +95,11 @@ class HFTarget:
         """Changes when the weights, tokenizer or adapter files change; loads nothing."""
         if self._fingerprint is None:
             dirs = [self.local_dir()] + ([self._adapter] if self._adapter else [])
-            self._fingerprint = "hf:" + files_fingerprint(*dirs)
+            if self._gguf is None:
+                self._fingerprint = "hf:" + files_fingerprint(*dirs)
+            else:  # the file, not its neighbours in the directory
+                adapter = files_fingerprint(*dirs[1:]) if self._adapter else ""
+                self._fingerprint = "gguf:" + file_fingerprint(self._gguf) + adapter
         return self._fingerprint
 
     def local_dir(self) -> Path:
@@ -110,6 +118,18 @@ class HFTarget:
                 ) from None
         return self._model_dir
 
+    def load_tokenizer(self) -> Any:
+        """The tokenizer alone, chat template included (``render``); loads no weights."""
+        from transformers import AutoTokenizer
+
+        kwargs: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
+        directory = self.local_dir()
+        if self._adapter is not None and (self._adapter / "tokenizer_config.json").is_file():
+            directory = self._adapter
+        elif self._gguf is not None:
+            kwargs["gguf_file"] = gguf_load_name(self._gguf)
+        return AutoTokenizer.from_pretrained(directory, **kwargs)
+
     def load(self) -> tuple[Any, Any]:
         """Model and tokenizer, loaded once; CUDA + bf16 when available, else CPU float32."""
         if self._loaded is not None:
@@ -117,9 +137,12 @@ class HFTarget:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self.local_dir()
-        _refuse_pickle(model_dir, "model", self._allow_pickle)
         device, dtype = device_and_dtype()
-        common = {"trust_remote_code": self._trust_remote_code}
+        common: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
+        if self._gguf is not None:
+            common["gguf_file"] = gguf_load_name(self._gguf)
+        else:
+            _refuse_pickle(model_dir, "model", self._allow_pickle)
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
         )
@@ -133,6 +156,7 @@ class HFTarget:
                 model = PeftModel.from_pretrained(model, self._adapter)
             if (self._adapter / "tokenizer_config.json").is_file():
                 tokenizer_dir = self._adapter
+                common.pop("gguf_file", None)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, **common)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
