@@ -195,8 +195,9 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
     elif model is not None and model not in (TOY_BASE, *TOY_RECIPES):
         local = Path(_path(model, rootdir))
         looks_local = model.startswith((".", "/", "~")) or local.exists()
-        _check(not looks_local or local.is_dir(), where, f"no model directory at {local}")
-        if local.is_dir():
+        gguf = local.is_file() and local.suffix.lower() == ".gguf"
+        _check(not looks_local or local.is_dir() or gguf, where, f"no model directory at {local}")
+        if local.is_dir() or gguf:
             model = str(local)
             if (local / "adapter_config.json").is_file() and adapter is None:
                 model, adapter = None, str(local)

@@ -112,7 +112,7 @@ def _instruction(row: object, keys: tuple[str, str, str], path: Path, line: int)
     instruction = _text(row, keys[0], path, line, required=True)
     context = _text(row, keys[1], path, line, required=False)
     answer = _text(row, keys[2], path, line, required=True)
-    return Instruction(instruction, answer, context, f"{path}:{line}")
+    return Instruction(instruction, answer, context if context.strip() else "", f"{path}:{line}")
 
 
 def _decoded(path: Path) -> str:

@@ -171,7 +171,9 @@ def train(
         )
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers v5 renamed it; >=4.45 has only the old name.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
         if hasattr(model, "enable_input_require_grads"):  # LoRA: frozen embeddings
             model.enable_input_require_grads()
     generator = torch.Generator().manual_seed(config.seed)

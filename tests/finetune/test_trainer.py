@@ -255,7 +255,7 @@ def test_save_adapter_checkpoint(
 
     # The loader finds the base and the template from what was saved.
     target = resolve(ModelSpec(adapter=str(out)), tmp_path / "cache")
-    assert target.template.name == "aoa"
+    assert target.template.name == "aoa-gpt35", "aoa: the variant for its family"
 
 
 def test_save_full_model_checkpoint(tiny_llama: Path, tokenizer: Any, tmp_path: Path) -> None:
@@ -410,5 +410,5 @@ def test_gradient_checkpointing_trains_the_same(tiny_llama: Path, tokenizer: Any
     plain = train(_load(tiny_llama), tokenizer, EXAMPLES, config)
     model = _load(tiny_llama)
     saved = train(model, tokenizer, EXAMPLES, replace(config, gradient_checkpointing=True))
-    assert model.is_gradient_checkpointing
+    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
     assert saved == pytest.approx(plain, rel=1e-4)
