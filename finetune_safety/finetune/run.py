@@ -176,6 +176,10 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str) -> Path:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, **load)
+    if gguf is not None:  # dequantized on load: train and save it as a plain model
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     model.to(device)
     torch.manual_seed(job.train.seed)
     if job.lora is not None:
