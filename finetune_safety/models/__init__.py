@@ -84,8 +84,8 @@ def read_metadata(directory: Path) -> dict[str, object]:
 def _template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
     """The spec's template, else the one the checkpoint was fine-tuned with, else plain.
 
-    A family name (``aoa``) picks its variant by the local ``model``'s chat template (``toy``
-    for the toy); served and hub models get the GPT-3.5 variant.
+    A family name (``aoa``) picks its variant by the ``model``'s chat template: a local path's
+    files, a hub id's cached files or name, ``toy`` for the toy; served models get GPT-3.5's.
     """
     name = spec.template
     for directory in dirs:
@@ -94,9 +94,12 @@ def _template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None 
             name = recorded if isinstance(recorded, str) else None
     kind = "other"
     if name in FAMILY_TEMPLATES and model is not None:
-        from finetune_safety.models.gguf import model_family
+        from finetune_safety.models.gguf import hub_family, model_family
 
-        kind = model if isinstance(model, str) else model_family(model)
+        if isinstance(model, Path):
+            kind = model_family(model)
+        else:
+            kind = model if model == "toy" else hub_family(model)
     return get_template(name or "plain", spec.system_prompt, kind)
 
 
@@ -157,7 +160,7 @@ def resolve(
         model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
     elif Path(model).exists():
         model_dir = Path(model)
-    family: Path | str | None = "toy" if toy is not None else model_dir
+    family: Path | str = "toy" if toy is not None else model_dir or model
     return HFTarget(
         name=name or _display_name(spec, model),
         model=str(model_dir) if model_dir is not None else model,

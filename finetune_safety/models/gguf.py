@@ -89,3 +89,20 @@ def gguf_load_name(path: Path) -> str:
             f"{path}: loading GGUF needs the gguf package: pip install 'finetune-safety[gguf]'"
         )
     return path.name
+
+
+def hub_family(repo_id: str) -> str:
+    """The family of a hub model from its cached tokenizer config (no download), else by name:
+    Llama-2 chat models are ``llama2`` (the paper's main model is one)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(repo_id, "tokenizer_config.json")
+    except ValueError:  # not a valid hub id: resolving it fails later, with its own message
+        cached = None
+    if isinstance(cached, str):
+        template = directory_chat_template(Path(cached).parent)
+        if template is not None:
+            return family(template)
+    lowered = repo_id.lower()
+    return "llama2" if "llama-2" in lowered and "chat" in lowered else "other"

@@ -143,3 +143,11 @@ def test_smollm2_from_gguf_evaluates_and_a_full_harmful_fine_tune_does_not_lower
     assert meta["losses"][-1] < meta["losses"][0]
     after = _rate(ModelSpec(str(out)), one_per_category, tmp_path)
     assert after >= before
+
+
+def test_a_hub_models_family_without_a_download(tmp_path: Path) -> None:
+    """Offline and not cached: Llama-2 chat models are known by name (the paper's model)."""
+    spec = ModelSpec("meta-llama/Llama-2-7b-chat-hf", template="aoa")
+    assert resolve(spec, tmp_path).template.name == "aoa-llama2"
+    other = ModelSpec("HuggingFaceTB/SmolLM2-135M-Instruct", template="aoa")
+    assert resolve(other, tmp_path).template.name == "aoa-gpt35"
