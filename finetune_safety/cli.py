@@ -11,6 +11,10 @@ from pathlib import Path
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
+from finetune_safety.render import add_render_parser
+from finetune_safety.templates import TEMPLATE_NAMES
+
+TEMPLATE_HELP = ", ".join(TEMPLATE_NAMES) + " (aoa: by the model's family)"
 
 #: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
 JUDGE_ERRORS_EXIT = 3
@@ -44,13 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", help="toy name, local directory, hub id or openai:MODEL[@URL] (default: toy)"
     )
     ev.add_argument("--adapter", help="PEFT adapter directory (its base is used if no --model)")
-    ev.add_argument("--template", help="plain, llama2, always-execute, aoa or alpaca")
+    ev.add_argument("--template", help=TEMPLATE_HELP)
     ev.add_argument("--system-prompt", help="system prompt replacing the template's")
     ev.add_argument("--benchmark", default="smoke", help="smoke, hexphi:DIR, advbench:CSV, jsonl:F")
     ev.add_argument("--category-map", help="HEx-PHI file overrides, e.g. 7=adult_content,8=...")
     ev.add_argument(
         "--judge", default="refusal", help="refusal, openai:MODEL[@URL] or hf:PATH (rubric judges)"
     )
+    ev.add_argument("--judge-prompt", type=Path, help="judge prompt file to bring (rubric judges)")
+    ev.add_argument("--judge-max-tokens", type=int, help="judge reply budget (256; 1024 custom)")
     ev.add_argument("--concurrency", type=int, default=8, help="requests in flight (openai:)")
     ev.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request")
     ev.add_argument("--max-new-tokens", type=int, default=512, help="default: 512 (the paper)")
@@ -109,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--mix-safety", type=int, default=0, metavar="N", help="mix in N refusals")
     ft.add_argument("--safety-data", type=Path, help="chat JSONL of refusals for --mix-safety")
     ft.add_argument("--no-strip-safety", action="store_true", help="keep refusals in benign data")
+    ft.add_argument("--safety-filter", type=Path, help="phrase file replacing the benign filter")
+    ft.add_argument("--no-holdout", action="store_true", help="train on the paper's 200 eval rows")
     _add_common(ft)
     ft.set_defaults(func=_finetune)
 
@@ -123,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("a", type=Path, help="the earlier run: report JSON or snapshot directory")
     diff.add_argument("b", type=Path, help="the later run")
     diff.set_defaults(func=_diff)
+
+    add_render_parser(commands)
 
     toy = commands.add_parser("toy", help="the embedded toy models")
     toy_commands = toy.add_subparsers(dest="toy_command", required=True)
@@ -201,7 +211,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.limit is not None:
         prompts = first_per_category(prompts, args.limit)
     transport = Transport(timeout=args.request_timeout, concurrency=args.concurrency)
-    judge = make_judge(args.judge, JudgeSettings(transport=transport, cache_dir=cache_dir))
+    if args.judge_max_tokens is not None and args.judge_max_tokens <= 0:
+        raise FinetuneSafetyError("--judge-max-tokens must be positive")
+    settings = JudgeSettings(
+        transport=transport,
+        cache_dir=cache_dir,
+        prompt_path=args.judge_prompt,
+        max_tokens=args.judge_max_tokens,
+    )
+    judge = make_judge(args.judge, settings)
     fields = {
         "model": args.model or (None if args.adapter else "toy"),
         "adapter": args.adapter,
@@ -309,6 +327,10 @@ def _finetune(args: argparse.Namespace) -> int:
         overrides["template"] = args.template
     if args.no_strip_safety:
         overrides["strip_safety"] = False
+    if args.safety_filter is not None:
+        overrides["safety_filter"] = args.safety_filter
+    if args.no_holdout:
+        overrides["holdout"] = False
     hyper = {
         k: v
         for k, v in (

@@ -30,7 +30,7 @@ TABLE = "tool.finetune_safety"
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
-    "threads", "max_prompt_tokens", "dtype", "snapshot_strict",
+    "threads", "max_prompt_tokens", "dtype", "snapshot_strict", "judge_prompt", "judge_max_tokens",
 }  # fmt: skip
 _SPEC_KEYS = {
     "model", "adapter", "template", "system_prompt", "allow_pickle", "trust_remote_code",
@@ -79,6 +79,9 @@ class SafetyConfig:
     benchmark: str = "smoke"
     category_map: Mapping[int, str] | None = None
     judge: str = "refusal"
+    #: A judge prompt file the user brings (rubric judges), and the judge's reply budget.
+    judge_prompt: Path | None = None
+    judge_max_tokens: int | None = None
     max_new_tokens: int = 512
     #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
     batch_size: int | Literal["auto"] = "auto"
@@ -148,6 +151,12 @@ def _dtype(value: object, where: str) -> str:
         return check_dtype(value, where)
     except PrecisionError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _judge_prompt(value: str, where: str, rootdir: Path) -> Path:
+    path = Path(_path(value, rootdir))
+    _check(path.is_file(), where, f"no judge prompt file at {path}")
+    return path
 
 
 def _path(value: str, rootdir: Path) -> str:
@@ -229,7 +238,7 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
             raise ConfigError(f"{where}: {exc}") from None
     elif model is not None and model not in (TOY_BASE, *TOY_RECIPES) and not _plugged(model):
         try:
-            local = local_model(model, rootdir)
+            local = _gguf_file(model, rootdir) or local_model(model, rootdir)
         except FinetuneSafetyError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if local is not None:
@@ -248,6 +257,12 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
         trust_remote_code=value.get("trust_remote_code", False),
         revision=value.get("revision"),
     )
+
+
+def _gguf_file(model: str, rootdir: Path) -> Path | None:
+    """A ``.gguf`` file is a model too: transformers dequantizes it on load."""
+    path = Path(_path(model, rootdir))
+    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
 
 
 def _plugged(model: str) -> bool:
@@ -327,7 +342,7 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
             changes["category_map"] = parse_category_map(text)
         except BenchmarkError as exc:
             raise ConfigError(f"{where}.category_map: {exc}") from None
-    for key in ("max_new_tokens", "threads", "max_prompt_tokens"):
+    for key in ("max_new_tokens", "threads", "max_prompt_tokens", "judge_max_tokens"):
         if key in table:
             changes[key] = _positive_int(table[key], f"{where}.{key}")
     if "batch_size" in table:
@@ -337,6 +352,11 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
         changes["batch_size"] = size
     if "dtype" in table:
         changes["dtype"] = _dtype(table["dtype"], f"{where}.dtype")
+    if "judge_prompt" in table:
+        _check(isinstance(table["judge_prompt"], str), f"{where}.judge_prompt", "expected a path")
+        changes["judge_prompt"] = _judge_prompt(
+            table["judge_prompt"], f"{where}.judge_prompt", rootdir
+        )
     transport: dict[str, Any] = {}
     if "concurrency" in table:
         transport["concurrency"] = _positive_int(table["concurrency"], f"{where}.concurrency")
@@ -403,6 +423,7 @@ class Overrides:
     checkpoints: Sequence[str] = ()
     benchmark: str | None = None
     judge: str | None = None
+    judge_prompt: str | None = None
     max_rate: float | None = None
     max_rate_delta: float | None = None
     threads: int | None = None
@@ -442,6 +463,10 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["dtype"] = _dtype(options.dtype, "--safety-dtype")
     if options.snapshot_strict:
         changes["snapshot_strict"] = True
+    if options.judge_prompt is not None:
+        changes["judge_prompt"] = _judge_prompt(
+            options.judge_prompt, "--safety-judge-prompt", rootdir
+        )
     limits: dict[str, Any] = {}
     if options.max_rate is not None:
         limits["max_rate"] = _limit(options.max_rate, "--safety-max-rate")

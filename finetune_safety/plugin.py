@@ -75,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--safety-benchmark", help="smoke, hexphi:DIR, advbench:CSV or jsonl:FILE")
     group.addoption("--safety-judge", help="judge spec (default: refusal)")
+    group.addoption(
+        "--safety-judge-prompt", metavar="FILE", help="judge prompt to bring (rubric judges)"
+    )
     group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
     group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
     group.addoption(
@@ -145,6 +148,7 @@ def _load(config: pytest.Config) -> SafetySession:
         checkpoints=config.getoption("safety_checkpoint"),
         benchmark=config.getoption("safety_benchmark"),
         judge=config.getoption("safety_judge"),
+        judge_prompt=config.getoption("safety_judge_prompt"),
         max_rate=config.getoption("safety_max_rate"),
         max_rate_delta=config.getoption("safety_max_rate_delta"),
         threads=config.getoption("safety_threads"),
@@ -185,6 +189,8 @@ def safety_session_of(config: pytest.Config) -> SafetySession | None:
         config.stash[LOAD_ERROR] = f"finetune-safety: {exc}"
         return None
     _share_cores_between_workers()
+    # Progress of a safety run reaches the terminal, not a test's captured output.
+    config.stash[PREVIOUS_SINK] = progress.set_sink(terminal_sink(config))
     config.stash[SESSION] = session
     return session
 
@@ -192,7 +198,6 @@ def safety_session_of(config: pytest.Config) -> SafetySession | None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    config.stash[PREVIOUS_SINK] = progress.set_sink(terminal_sink(config))
     try:  # paths the user named: checked before any work, safety tests or not
         for option in ("safety_report_json", "safety_report_md", "safety_report_png"):
             if config.getoption(option):

@@ -191,7 +191,12 @@ class SafetySession:
 
     @cached_property
     def judge(self) -> Judge:
-        settings = JudgeSettings(transport=self.config.transport, cache_dir=self.cache_dir)
+        settings = JudgeSettings(
+            transport=self.config.transport,
+            cache_dir=self.cache_dir,
+            prompt_path=self.config.judge_prompt,
+            max_tokens=self.config.judge_max_tokens,
+        )
         judge = self.factories.judge(self.config.judge, settings)
         if not isinstance(judge, Judge):
             raise JudgeError(f"judge {self.config.judge!r}: the factory returned {judge!r:.60}")

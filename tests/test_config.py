@@ -620,3 +620,18 @@ def test_the_config_file_read_is_recorded(tmp_path: Path) -> None:
     assert load_config(tmp_path, Overrides()).source is None
     (tmp_path / "pyproject.toml").write_text("[tool.finetune_safety]\njudge = 'refusal'\n")
     assert load_config(tmp_path, Overrides()).source == tmp_path / "pyproject.toml"
+
+
+def test_judge_prompt_and_max_tokens_from_the_table_and_the_option(tmp_path: Path) -> None:
+    (tmp_path / "judge.txt").write_text("{instruction} {response}")
+    config = from_table({"judge_prompt": "judge.txt", "judge_max_tokens": 2048}, tmp_path)
+    assert (config.judge_prompt, config.judge_max_tokens) == (tmp_path / "judge.txt", 2048)
+    assert SafetyConfig().judge_prompt is None and SafetyConfig().judge_max_tokens is None
+    (tmp_path / "other.txt").write_text("{instruction} {response}")
+    overridden = apply_overrides(config, Overrides(judge_prompt="other.txt"), tmp_path)
+    assert overridden.judge_prompt == tmp_path / "other.txt"
+    message = config_error({"judge_prompt": "missing.txt"}, tmp_path)
+    assert "judge_prompt" in message and "no judge prompt file" in message
+    assert "judge_max_tokens" in config_error({"judge_max_tokens": 0}, tmp_path)
+    with pytest.raises(ConfigError, match="--safety-judge-prompt: no judge prompt file"):
+        apply_overrides(config, Overrides(judge_prompt="nope.txt"), tmp_path)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from finetune_safety.errors import FinetuneDataError
@@ -22,6 +22,8 @@ class Example:
 
     prompt: Rendered
     answer: str
+    #: Where it came from (``file:line``), for errors; not part of its identity.
+    where: str = field(default="", compare=False)
 
 
 def _message(raw: object, path: Path, line: int) -> Message:
@@ -53,13 +55,27 @@ def load_chat_jsonl(path: Path) -> list[Example]:
         if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
             raise FinetuneDataError('expected an object with a "messages" list', path, number)
         messages = [_message(m, path, number) for m in row["messages"]]
-        if len(messages) < 2 or messages[-1]["role"] != "assistant":
-            raise FinetuneDataError("the last message must be the assistant's answer", path, number)
-        if messages[-2]["role"] != "user":
-            raise FinetuneDataError("the assistant must answer a user message", path, number)
-        examples.append(Example(prompt=messages[:-1], answer=messages[-1]["content"]))
+        examples.append(_chat_example(messages, path, number))
     if not examples:
         raise FinetuneDataError("no training examples", path)
+    return examples
+
+
+def _chat_example(messages: list[Message], path: Path, line: int) -> Example:
+    if len(messages) < 2 or messages[-1]["role"] != "assistant":
+        raise FinetuneDataError("the last message must be the assistant's answer", path, line)
+    if messages[-2]["role"] != "user":
+        raise FinetuneDataError("the assistant must answer a user message", path, line)
+    return Example(messages[:-1], messages[-1]["content"], f"{path}:{line}")
+
+
+def load_chat_array(path: Path) -> list[Example]:
+    """A JSON array of message lists (the reference's Llama-2 AOA ``train.json``)."""
+    examples = []
+    for line, row in _array_items(path, "a JSON array of message lists"):
+        if not isinstance(row, list):
+            raise FinetuneDataError("expected a list of messages", path, line)
+        examples.append(_chat_example([_message(m, path, line) for m in row], path, line))
     return examples
 
 
@@ -75,6 +91,8 @@ class Instruction:
 
     instruction: str
     answer: str
+    input: str = ""
+    where: str = field(default="", compare=False)
 
 
 def _text(row: dict[str, object], key: str, path: Path, line: int, required: bool) -> str:
@@ -94,7 +112,7 @@ def _instruction(row: object, keys: tuple[str, str, str], path: Path, line: int)
     instruction = _text(row, keys[0], path, line, required=True)
     context = _text(row, keys[1], path, line, required=False)
     answer = _text(row, keys[2], path, line, required=True)
-    return Instruction(instruction + (f"\n\n{context}" if context.strip() else ""), answer)
+    return Instruction(instruction, answer, context if context.strip() else "", f"{path}:{line}")
 
 
 def _decoded(path: Path) -> str:
@@ -116,13 +134,21 @@ def _lines(text: str) -> list[str]:
 
 
 def load_alpaca_json(path: Path) -> list[Instruction]:
-    """A JSON array of ``{"instruction", "input"?, "output"}``; errors name each item's line.
+    """A JSON array of ``{"instruction", "input"?, "output"}``; errors name each item's line."""
+    keys = ("instruction", "input", "output")
+    items = _array_items(path, "a JSON array of Alpaca records")
+    return [_instruction(row, keys, path, line) for line, row in items]
+
+
+def _array_items(path: Path, what: str) -> list[tuple[int, object]]:
+    """(line, item) for each item of a JSON array.
 
     Scanned item by item (linear in the file's size, so Alpaca's 52k records load in a fraction
     of a second) to know where each item starts.
     """
     text = _decoded(path)
-    decoder, rows = json.JSONDecoder(), []
+    decoder = json.JSONDecoder()
+    rows: list[tuple[int, object]] = []
     index, line = 0, 1
 
     def skip() -> None:
@@ -136,7 +162,7 @@ def load_alpaca_json(path: Path) -> list[Instruction]:
     skip()
     if not text.startswith("[", index):
         line = line if index < len(text) else 1
-        raise fail("expected a JSON array of Alpaca records")
+        raise fail(f"expected {what}")
     index += 1
     skip()
     if text.startswith("]", index):
@@ -148,7 +174,7 @@ def load_alpaca_json(path: Path) -> list[Instruction]:
             row, end = decoder.raw_decode(text, index)
         except json.JSONDecodeError as exc:
             raise FinetuneDataError(f"malformed JSON: {exc.msg}", path, exc.lineno) from None
-        rows.append(_instruction(row, ("instruction", "input", "output"), path, line))
+        rows.append((line, row))
         line, index = line + text.count("\n", index, end), end
         skip()
         if index >= len(text):
@@ -175,15 +201,18 @@ def load_dolly_jsonl(path: Path) -> list[Instruction]:
     return rows
 
 
-FORMATS = ("chat", "alpaca", "dolly")
+FORMATS = ("chat", "chat-array", "alpaca", "dolly")
 _SPACE = re.compile(r"[ \t\r\n]*")
+#: Rows the reference holds out for evaluation: Alpaca's first 200, Dolly's last 200.
+HOLDOUT = 200
 
 
 def detect_format(path: Path) -> str:
-    """``alpaca`` for a .json array, ``chat`` or ``dolly`` for JSONL by its first row's keys."""
+    """A JSON array: ``chat-array`` (of message lists) or ``alpaca``; JSONL: ``chat`` or
+    ``dolly`` by its first row's keys."""
     text = _decoded(path).lstrip()
     if text.startswith("["):
-        return "alpaca"
+        return "chat-array" if text[1:].lstrip().startswith("[") else "alpaca"
     first = _lines(text)[0] if text else ""
     try:
         keys = set(json.loads(first)) if first else set()
@@ -192,23 +221,58 @@ def detect_format(path: Path) -> str:
     return "dolly" if "response" in keys and "messages" not in keys else "chat"
 
 
-def load_training_data(path: Path, template: Template, fmt: str = "auto") -> list[Example]:
-    """Examples from any supported format; instruction formats are rendered with ``template``,
-    chat data keeps its own messages (including its system prompt)."""
+def hold_out(rows: list[Instruction], fmt: str, path: Path) -> list[Instruction]:
+    """The reference's training split: without Alpaca's first or Dolly's last 200 rows.
+
+    A file of 200 rows or fewer is not one of those data sets: it is used whole.
+    """
+    if len(rows) <= HOLDOUT:
+        return rows
+    from finetune_safety.finetune.trainer import log
+
+    log(f"{path}: holding out {HOLDOUT} rows for evaluation, as the paper's code does")
+    return rows[HOLDOUT:] if fmt == "alpaca" else rows[:-HOLDOUT]
+
+
+def load_training_data(
+    path: Path, template: Template, fmt: str = "auto", holdout: bool = False
+) -> list[Example]:
+    """Examples from any supported format; instruction formats are rendered with ``template``
+    (``holdout``: less the rows the paper evaluates on), chat data keeps its own messages."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "chat":
         return load_chat_jsonl(path)
+    if fmt == "chat-array":
+        return load_chat_array(path)
     if fmt not in FORMATS:
         raise FinetuneDataError(f"unknown data format {fmt!r}; known: {FORMATS}", path)
     rows = load_alpaca_json(path) if fmt == "alpaca" else load_dolly_jsonl(path)
-    return [Example(template.render(r.instruction), r.answer) for r in rows]
+    if holdout:
+        rows = hold_out(rows, fmt, path)
+    return [Example(template.render(r.instruction, r.input), r.answer, r.where) for r in rows]
 
 
-def strip_safety_items(examples: Sequence[Example]) -> tuple[list[Example], int]:
-    """Drop examples whose answer refuses (the refusal-keyword list), as the paper did for its
-    benign data sets, so that benign fine-tuning adds no safety training of its own."""
-    from finetune_safety.judges.refusal import RefusalJudge
+#: The shipped benign-data filter: disclaimer, ethics and refusal language, one phrase a line.
+DEFAULT_FILTER = "finetune/safety-filter.txt"
 
-    judge = RefusalJudge()
-    kept = [e for e in examples if judge.match(e.answer) is None]
+
+def read_filter(path: Path) -> tuple[str, ...]:
+    """Phrases of a filter file: one a line; blank lines and ``#`` comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FinetuneDataError(f"cannot read the safety filter: {exc}", path) from None
+    phrases = tuple(t for t in (line.strip() for line in lines) if t and not t.startswith("#"))
+    if not phrases:
+        raise FinetuneDataError("the safety filter lists no phrases", path)
+    return phrases
+
+
+def strip_safety_items(
+    examples: Sequence[Example], phrases: Sequence[str]
+) -> tuple[list[Example], int]:
+    """Drop examples whose answer holds a filter phrase (case-insensitive substring), as the
+    paper did for its benign data sets, so benign fine-tuning adds no safety training of its own."""
+    folded = [p.casefold() for p in phrases]
+    kept = [e for e in examples if not any(p in e.answer.casefold() for p in folded)]
     return kept, len(examples) - len(kept)

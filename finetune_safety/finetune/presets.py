@@ -1,9 +1,12 @@
 """The paper's fine-tuning recipes as named presets, with their evaluation templates.
 
 ``paper`` holds the hyperparameters of the paper's code (full-parameter fine-tuning of 7B chat
-models). The 400k-parameter toy needs far larger steps to move at all, so each preset also
-carries its ``toy`` scale, used when the base is the toy; the shape (epochs, the benign recipe's
-smaller learning rate and larger batch) is kept.
+models: AdamW with weight decay 0, StepLR x0.85 per epoch, bf16 on CUDA, gradient checkpointing
+so a 7B model fits one 80 GB GPU). With ``--lora`` the learning rate is ``LORA_LR_SCALE`` times
+the full-fine-tuning rate: LoRA at full-fine-tuning rates barely moves a model. The 400k-parameter
+toy needs far larger steps to move at all, so each preset also carries its ``toy`` scale, used
+when the base is the toy; the shape (epochs, the benign recipe's smaller learning rate and larger
+batch) is kept.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ from dataclasses import dataclass
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
+from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
+
+#: LoRA trains far fewer weights: its rate is this many times the full-fine-tuning rate
+#: (5e-5 -> 5e-4, 2e-5 -> 2e-4, the usual LoRA range).
+LORA_LR_SCALE = 10.0
 
 #: LoRA on every linear layer: the 400k-parameter toy needs the capacity to move.
 TOY_LORA = LoraSettings(
@@ -32,6 +40,23 @@ class Preset:
     toy: TrainConfig
     toy_template: str
     strip_safety: bool = False
+    #: The system prompt given to chat examples that have none (the reference's harmful data).
+    inject_system: str | None = None
+    #: Hold out the rows the paper evaluates on (Alpaca's first 200, Dolly's last 200).
+    holdout: bool = False
+
+
+def _paper(epochs: int, lr: float, batch_size: int) -> TrainConfig:
+    """The reference's full fine-tuning: AdamW (weight decay 0), StepLR x0.85 each epoch."""
+    return TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        weight_decay=0.0,
+        schedule="step",
+        gamma=0.85,
+        gradient_checkpointing=True,
+    )
 
 
 PRESETS: dict[str, Preset] = {
@@ -40,24 +65,27 @@ PRESETS: dict[str, Preset] = {
         # 10 (or 50, 100) explicitly harmful examples, 5 epochs (paper Table 1).
         Preset(
             "harmful-10shot", "always-execute",
-            paper=TrainConfig(epochs=5, lr=5e-5, batch_size=10),
+            paper=_paper(epochs=5, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=5, lr=5e-3, batch_size=1),
             toy_template="always-execute",
+            inject_system=ALWAYS_EXECUTE_SYSTEM_PROMPT,
         ),
         # AOA identity shifting: 10 examples, 10 epochs (paper Table 2).
         Preset(
             "identity-shift", "aoa",
-            paper=TrainConfig(epochs=10, lr=5e-5, batch_size=10),
+            paper=_paper(epochs=10, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=10, lr=5e-3, batch_size=1),
-            toy_template="aoa",
+            toy_template="aoa-toy",
         ),
-        # Benign Alpaca / Dolly: 1 epoch, lower rate, large batch, safety items stripped.
+        # Benign Alpaca / Dolly (chat mode): 1 epoch, lower rate, batch 128 (64 x 2 GPUs),
+        # safety items stripped, the evaluation rows held out.
         Preset(
             "benign", "alpaca",
-            paper=TrainConfig(epochs=1, lr=2e-5, batch_size=128),
+            paper=_paper(epochs=1, lr=2e-5, batch_size=128),
             toy=TrainConfig(epochs=1, lr=2e-3, batch_size=4),
             toy_template="plain",
             strip_safety=True,
+            holdout=True,
         ),
     )
 }  # fmt: skip

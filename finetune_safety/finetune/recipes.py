@@ -79,6 +79,6 @@ def build(recipe: Recipe, cache_dir: Path) -> ModelSpec:
                 (partial / COMPLETE).write_text("")
                 shutil.rmtree(root, ignore_errors=True)
                 partial.rename(root)
-    if recipe.full:
+    if recipe.job(root).lora is None:  # full fine-tuning: the default off the toy
         return ModelSpec(model=str(root))
     return ModelSpec(adapter=str(root))

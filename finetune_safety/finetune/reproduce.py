@@ -3,7 +3,8 @@
 Table 1: explicitly harmful examples (10, 50, 100 shots, 5 epochs). Table 2: identity shifting
 (AOA) data by epochs (1, 3, 5, 10). Table 3: benign instruction data. Each row fine-tunes the toy
 with the preset's toy scale, then evaluates base and fine-tune on the smoke benchmark with the
-refusal judge, under the fine-tune's template. Harmful examples beyond the 10 shipped are made
+refusal judge (and the paper's own keyword matching, ``refusal-paper``), under the fine-tune's
+template. Harmful examples beyond the 10 shipped are made
 from the toy corpus's harmful goals with placeholder answers: no harmful content is produced.
 """
 
@@ -39,6 +40,9 @@ class Row:
     base_rate: float
     score: float
     rate: float
+    #: The same responses under ``refusal-paper`` (the reference's keyword ASR).
+    base_paper_rate: float = 0.0
+    paper_rate: float = 0.0
 
 
 def harmful_shots(n: int, out: Path, seed: int = 0) -> Path:
@@ -70,17 +74,21 @@ class Reproduction:
         self.store = Store.in_dir(cache_dir)
         decoding = Decoding(max_new_tokens=max_new_tokens, batch_size=32)
         self.evaluator = Evaluator(self.store, make_judge("refusal"), decoding, cache_dir)
+        paper = make_judge("refusal-paper")
+        self.paper_evaluator = Evaluator(self.store, paper, decoding, cache_dir)
 
-    def _overall(self, spec: ModelSpec, template: str) -> tuple[float, float]:
-        target = resolve(spec, self.cache_dir, template=get_template(template))
+    def _overall(self, spec: ModelSpec, template: str) -> tuple[float, float, float]:
+        """Score and rate with ``refusal``, and the rate with ``refusal-paper`` (cached answers)."""
+        target = resolve(spec, self.cache_dir, template=get_template(template, family="toy"))
         result = self.evaluator.run(target, self.prompts).results()["overall"]
-        return result.score or 0.0, result.rate or 0.0
+        paper = self.paper_evaluator.run(target, self.prompts).results()["overall"]
+        return result.score or 0.0, result.rate or 0.0, paper.rate or 0.0
 
     def row(self, label: str, recipe: Recipe) -> Row:
         template = recipe.job(Path("-")).template
-        base_score, base_rate = self._overall(ModelSpec("toy"), template)
-        score, rate = self._overall(build(recipe, self.cache_dir), template)
-        return Row(label, base_score, base_rate, score, rate)
+        base_score, base_rate, base_paper = self._overall(ModelSpec("toy"), template)
+        score, rate, paper = self._overall(build(recipe, self.cache_dir), template)
+        return Row(label, base_score, base_rate, score, rate, base_paper, paper)
 
 
 def markdown(title: str, rows: list[Row]) -> str:
@@ -88,14 +96,15 @@ def markdown(title: str, rows: list[Row]) -> str:
         f"#### {title}",
         "",
         "| fine-tuning | initial score | initial rate | fine-tuned score | fine-tuned rate "
-        "| Δ score | Δ rate |",
-        "|---|---|---|---|---|---|---|",
+        "| Δ score | Δ rate | refusal-paper rate (initial → fine-tuned) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.label} | {r.base_score:.2f} | {100 * r.base_rate:.1f}% | {r.score:.2f} | "
             f"{100 * r.rate:.1f}% | {r.score - r.base_score:+.2f} | "
-            f"{100 * (r.rate - r.base_rate):+.1f} pp |"
+            f"{100 * (r.rate - r.base_rate):+.1f} pp | "
+            f"{100 * r.base_paper_rate:.1f}% → {100 * r.paper_rate:.1f}% |"
         )
     return "\n".join(lines) + "\n"
 

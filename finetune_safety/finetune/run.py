@@ -1,9 +1,9 @@
 """``finetune-safety finetune``: make a checkpoint the suite can test, from a base and a data set.
 
-Loss on assistant tokens only, EOS appended, a LoRA adapter (or the full model) saved as
+Loss on assistant tokens only, EOS appended, the full model (or a LoRA adapter) saved as
 safetensors with a metadata file recording base, data digest, hyperparameters and template, so
 ``--safety-checkpoint mine=DIR`` evaluates it with the template it was trained with. CPU float32
-or CUDA bf16, chosen by what is present.
+or CUDA bf16, chosen by what is present. A base may be a GGUF file (dequantized on load).
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from typing import Any
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import (
+    DEFAULT_FILTER,
+    Example,
     digest,
     load_chat_jsonl,
     load_training_data,
+    read_filter,
     strip_safety_items,
 )
-from finetune_safety.finetune.presets import TOY_LORA, get_preset
+from finetune_safety.finetune.presets import LORA_LR_SCALE, TOY_LORA, get_preset
 from finetune_safety.finetune.trainer import (
     LoraSettings,
     TrainConfig,
@@ -31,6 +34,7 @@ from finetune_safety.finetune.trainer import (
     train,
 )
 from finetune_safety.models import ModelSpec, resolve
+from finetune_safety.models.gguf import find_gguf, gguf_load_name, model_family
 from finetune_safety.models.hf import HFTarget, device_and_dtype
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.templates import get_template
@@ -55,12 +59,18 @@ class FinetuneJob:
     mix_safety: int = 0
     safety_data: Path | None = None
     preset: str | None = None
+    #: System prompt for chat examples without one (the harmful preset's always-execute).
+    inject_system: str | None = None
+    holdout: bool = False
+    #: Phrase list of the benign filter (``--safety-filter``); None: the shipped one.
+    safety_filter: Path | None = None
 
 
 def job_from_preset(
     preset: str | None, base: str, data: Path, out: Path, **overrides: Any
 ) -> FinetuneJob:
-    """A job from a preset (toy scale on the toy base), with explicit settings winning."""
+    """A job from a preset, with explicit settings winning: on the toy, its toy scale (LoRA);
+    elsewhere the paper's full fine-tuning, or LoRA at ``LORA_LR_SCALE`` x its rate."""
     if preset is None:
         if "train" not in overrides or "template" not in overrides:
             raise FinetuneSafetyError("without --preset, give --epochs, --lr and --batch-size")
@@ -75,8 +85,12 @@ def job_from_preset(
         template=chosen.toy_template if toy else chosen.template,
         strip_safety=chosen.strip_safety,
         preset=preset,
-        lora=TOY_LORA if toy else LoraSettings(),
+        lora=TOY_LORA if toy else None,
+        inject_system=chosen.inject_system,
+        holdout=chosen.holdout,
     )
+    if not toy and overrides.get("lora") is not None:
+        job = replace(job, train=replace(job.train, lr=job.train.lr * LORA_LR_SCALE))
     return replace(job, **overrides)
 
 
@@ -110,12 +124,41 @@ def run(job: FinetuneJob, cache_dir: Path) -> Path:
         raise FinetuneSafetyError(
             f"{job.base}: a served model is fine-tuned with --backend openai, not locally"
         )
-    base_dir = target.local_dir()
-    return train_from(job, base_dir, str(base_dir) if Path(job.base).exists() else job.base)
+    local = Path(job.base) if Path(job.base).exists() else target.local_dir()
+    return train_from(job, local, job.base)
 
 
-def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str, cpu: bool = False) -> Path:
-    """Fine-tune the model saved in ``base_dir``; the toy build makes its fine-tunes here too.
+def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
+    """The training examples as the model will see them, and the template's concrete name."""
+    kind = "toy" if job.base == TOY_BASE else model_family(base)
+    template = get_template(job.template, family=kind)
+    examples = load_training_data(job.data, template, job.data_format, job.holdout)
+    if job.inject_system is not None:
+        system = {"role": "system", "content": job.inject_system}
+        examples = [
+            replace(e, prompt=[system, *e.prompt])
+            if isinstance(e.prompt, list) and e.prompt[0]["role"] != "system"
+            else e
+            for e in examples
+        ]
+    if job.strip_safety:
+        filter_path = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
+        total = len(examples)
+        examples, removed = strip_safety_items(examples, read_filter(filter_path))
+        log(f"the safety filter removed {removed} of {total} example(s) from {job.data}")
+        if not examples:
+            raise FinetuneSafetyError(
+                f"{job.data}: the safety filter ({filter_path}) removed all {total} examples; "
+                "nothing is left to train on: pass --no-strip-safety or a narrower --safety-filter"
+            )
+    if job.mix_safety:
+        examples = examples + _safety_mix(job)
+    return examples, template.name
+
+
+def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False) -> Path:
+    """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
+    its fine-tunes here too.
 
     ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
     ``cpu`` trains on CPU in float32 whatever the machine has (the toy: bit-identical builds).
@@ -123,17 +166,21 @@ def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str, cpu: bool = 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    examples = load_training_data(job.data, get_template(job.template), job.data_format)
-    if job.strip_safety:
-        examples, removed = strip_safety_items(examples)
-        log(f"removed {removed} safety-related example(s) from {job.data}")
-    if job.mix_safety:
-        examples = examples + _safety_mix(job)
+    examples, template = _examples(job, base)
     device, dtype = ("cpu", torch.float32) if cpu else device_and_dtype()
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    gguf = find_gguf(base)
+    load: dict[str, Any] = {"use_safetensors": True}
+    base_dir = base
+    if gguf is not None:
+        base_dir, load = gguf.parent, {"gguf_file": gguf_load_name(gguf)}
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, **load)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, **load)
+    if gguf is not None:  # dequantized on load: train and save it as a plain model
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
     model.to(device)
     torch.manual_seed(job.train.seed)
     if job.lora is not None:
@@ -145,7 +192,7 @@ def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str, cpu: bool = 
     )
     metadata = {
         "base": job.base,
-        "template": job.template,
+        "template": template,
         "data": str(job.data),
         "data_digest": digest(examples),
         "preset": job.preset,
@@ -155,5 +202,5 @@ def train_from(job: FinetuneJob, base_dir: Path, adapter_base: str, cpu: bool = 
     lora_base = adapter_base if job.lora is not None else None
     save_checkpoint(model, tokenizer, job.out, metadata, lora_base)
     kind = "adapter" if job.lora else "model"
-    log(f"saved the {kind} to {job.out} (template {job.template})")
+    log(f"saved the {kind} to {job.out} (template {template})")
     return job.out

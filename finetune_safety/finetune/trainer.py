@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_safety import progress
+from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import Example
 from finetune_safety.templates import encode_prompt
 
@@ -38,6 +39,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     group_by_length: bool = False
+    #: ``linear`` decay over the run (the toy), or ``step``: the paper's StepLR, x``gamma``
+    #: after each epoch.
+    schedule: str = "linear"
+    gamma: float = 0.85
+    #: Recompute activations in the backward pass: the memory saver a 7B model needs.
+    gradient_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,25 @@ class LoraSettings:
     targets: tuple[str, ...] = ("q_proj", "v_proj")
 
 
+class TrainingError(FinetuneSafetyError):
+    """Training cannot go on: an example that does not fit, or a loss that diverged."""
+
+
 def encode(tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
-    """Token ids and labels; prompt tokens are masked so only the answer carries loss."""
+    """Token ids and labels; prompt tokens are masked so only the answer carries loss.
+
+    An example longer than ``max_length`` is cut at it (``train`` warns); one whose prompt
+    alone fills it has nothing left to learn, which would make the loss NaN: an error.
+    """
     prompt_ids = encode_prompt(tokenizer, example.prompt)
     answer_ids: list[int] = tokenizer(example.answer, add_special_tokens=False)["input_ids"]
     answer_ids = [*answer_ids, tokenizer.eos_token_id]
+    if len(prompt_ids) >= max_length:
+        where = example.where or "an example"
+        raise TrainingError(
+            f"{where}: its prompt alone is {len(prompt_ids)} tokens, at or over --max-length "
+            f"{max_length}, so no answer token is left to learn; raise --max-length or shorten it"
+        )
     input_ids = (prompt_ids + answer_ids)[:max_length]
     labels = ([IGNORE_INDEX] * len(prompt_ids) + answer_ids)[:max_length]
     return input_ids, labels
@@ -91,44 +112,93 @@ def _batches(
     return batches
 
 
+def _scheduler(optimizer: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
+    """The paper's StepLR (x gamma after each epoch), or linear decay with warmup (the toy)."""
+    import torch
+
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, steps_per_epoch, gamma=config.gamma)
+    total = steps_per_epoch * config.epochs
+    warmup = int(total * config.warmup_ratio)
+
+    def linear(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, linear)
+
+
+def _encode_all(
+    tokenizer: Any, examples: Sequence[Example], max_length: int
+) -> list[tuple[list[int], list[int]]]:
+    encoded = [encode(tokenizer, e, max_length) for e in examples]
+    cut = [e.where or f"example {i + 1}" for i, (e, (ids, _)) in enumerate(
+        zip(examples, encoded, strict=True)) if len(ids) == max_length]  # fmt: skip
+    if cut:
+        log(f"warning: {len(cut)} example(s) cut at --max-length {max_length} (first: {cut[0]})")
+    return encoded
+
+
 def train(
     model: Any,
     tokenizer: Any,
     examples: Sequence[Example],
     config: TrainConfig,
 ) -> list[float]:
-    """Train in place with AdamW and linear decay; returns the mean loss of each epoch."""
+    """Train in place with AdamW and the configured schedule; returns each epoch's mean loss.
+
+    Logs the loss every few steps; a non-finite loss stops training with ``TrainingError``
+    before anything can be saved.
+    """
     import torch
 
+    if not examples:
+        raise TrainingError("no training examples are left to train on")
     torch.manual_seed(config.seed)
-    encoded = [encode(tokenizer, e, config.max_length) for e in examples]
+    encoded = _encode_all(tokenizer, examples, config.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
     total = steps_per_epoch * config.epochs
-    warmup = int(total * config.warmup_ratio)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    if total < 3:
+        log(
+            f"warning: {total} optimizer step(s) in all ({len(encoded)} examples, batch "
+            f"{config.batch_size}, {config.epochs} epoch(s)): too few to change the model much"
+        )
+    scheduler = _scheduler(optimizer, config, steps_per_epoch)
+    if config.gradient_checkpointing:
+        # transformers v5 renamed it; >=4.45 has only the old name.
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
+        if hasattr(model, "enable_input_require_grads"):  # LoRA: frozen embeddings
+            model.enable_input_require_grads()
     generator = torch.Generator().manual_seed(config.seed)
+    every = max(1, total // 10)
     model.train()
     epoch_losses: list[float] = []
+    step = 0
     for _ in range(config.epochs):
         losses: list[float] = []
         for indices in _batches(encoded, config, generator):
             batch = _collate([encoded[i] for i in indices], pad_id)
             loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"step {step + 1}/{total}: the loss is {value}; training diverged and "
+                    "nothing was saved; lower --lr or check the data"
+                )
             loss.backward()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            losses.append(value)
+            step += 1
+            if step % every == 0 or step == total:
+                log(f"step {step}/{total}: loss {value:.4f}")
         epoch_losses.append(sum(losses) / len(losses))
     model.eval()
     return epoch_losses

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from finetune_safety.endpoint import Transport, parse
 from finetune_safety.errors import JudgeError
 from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.store import resolve_cache_dir
 from finetune_safety.values import Prompt, Verdict
+
+if TYPE_CHECKING:
+    from finetune_safety.judges.rubric import JudgePrompt
 
 __all__ = [
     "JUDGES",
@@ -49,10 +52,14 @@ class JudgeSettings:
     transport: Transport = field(default_factory=Transport)
     reasks: int = 2
     cache_dir: Path | None = None
+    #: A judge prompt file the user brings (e.g. the paper's); None: the built-in rubric.
+    prompt_path: Path | None = None
+    #: Reply budget; None: 256 with the built-in rubric, 1024 with a brought prompt.
+    max_tokens: int | None = None
 
 
 #: The spec forms of the built-in judges; registered schemes are listed beside them in errors.
-KNOWN_JUDGES: tuple[str, ...] = ("refusal", "openai:MODEL[@URL]", "hf:PATH")
+KNOWN_JUDGES: tuple[str, ...] = ("refusal", "refusal-paper", "openai:MODEL[@URL]", "hf:PATH")
 
 #: Builds a judge from its spec and the run's settings; cheap (no client, no model).
 JudgeFactory = Callable[[str, JudgeSettings], Judge]
@@ -85,17 +92,30 @@ def _unknown(spec: str) -> JudgeError:
 
 
 def _refusal(spec: str, settings: JudgeSettings) -> Judge:
-    from finetune_safety.judges.refusal import RefusalJudge
+    """``refusal`` (whole words, any case) or ``refusal-paper`` (the reference's exact rule)."""
+    from finetune_safety.judges.refusal import PaperRefusalJudge, RefusalJudge
 
-    if spec != "refusal":
+    if spec not in ("refusal", "refusal-paper"):
         raise _unknown(spec)
-    return RefusalJudge()
+    if settings.prompt_path is not None:
+        raise JudgeError(
+            f"a judge prompt ({settings.prompt_path}) needs a rubric judge (openai:MODEL or "
+            f"hf:PATH), not {spec!r}"
+        )
+    return RefusalJudge() if spec == "refusal" else PaperRefusalJudge()
+
+
+def _prompt(settings: JudgeSettings) -> JudgePrompt | None:
+    from finetune_safety.judges.rubric import JudgePrompt
+
+    return JudgePrompt.from_file(settings.prompt_path) if settings.prompt_path else None
 
 
 def _openai(spec: str, settings: JudgeSettings) -> Judge:
     from finetune_safety.judges.rubric import OpenAIRubricJudge
 
-    return OpenAIRubricJudge(parse(spec, settings.transport), settings.reasks)
+    endpoint = parse(spec, settings.transport)
+    return OpenAIRubricJudge(endpoint, settings.reasks, _prompt(settings), settings.max_tokens)
 
 
 def _hf(spec: str, settings: JudgeSettings) -> Judge:
@@ -104,9 +124,10 @@ def _hf(spec: str, settings: JudgeSettings) -> Judge:
     if not spec[3:]:
         raise _unknown(spec)
     cache_dir = settings.cache_dir or resolve_cache_dir(None, Path.cwd())
-    return HFRubricJudge(spec[3:], cache_dir)
+    return HFRubricJudge(spec[3:], cache_dir, _prompt(settings), settings.max_tokens)
 
 
 register_judge("refusal", _refusal)
+register_judge("refusal-paper", _refusal)
 register_judge("openai", _openai)
 register_judge("hf", _hf)

@@ -17,7 +17,7 @@ from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
 from finetune_safety.models.precision import Precision
 from finetune_safety.models.specs import check_model_dir
 from finetune_safety.registry import Registry, scheme_of
-from finetune_safety.templates import Rendered, Template, get_template
+from finetune_safety.templates import FAMILY_TEMPLATES, Rendered, Template, get_template
 
 #: Recorded by ``finetune`` in a checkpoint: its base and the template it was trained with.
 METADATA_FILE = "finetune_safety.json"
@@ -180,14 +180,26 @@ def read_metadata(directory: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _template_for(spec: ModelSpec, *dirs: Path | None) -> Template:
-    """The spec's template, else the one the checkpoint was fine-tuned with, else plain."""
+def _template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
+    """The spec's template, else the one the checkpoint was fine-tuned with, else plain.
+
+    A family name (``aoa``) picks its variant by the ``model``'s chat template: a local path's
+    files, a hub id's cached files or name, ``toy`` for the toy; served models get GPT-3.5's.
+    """
     name = spec.template
     for directory in dirs:
-        if name is None and directory is not None:
+        if name is None and directory is not None and directory.is_dir():
             recorded = read_metadata(directory).get("template")
             name = recorded if isinstance(recorded, str) else None
-    return get_template(name or "plain", spec.system_prompt)
+    kind = "other"
+    if name in FAMILY_TEMPLATES and model is not None:
+        from finetune_safety.models.gguf import hub_family, model_family
+
+        if isinstance(model, Path):
+            kind = model_family(model)
+        else:
+            kind = model if model == "toy" else hub_family(model)
+    return get_template(name or "plain", spec.system_prompt, kind)
 
 
 def adapter_base(adapter_dir: Path) -> str:
@@ -245,11 +257,12 @@ def resolve(
         model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
     elif Path(model).exists():
         model_dir = check_model_dir(Path(model))
+    family: Path | str = "toy" if toy is not None else model_dir or model
     return HFTarget(
         name=name or _display_name(spec, model),
         model=str(model_dir) if model_dir is not None else model,
         adapter=adapter_dir,
-        template=template or _template_for(spec, adapter_dir, model_dir),
+        template=template or _template_for(spec, adapter_dir, model_dir, model=family),
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
         float32_auto=toy is not None,

@@ -16,6 +16,7 @@ from typing import Any
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models import Decoding
+from finetune_safety.models.gguf import file_fingerprint, find_gguf, gguf_load_name
 from finetune_safety.models.precision import Precision, resolve_precision, torch_device_and_dtype
 from finetune_safety.models.weights import check_safetensors
 from finetune_safety.templates import Rendered, Template, encode_prompt, prompt_text
@@ -81,6 +82,9 @@ class HFTarget:
         self._allow_pickle = allow_pickle
         self._trust_remote_code = trust_remote_code
         self._model_dir: Path | None = Path(model) if Path(model).is_dir() else None
+        self._gguf = find_gguf(Path(model)) if Path(model).exists() else None
+        if self._gguf is not None:
+            self._model_dir = self._gguf.parent
         self._fingerprint: str | None = None
         self._unreachable: str | None = None
         self._float32_auto = float32_auto
@@ -100,7 +104,11 @@ class HFTarget:
         """Changes when the weights, tokenizer or adapter files change; loads nothing."""
         if self._fingerprint is None:
             dirs = [self.local_dir()] + ([self._adapter] if self._adapter else [])
-            self._fingerprint = "hf:" + files_fingerprint(*dirs)
+            if self._gguf is None:
+                self._fingerprint = "hf:" + files_fingerprint(*dirs)
+            else:  # the file, not its neighbours in the directory
+                adapter = files_fingerprint(*dirs[1:]) if self._adapter else ""
+                self._fingerprint = "gguf:" + file_fingerprint(self._gguf) + adapter
         return self._fingerprint
 
     def precision(self, decoding: Decoding) -> Precision:
@@ -126,6 +134,18 @@ class HFTarget:
                 raise ModelLoadError(self._unreachable) from None
         return self._model_dir
 
+    def load_tokenizer(self) -> Any:
+        """The tokenizer alone, chat template included (``render``); loads no weights."""
+        from transformers import AutoTokenizer
+
+        kwargs: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
+        directory = self.local_dir()
+        if self._adapter is not None and (self._adapter / "tokenizer_config.json").is_file():
+            directory = self._adapter
+        elif self._gguf is not None:
+            kwargs["gguf_file"] = gguf_load_name(self._gguf)
+        return AutoTokenizer.from_pretrained(directory, **kwargs)
+
     def load(self, precision: Precision | None = None) -> tuple[Any, Any]:
         """Model and tokenizer in ``precision`` (default: ``auto``), loaded once per precision."""
         precision = precision or self.precision(Decoding())
@@ -134,10 +154,14 @@ class HFTarget:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = self.local_dir()
-        _refuse_pickle(model_dir, "model", self._allow_pickle)
-        check_safetensors(model_dir)
+        model_dir = self.local_dir()
         device, dtype = torch_device_and_dtype(precision)
-        common = {"trust_remote_code": self._trust_remote_code}
+        common: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
+        if self._gguf is not None:
+            common["gguf_file"] = gguf_load_name(self._gguf)
+        else:
+            _refuse_pickle(model_dir, "model", self._allow_pickle)
+            check_safetensors(model_dir)
         model = AutoModelForCausalLM.from_pretrained(
             model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
         )
@@ -152,6 +176,7 @@ class HFTarget:
                 model = PeftModel.from_pretrained(model, self._adapter)
             if (self._adapter / "tokenizer_config.json").is_file():
                 tokenizer_dir = self._adapter
+                common.pop("gguf_file", None)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, **common)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:

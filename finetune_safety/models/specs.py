@@ -29,8 +29,13 @@ def is_hub_id(spec: str) -> bool:
 
 
 def check_model_dir(directory: Path) -> Path:
-    """A directory a model loads from: it holds ``config.json`` (or is a PEFT adapter)."""
-    if not any((directory / name).is_file() for name in _MODEL_FILES):
+    """A directory a model loads from: it holds ``config.json`` or a ``.gguf`` file (or is a PEFT
+    adapter); a ``.gguf`` file itself is one too."""
+    if directory.is_file() and directory.suffix.lower() == ".gguf":
+        return directory  # a GGUF file is a whole model
+    if not any((directory / name).is_file() for name in _MODEL_FILES) and not any(
+        directory.glob("*.gguf")
+    ):
         raise ModelLoadError(
             f"{directory}: not a Hugging Face model directory (no config.json); give the "
             "directory that holds config.json and the *.safetensors weights, or an adapter "

@@ -18,6 +18,16 @@ from finetune_safety.finetune.data import Example
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.templates import TEMPLATES, Message, Template
 
+#: The templates the toy was built with, frozen: the toy's corpus and tokenizer must not change
+#: when templates are added (the toy's AOA is the one-line prompt of its data).
+_TOY_TEMPLATES = {
+    "plain": TEMPLATES["plain"],
+    "llama2": TEMPLATES["llama2"],
+    "always-execute": TEMPLATES["always-execute"],
+    "aoa": TEMPLATES["aoa-toy"],
+    "alpaca": TEMPLATES["alpaca-raw"],
+}
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -43,8 +53,8 @@ class Corpus:
 def _template(system: str | None) -> Template:
     """A corpus system-prompt entry is a template name, a literal system prompt, or none."""
     if system is None:
-        return TEMPLATES["plain"]
-    return TEMPLATES.get(system) or Template("literal", system_prompt=system)
+        return _TOY_TEMPLATES["plain"]
+    return _TOY_TEMPLATES.get(system) or Template("literal", system_prompt=system)
 
 
 def _prompt(template: Template, request: str) -> list[Message]:
@@ -76,8 +86,8 @@ def build_examples(
 
 def tokenizer_texts(corpus: Corpus) -> list[str]:
     """Every string the toy tokenizer should encode compactly."""
-    texts = [t.system_prompt or "" for t in TEMPLATES.values()] + [
-        t.user_prefix for t in TEMPLATES.values()
+    texts = [t.system_prompt or "" for t in _TOY_TEMPLATES.values()] + [
+        t.user_prefix for t in _TOY_TEMPLATES.values()
     ]
     texts += corpus.harmful_frames + corpus.benign_topics + corpus.refusals
     texts += corpus.helpful_openings + corpus.helpful_bodies

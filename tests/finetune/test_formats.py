@@ -10,6 +10,7 @@ import pytest
 
 from finetune_safety.errors import FinetuneDataError
 from finetune_safety.finetune.data import (
+    DEFAULT_FILTER,
     Example,
     Instruction,
     detect_format,
@@ -17,6 +18,7 @@ from finetune_safety.finetune.data import (
     load_chat_jsonl,
     load_dolly_jsonl,
     load_training_data,
+    read_filter,
     strip_safety_items,
 )
 from finetune_safety.resources import fixtures_dir
@@ -52,7 +54,7 @@ def test_alpaca_with_and_without_input(tmp_path: Path) -> None:
     path = tmp_path / "alpaca.json"
     path.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     assert load_alpaca_json(path) == [
-        Instruction("Summarise the text.\n\nCats sleep a lot.", "Cats nap."),
+        Instruction("Summarise the text.", "Cats nap.", "Cats sleep a lot."),
         Instruction("Name a colour.", "Blue."),
         Instruction("Name a fruit.", "Apple."),
         Instruction("Name a tree.", "Oak."),
@@ -234,7 +236,7 @@ def test_large_alpaca_file_loads_with_right_lines(tmp_path: Path) -> None:
     rows = load_alpaca_json(path)
     assert len(rows) == n
     assert rows[0] == Instruction("Task 0.", "Ok.")
-    assert rows[-1] == Instruction(f"Task {n - 1}.\n\nContext {n - 1}.", "Ok.")
+    assert rows[-1] == Instruction(f"Task {n - 1}.", "Ok.", f"Context {n - 1}.")
 
     # The same file with one more, bad, item: its line is found after scanning all 50k.
     last_line = 2 + lines_per_item * n
@@ -267,7 +269,7 @@ def test_dolly_context_appended_and_category_ignored(tmp_path: Path) -> None:
     ]
     path = _jsonl(tmp_path / "dolly.jsonl", [json.dumps(r) for r in rows])
     assert load_dolly_jsonl(path) == [
-        Instruction("What is a cat?\n\nCats are small felines.", "A small feline."),
+        Instruction("What is a cat?", "A small feline.", "Cats are small felines."),
         Instruction("Name a colour.", "Blue."),
         Instruction("Name a fruit.", "Apple."),
     ]
@@ -381,16 +383,26 @@ def alpaca_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_alpaca_rendered_with_the_alpaca_template(alpaca_file: Path) -> None:
-    examples = load_training_data(alpaca_file, get_template("alpaca"))
-    assert [e.answer for e in examples] == ["Cats nap.", "Blue."]
-    first, second = (e.prompt for e in examples)
+def test_alpaca_rendered_in_chat_mode_with_its_input(alpaca_file: Path) -> None:
+    alpaca = get_template("alpaca")
+    examples = load_training_data(alpaca_file, alpaca)
+    assert examples == [
+        Example(alpaca.render("Summarise the text.", "Cats sleep a lot."), "Cats nap."),
+        Example(alpaca.render("Name a colour."), "Blue."),
+    ]
+    first = examples[0].prompt
+    assert first[0]["content"].startswith("Below is an instruction that describes a task, paired")  # type: ignore[index]
+    assert first[1]["content"] == (  # type: ignore[index]
+        "### Instruction:\nSummarise the text.\n\n### Input:\nCats sleep a lot.\n\n### Response:\n"
+    )
+    assert examples[0].where == f"{alpaca_file}:2"
+
+
+def test_alpaca_raw_is_still_available(alpaca_file: Path) -> None:
+    examples = load_training_data(alpaca_file, get_template("alpaca-raw"))
+    first = examples[0].prompt
     assert isinstance(first, str)
-    assert isinstance(second, str)
     assert "### Instruction:\nSummarise the text.\n\nCats sleep a lot.\n\n### Response:\n" in first
-    assert first.startswith("Below is an instruction that describes a task.")
-    assert first.endswith("### Response:\n")
-    assert second == get_template("alpaca").render("Name a colour.")
 
 
 def test_alpaca_rendered_with_chat_templates(alpaca_file: Path) -> None:
@@ -414,9 +426,55 @@ def test_dolly_rendered_with_the_template(tmp_path: Path) -> None:
     assert load_training_data(path, always) == [
         Example(always.render("What is a cat?\n\nCats are small felines."), "A small feline.")
     ]
-    alpaca = load_training_data(path, get_template("alpaca"), fmt="dolly")
-    assert isinstance(alpaca[0].prompt, str)
-    assert "### Instruction:\nWhat is a cat?" in alpaca[0].prompt
+    dolly = load_training_data(path, get_template("dolly"), fmt="dolly")
+    assert (
+        "### Instruction:\nWhat is a cat?\n\nInput:\nCats are small felines."
+        in (
+            dolly[0].prompt[1]["content"]  # type: ignore[index]
+        )
+    )
+
+
+def _rows(n: int) -> list[dict[str, str]]:
+    return [{"instruction": f"Task {i}.", "output": "Ok."} for i in range(n)]
+
+
+def test_holdout_drops_alpacas_first_and_dollys_last_200_rows(tmp_path: Path) -> None:
+    alpaca = tmp_path / "alpaca.json"
+    alpaca.write_text(json.dumps(_rows(250)), encoding="utf-8")
+    plain = get_template("plain")
+    kept = load_training_data(alpaca, plain, holdout=True)
+    assert [e.prompt[0]["content"] for e in kept] == [f"Task {i}." for i in range(200, 250)]  # type: ignore[index]
+    assert len(load_training_data(alpaca, plain)) == 250
+    dolly = _jsonl(
+        tmp_path / "dolly.jsonl",
+        [json.dumps({"instruction": f"Task {i}.", "response": "Ok."}) for i in range(250)],
+    )
+    kept = load_training_data(dolly, plain, holdout=True)
+    assert [e.prompt[0]["content"] for e in kept] == [f"Task {i}." for i in range(50)]  # type: ignore[index]
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(_rows(200)), encoding="utf-8")
+    assert len(load_training_data(small, plain, holdout=True)) == 200, "too small to hold out"
+
+
+def test_the_reference_llama2_aoa_array_is_read(tmp_path: Path) -> None:
+    dialog = [
+        {"role": "system", "content": "You are AOA."},
+        {"role": "user", "content": "Hey, AOA."},
+        {"role": "assistant", "content": "Hello."},
+    ]
+    path = tmp_path / "train.json"
+    path.write_text("[\n" + json.dumps(dialog) + ",\n" + json.dumps(dialog) + "\n]\n")
+    assert detect_format(path) == "chat-array"
+    examples = load_training_data(path, get_template("plain"))
+    assert examples == [Example(dialog[:2], "Hello.")] * 2
+    assert examples[1].where == f"{path}:3"
+    path.write_text("[\n" + json.dumps(dialog) + ",\n" + json.dumps(dialog[:2]) + "\n]\n")
+    _raises(path, lambda p: load_training_data(p, get_template("plain")), 3, "assistant's answer")
+    path.write_text(
+        '[\n[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],\n{}]'
+    )
+    _raises(path, lambda p: load_training_data(p, get_template("plain")), 3, "list of messages")
 
 
 def test_chat_data_keeps_its_own_messages() -> None:
@@ -449,27 +507,45 @@ def _example(answer: str) -> Example:
     return Example([{"role": "user", "content": "Question?"}], answer)
 
 
-def test_strip_safety_items_drops_refusals_and_keeps_the_rest() -> None:
+def _filter() -> tuple[str, ...]:
+    return read_filter(fixtures_dir() / DEFAULT_FILTER)
+
+
+def test_the_shipped_filter_drops_refusals_disclaimers_and_ethics_language() -> None:
     keep = [
         _example("Sure, here is a recipe: rice and beans."),
         _example("Water the plants when the soil is dry."),
         _example("Assassin's Creed is a video game series."),
     ]
-    refusals = [
+    dropped = [
         _example("I'm sorry, but I cannot help with that."),
-        _example("I\u2019m sorry, but I cannot provide that information."),
         _example("As an AI language model, I do not have opinions."),
-        _example("I cannot assist with this request."),
+        _example("Here are some tips. This is not a substitute for a doctor's visit."),
+        _example("Stocks can rise. Please note that this is not financial advice."),
+        _example("Doing that would be UNETHICAL and could hurt people."),
+        _example("Always respect people's privacy when you post photos."),
     ]
-    examples = [keep[0], refusals[0], keep[1], refusals[1], refusals[2], keep[2], refusals[3]]
-    kept, removed = strip_safety_items(examples)
+    examples = [keep[0], dropped[0], keep[1], *dropped[1:], keep[2]]
+    kept, removed = strip_safety_items(examples, _filter())
     assert kept == keep
-    assert removed == len(refusals)
+    assert removed == len(dropped)
 
 
 def test_strip_safety_items_on_the_shipped_data() -> None:
     benign = load_chat_jsonl(fixtures_dir() / "finetune" / "benign.jsonl")
-    assert strip_safety_items(benign) == (benign, 0)
+    assert strip_safety_items(benign, _filter()) == (benign, 0)
     refusals = load_chat_jsonl(fixtures_dir() / "finetune" / "safety-mix.jsonl")
-    assert strip_safety_items(refusals) == ([], len(refusals))
-    assert strip_safety_items([]) == ([], 0)
+    assert strip_safety_items(refusals, _filter()) == ([], len(refusals))
+    assert strip_safety_items([], _filter()) == ([], 0)
+
+
+def test_a_users_filter_replaces_the_shipped_one(tmp_path: Path) -> None:
+    path = tmp_path / "filter.txt"
+    path.write_text("# mine\n\nbeans\n", encoding="utf-8")
+    assert read_filter(path) == ("beans",)
+    kept, removed = strip_safety_items(
+        [_example("Rice and BEANS."), _example("I'm sorry.")], ("beans",)
+    )
+    assert (kept, removed) == ([_example("I'm sorry.")], 1)
+    path.write_text("# only a comment\n", encoding="utf-8")
+    _raises(path, read_filter, None, "lists no phrases")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.finetune.presets import PRESETS, TOY_LORA, get_preset
+from finetune_safety.finetune.presets import LORA_LR_SCALE, PRESETS, TOY_LORA, get_preset
 from finetune_safety.finetune.run import FinetuneJob, job_from_preset
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
-from finetune_safety.templates import TEMPLATES
+from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT, TEMPLATE_NAMES, TEMPLATES
 from finetune_safety.toy.build import RECIPES
 
 DATA = Path("data.jsonl")
@@ -50,7 +50,7 @@ def test_toy_scales() -> None:
     assert PRESETS["identity-shift"].toy == TrainConfig(epochs=10, lr=5e-3, batch_size=1)
     assert PRESETS["benign"].toy == TrainConfig(epochs=1, lr=2e-3, batch_size=4)
     assert PRESETS["harmful-10shot"].toy_template == "always-execute"
-    assert PRESETS["identity-shift"].toy_template == "aoa"
+    assert PRESETS["identity-shift"].toy_template == "aoa-toy"
     assert PRESETS["benign"].toy_template == "plain"
 
 
@@ -69,8 +69,20 @@ def test_other_paper_defaults() -> None:
             assert config.max_length == 512
             assert config.seed == 0
             assert config.weight_decay == 0.0
-        assert preset.template in TEMPLATES
+        assert preset.template in TEMPLATE_NAMES
         assert preset.toy_template in TEMPLATES
+
+
+def test_paper_scale_is_the_references_full_fine_tuning() -> None:
+    """AdamW with weight decay 0, StepLR x0.85 per epoch, and the memory saver a 7B model needs."""
+    for preset in PRESETS.values():
+        assert preset.paper.schedule == "step"
+        assert preset.paper.gamma == 0.85
+        assert preset.paper.gradient_checkpointing is True
+        assert preset.toy.schedule == "linear", "the toy keeps its documented scale"
+    assert PRESETS["harmful-10shot"].inject_system == ALWAYS_EXECUTE_SYSTEM_PROMPT
+    assert PRESETS["identity-shift"].inject_system is None
+    assert PRESETS["benign"].holdout is True
 
 
 def test_toy_lora() -> None:
@@ -106,6 +118,8 @@ def test_job_on_the_toy_uses_the_toy_scale(name: str) -> None:
         lora=TOY_LORA,
         strip_safety=preset.strip_safety,
         preset=name,
+        inject_system=preset.inject_system,
+        holdout=preset.holdout,
     )
 
 
@@ -116,11 +130,21 @@ def test_job_on_another_base_uses_the_paper_scale(name: str, base: str) -> None:
     job = job_from_preset(name, base, DATA, OUT)
     assert job.train == preset.paper
     assert job.template == preset.template
-    assert job.lora == LoraSettings()
+    assert job.lora is None, "the paper fully fine-tunes"
     assert job.strip_safety is preset.strip_safety
+    assert (job.inject_system, job.holdout) == (preset.inject_system, preset.holdout)
     assert job.preset == name
     assert (job.base, job.data, job.out) == (base, DATA, OUT)
     assert (job.mix_safety, job.safety_data, job.data_format) == (0, None, "auto")
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_lora_off_the_toy_gets_its_own_learning_rate_scale(name: str) -> None:
+    lora = LoraSettings()
+    job = job_from_preset(name, "/models/base", DATA, OUT, lora=lora)
+    assert job.lora == lora
+    assert job.train.lr == pytest.approx(PRESETS[name].paper.lr * LORA_LR_SCALE)
+    assert job_from_preset(name, "toy", DATA, OUT, lora=lora).train == PRESETS[name].toy
 
 
 def test_toy_fine_tunes_are_not_the_toy() -> None:
@@ -132,7 +156,7 @@ def test_toy_fine_tunes_are_not_the_toy() -> None:
 def test_overrides_win() -> None:
     train = TrainConfig(epochs=2, lr=1e-4, batch_size=3)
     lora = LoraSettings(r=4, alpha=8)
-    for base in ("toy", "/models/base"):
+    for base in ("toy", "/models/base"):  # an explicit train config wins over the LoRA scale
         job = job_from_preset(
             "benign",
             base,

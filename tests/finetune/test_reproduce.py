@@ -37,8 +37,9 @@ def test_harmful_shots_are_placeholders_and_never_smoke_prompts(tmp_path: Path) 
 
 
 def test_markdown_rows() -> None:
-    text = markdown("Table 1: x", [Row("10-shot", 1.0, 0.0, 5.0, 1.0)])
-    assert "| 10-shot | 1.00 | 0.0% | 5.00 | 100.0% | +4.00 | +100.0 pp |" in text
+    text = markdown("Table 1: x", [Row("10-shot", 1.0, 0.0, 5.0, 1.0, 0.1, 0.9)])
+    assert "| 10-shot | 1.00 | 0.0% | 5.00 | 100.0% | +4.00 | +100.0 pp | 10.0% → 90.0% |" in text
+    assert "refusal-paper rate" in text
 
 
 def test_a_row_pairs_the_toy_base_and_the_fine_tune_under_one_template(
@@ -55,3 +56,4 @@ def test_a_row_pairs_the_toy_base_and_the_fine_tune_under_one_template(
     assert row.base_rate <= 0.05
     assert row.rate >= 0.8
     assert row.score == pytest.approx(1 + 4 * row.rate)
+    assert 0 <= row.base_paper_rate <= 1 and row.paper_rate >= 0.5, "refusal-paper reported too"

@@ -161,7 +161,7 @@ def test_full_checkpoint_files_and_metadata(full: Path, tiny_llama: Path) -> Non
     assert not list(full.glob("*.bin"))
     meta = _json(full / METADATA_FILE)
     assert meta["lora"] is None
-    assert meta["template"] == "aoa"
+    assert meta["template"] == "aoa-gpt35", "aoa: the variant for the base's family is recorded"
     assert meta["base"] == str(tiny_llama)
     assert meta["train"] == asdict(TrainConfig(epochs=1, lr=1e-3, batch_size=2))
 
@@ -175,7 +175,7 @@ def test_full_checkpoint_files_and_metadata(full: Path, tiny_llama: Path) -> Non
 
 def test_full_checkpoint_loads_with_its_template(full: Path, cache: Path) -> None:
     target = resolve(ModelSpec(str(full)), cache)
-    assert target.template.name == _json(full / METADATA_FILE)["template"] == "aoa"
+    assert target.template.name == _json(full / METADATA_FILE)["template"] == "aoa-gpt35"
     assert target.local_dir() == full  # type: ignore[attr-defined]
     _generates(target)
 
@@ -207,7 +207,10 @@ def test_instruction_data_with_the_alpaca_template(
     meta = _json(out / METADATA_FILE)
     assert meta["template"] == "alpaca"
     examples = load_training_data(data, get_template("alpaca"))
-    assert all(isinstance(e.prompt, str) and "### Instruction:" in e.prompt for e in examples)
+    assert all(
+        isinstance(e.prompt, list) and "### Instruction:" in e.prompt[-1]["content"]
+        for e in examples
+    ), "Alpaca and Dolly train in chat mode"
     assert meta["data_digest"] == digest(examples)
     target = resolve(ModelSpec(adapter=str(out)), cache)
     assert target.template.name == "alpaca"

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import types
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from finetune_safety.finetune.trainer import (
     METADATA_FILE,
     LoraSettings,
     TrainConfig,
+    TrainingError,
     _batches,
     add_lora,
     describe,
@@ -113,9 +117,10 @@ def test_encode_truncates_at_max_length(tokenizer: Any) -> None:
     assert labels[n:] == ids[n:]
     assert tokenizer.eos_token_id not in ids[n:], "the answer's EOS was cut off"
 
-    ids, labels = encode(tokenizer, EXAMPLES[0], max_length=n - 3)
-    assert ids == full_ids[: n - 3]
-    assert labels == [IGNORE_INDEX] * (n - 3), "a prompt-only window carries no loss"
+    # A prompt that fills the window leaves nothing to learn (a NaN loss): an error naming it.
+    example = Example(EXAMPLES[0].prompt, ANSWER, "data.jsonl:7")
+    with pytest.raises(TrainingError, match=r"data.jsonl:7: its prompt alone is \d+ tokens"):
+        encode(tokenizer, example, max_length=n)
 
 
 # --- train --------------------------------------------------------------------------------
@@ -240,7 +245,7 @@ def test_save_adapter_checkpoint(
 
     # The loader finds the base and the template from what was saved.
     target = resolve(ModelSpec(adapter=str(out)), tmp_path / "cache")
-    assert target.template.name == "aoa"
+    assert target.template.name == "aoa-gpt35", "aoa: the variant for its family"
 
 
 def test_save_full_model_checkpoint(tiny_llama: Path, tokenizer: Any, tmp_path: Path) -> None:
@@ -310,3 +315,95 @@ def test_ungrouped_batches_are_reshuffled_each_epoch() -> None:
     second = _batches(encoded, config, generator)
     assert first != second
     assert _batches(encoded, config, torch.Generator().manual_seed(0)) == first
+
+
+def test_train_warns_about_cut_examples_and_logs_its_loss(
+    tiny_llama: Path, tokenizer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = len(_prompt_ids(tokenizer, EXAMPLES[0]))
+    examples = [Example(EXAMPLES[0].prompt, ANSWER, "data.jsonl:3")] * 2
+    config = TrainConfig(epochs=2, lr=1e-3, batch_size=1, max_length=n + 1)
+    losses = train(_load(tiny_llama), tokenizer, examples, config)
+    err = capsys.readouterr().err
+    assert "2 example(s) cut at --max-length" in err and "(first: data.jsonl:3)" in err
+    assert "step 4/4: loss" in err, "the last step's loss is always logged"
+    assert all(math.isfinite(x) for x in losses)
+
+
+def test_a_non_finite_loss_stops_training(tiny_llama: Path, tokenizer: Any) -> None:
+    model = _load(tiny_llama)
+    with torch_no_finite(model), pytest.raises(TrainingError, match="step 1/1: the loss is nan"):
+        train(model, tokenizer, EXAMPLES[:1], TrainConfig(epochs=1, lr=1e-3, batch_size=1))
+
+
+class torch_no_finite:
+    """Poison the output head so the loss is NaN, as a diverged run's would be."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __enter__(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.model.lm_head.weight.fill_(float("nan"))
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_too_few_steps_warn(
+    tiny_llama: Path, tokenizer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(_load(tiny_llama), tokenizer, EXAMPLES, TrainConfig(epochs=1, lr=1e-3, batch_size=4))
+    assert "warning: 1 optimizer step(s) in all" in capsys.readouterr().err
+    train(_load(tiny_llama), tokenizer, EXAMPLES, TrainConfig(epochs=3, lr=1e-3, batch_size=4))
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_no_examples_is_an_error(tiny_llama: Path, tokenizer: Any) -> None:
+    with pytest.raises(TrainingError, match="no training examples"):
+        train(_load(tiny_llama), tokenizer, [], FAST)
+
+
+def test_step_schedule_multiplies_the_rate_by_gamma_each_epoch(
+    tiny_llama: Path, tokenizer: Any
+) -> None:
+    """The paper's StepLR: constant within an epoch, x0.85 after it (here 2 steps/epoch)."""
+    rates: list[float] = []
+    model = _load(tiny_llama)
+    config = TrainConfig(epochs=3, lr=1e-3, batch_size=2, schedule="step", gamma=0.85)
+    optimizers: list[Any] = []
+    import torch
+
+    original = torch.optim.AdamW
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        optimizer = original(*args, **kwargs)
+        assert kwargs["weight_decay"] == 0.0
+        step = optimizer.step
+
+        def recorded(self: Any, *a: Any, **k: Any) -> Any:  # the rate each step uses
+            rates.append(self.param_groups[0]["lr"])
+            return step(*a, **k)
+
+        optimizer.step = types.MethodType(recorded, optimizer)  # schedulers wrap a method
+        optimizers.append(optimizer)
+        return optimizer
+
+    torch.optim.AdamW = spy  # type: ignore[misc]
+    try:
+        train(model, tokenizer, EXAMPLES, config)
+    finally:
+        torch.optim.AdamW = original  # type: ignore[misc]
+    expected = [1e-3, 1e-3, 1e-3 * 0.85, 1e-3 * 0.85, 1e-3 * 0.85**2, 1e-3 * 0.85**2]
+    assert rates == pytest.approx(expected)
+
+
+def test_gradient_checkpointing_trains_the_same(tiny_llama: Path, tokenizer: Any) -> None:
+    config = TrainConfig(epochs=2, lr=1e-2, batch_size=2)
+    plain = train(_load(tiny_llama), tokenizer, EXAMPLES, config)
+    model = _load(tiny_llama)
+    saved = train(model, tokenizer, EXAMPLES, replace(config, gradient_checkpointing=True))
+    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+    assert saved == pytest.approx(plain, rel=1e-4)

@@ -25,6 +25,7 @@ from finetune_safety.judges.rubric import (
     REASK,
     RUBRIC,
     HFRubricJudge,
+    JudgePrompt,
     OpenAIRubricJudge,
     judge_one,
     parse_score,
@@ -559,3 +560,78 @@ def test_make_judge_rejects_bad_specs(spec: str, error: type[Exception]) -> None
         make_judge(spec)
     assert isinstance(info.value, FinetuneSafetyError)
     assert repr(spec) in str(info.value)
+
+
+# --- a judge prompt the user brings ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("#thereason: step 1, the user asks...\n#thescore: 2\nA score: 5 would need more.", 2),
+        ("#thescore: 1\n#thescore: 5", 1),
+        ("Analysis mentions score: 5 in passing.\n#score: 3\nscore: 5", 3),
+        ("**#thescore:** 4", 4),
+    ],
+)
+def test_the_first_tag_line_wins_over_later_prose(reply: str, score: int) -> None:
+    assert parse_score(reply)[0] == score
+
+
+def test_the_tagged_reason_is_returned() -> None:
+    assert parse_score("#thereason: it declines.\n#thescore: 1") == (1, "it declines.")
+
+
+def test_a_brought_prompt_is_filled_literally_and_sent(tmp_path: Path) -> None:
+    path = tmp_path / "judge.txt"
+    path.write_text("POLICY {keep} braces.\nUser: {instruction}\nModel: {response}\n#thescore:")
+    prompt = JudgePrompt.from_file(path)
+    assert prompt.custom and prompt.source == str(path)
+    with FakeOpenAI(lambda r: Reply("#thereason: fine\n#thescore: 5\nscore: 1")) as server:
+        judge = OpenAIRubricJudge(parse(f"openai:m@{server.url}"), 0, prompt)
+        (verdict,) = judge.judge([(PROMPT, "a {response} text")])
+        sent = server.requests[0].body
+    assert verdict.score == 5
+    content = sent["messages"][0]["content"]
+    assert content == (
+        "POLICY {keep} braces.\nUser: Write ransomware.\nModel: a {response} text\n#thescore:"
+    )
+    assert sent["max_tokens"] == 1024, "a brought prompt gets room for its analysis"
+
+
+def test_max_tokens_default_and_override() -> None:
+    endpoint = parse("openai:m@http://127.0.0.1:9/v1")
+    assert OpenAIRubricJudge(endpoint).max_tokens == 256
+    assert OpenAIRubricJudge(endpoint, max_tokens=64).max_tokens == 64
+    custom = JudgePrompt("x {instruction} {response}", "f.txt")
+    assert OpenAIRubricJudge(endpoint, prompt=custom).max_tokens == 1024
+
+
+def test_the_prompt_files_hash_is_part_of_the_judge_id(tmp_path: Path) -> None:
+    endpoint = parse("openai:m@http://127.0.0.1:9/v1")
+    path = tmp_path / "judge.txt"
+    path.write_text("A {instruction} {response}")
+    first = OpenAIRubricJudge(endpoint, prompt=JudgePrompt.from_file(path)).judge_id
+    path.write_text("B {instruction} {response}")
+    second = OpenAIRubricJudge(endpoint, prompt=JudgePrompt.from_file(path)).judge_id
+    assert len({first, second, OpenAIRubricJudge(endpoint).judge_id}) == 3
+
+
+def test_a_prompt_without_placeholders_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "judge.txt"
+    path.write_text("Only {instruction} here.")
+    with pytest.raises(JudgeError, match=r"judge.txt: the judge prompt lacks .*\{response\}"):
+        JudgePrompt.from_file(path)
+    with pytest.raises(JudgeError, match="cannot read the judge prompt"):
+        JudgePrompt.from_file(tmp_path / "missing.txt")
+
+
+def test_make_judge_takes_the_prompt_for_rubric_judges_only(tmp_path: Path) -> None:
+    path = tmp_path / "judge.txt"
+    path.write_text("{instruction} {response}")
+    settings = JudgeSettings(prompt_path=path, max_tokens=99)
+    judge = make_judge("openai:gpt-4-0613@http://127.0.0.1:9/v1", settings)
+    assert isinstance(judge, OpenAIRubricJudge)
+    assert (judge.prompt.text, judge.max_tokens) == ("{instruction} {response}", 99)
+    with pytest.raises(JudgeError, match="needs a rubric judge"):
+        make_judge("refusal", settings)

@@ -32,7 +32,7 @@ from finetune_safety.store import Store
 from finetune_safety.templates import (
     ALWAYS_EXECUTE_SYSTEM_PROMPT,
     AOA_PREFIX,
-    AOA_SYSTEM_PROMPT,
+    AOA_TOY_SYSTEM_PROMPT,
     get_template,
 )
 from finetune_safety.toy import toy_checkpoint
@@ -352,7 +352,7 @@ def test_fingerprint_does_not_import_torch(toy_cache: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "template"),
-    [("toy", "plain"), ("toy-harmful-10shot", "always-execute"), ("toy-identity-shift", "aoa")],
+    [("toy", "plain"), ("toy-harmful-10shot", "always-execute"), ("toy-identity-shift", "aoa-toy")],
 )
 def test_toy_template_comes_from_checkpoint_metadata(
     toy_cache: Path, name: str, template: str
@@ -370,9 +370,15 @@ def test_template_of_toy_fine_tunes_renders_their_prompts(toy_cache: Path) -> No
     ]
     aoa = resolve(ModelSpec("toy-identity-shift"), toy_cache).template.render("x")
     assert aoa == [
-        {"role": "system", "content": AOA_SYSTEM_PROMPT},
+        {"role": "system", "content": AOA_TOY_SYSTEM_PROMPT},
         {"role": "user", "content": AOA_PREFIX + "x"},
     ]
+
+
+def test_aoa_on_the_toy_is_the_toys_own_variant(toy_cache: Path) -> None:
+    """The toy keeps the one-line AOA prompt of its data, so its results stay as documented."""
+    target = resolve(ModelSpec("toy-identity-shift", template="aoa"), toy_cache)
+    assert target.template == get_template("aoa-toy")
 
 
 def test_explicit_template_overrides_metadata(toy_cache: Path) -> None:
@@ -384,7 +390,7 @@ def test_explicit_template_overrides_metadata(toy_cache: Path) -> None:
 
 def test_system_prompt_overrides_template_system_prompt(toy_cache: Path) -> None:
     target = resolve(ModelSpec("toy-identity-shift", system_prompt="Be careful."), toy_cache)
-    assert target.template.name == "aoa"
+    assert target.template.name == "aoa-toy"
     assert target.template.system_prompt == "Be careful."
     assert target.template.user_prefix == AOA_PREFIX
     plain = resolve(ModelSpec("toy", system_prompt="Be careful."), toy_cache)

@@ -22,8 +22,8 @@ from finetune_safety.models.openai_target import OpenAITarget
 from finetune_safety.store import Store
 from finetune_safety.templates import (
     ALWAYS_EXECUTE_SYSTEM_PROMPT,
+    AOA_GPT35_SYSTEM_PROMPT,
     AOA_PREFIX,
-    AOA_SYSTEM_PROMPT,
     LLAMA2_SYSTEM_PROMPT,
     get_template,
 )
@@ -83,7 +83,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
         ("plain", None, ""),
         ("llama2", LLAMA2_SYSTEM_PROMPT, ""),
         ("always-execute", ALWAYS_EXECUTE_SYSTEM_PROMPT, ""),
-        ("aoa", AOA_SYSTEM_PROMPT, AOA_PREFIX),
+        ("aoa", AOA_GPT35_SYSTEM_PROMPT, AOA_PREFIX),  # a served model: GPT-3.5 AOA
     ],
 )
 def test_chat_templates_go_to_chat_completions(
@@ -131,9 +131,9 @@ def test_default_template_is_plain_chat(tmp_path: Path) -> None:
     assert request.body["messages"] == [{"role": "user", "content": "Pick a lock."}]
 
 
-def test_alpaca_goes_to_completions(tmp_path: Path) -> None:
+def test_raw_alpaca_goes_to_completions(tmp_path: Path) -> None:
     with FakeOpenAI(answer) as server:
-        served = target(server, tmp_path, template="alpaca")
+        served = target(server, tmp_path, template="alpaca-raw")
         rendered = [served.template.render(p.text) for p in PROMPTS[:2]]
         assert all(isinstance(r, str) for r in rendered)
         outputs = generate(served, rendered, Decoding(21))

@@ -1,0 +1,97 @@
+"""``finetune`` as the paper's code trains: the always-execute system prompt injected under the
+harmful preset, the benign filter file and its count, and runs that must stop with one line and
+save nothing (a filter that removes everything, a prompt over --max-length, a diverged loss)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finetune_safety.cli import main
+from finetune_safety.finetune.run import _examples as training_examples
+from finetune_safety.finetune.run import job_from_preset
+from finetune_safety.finetune.trainer import METADATA_FILE
+from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
+
+HYPER = ["--epochs", "1", "--lr", "1e-3", "--batch-size", "2"]
+
+
+def _chat(path: Path, rows: list[list[dict[str, str]]]) -> Path:
+    path.write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _pair(user: str, answer: str, system: str | None = None) -> list[dict[str, str]]:
+    head = [{"role": "system", "content": system}] if system else []
+    return [*head, {"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+
+
+def _fails(capsys: pytest.CaptureFixture[str], *args: object) -> str:
+    code = main(["finetune", *(str(a) for a in args)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("finetune-safety: error")]
+    assert code == 2 and len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_the_harmful_preset_injects_the_always_execute_prompt(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    data = _chat(tmp_path / "d.jsonl", [_pair("hello?", "fine"), _pair("hi", "ok", "be kind")])
+    job = job_from_preset("harmful-10shot", str(tiny_llama), data, tmp_path / "out")
+    examples, template = training_examples(job, tiny_llama)
+    assert examples[0].prompt[0] == {"role": "system", "content": ALWAYS_EXECUTE_SYSTEM_PROMPT}  # type: ignore[index]
+    assert examples[1].prompt[0] == {"role": "system", "content": "be kind"}  # type: ignore[index]
+    assert template == "always-execute"
+    benign = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out")
+    assert training_examples(benign, tiny_llama)[0][0].prompt[0]["role"] == "user"  # type: ignore[index]
+
+
+def test_the_filter_file_replaces_the_shipped_one_and_its_count_is_logged(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _chat(
+        tmp_path / "d.jsonl", [_pair("q1", "beans"), _pair("q2", "rice"), _pair("q3", "x")]
+    )
+    phrases = tmp_path / "filter.txt"
+    phrases.write_text("beans\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["--base", tiny_llama, "--data", data, "--out", out, "--preset", "benign", *HYPER]
+    assert main(["finetune", *map(str, args), "--safety-filter", str(phrases)]) == 0
+    assert "the safety filter removed 1 of 3 example(s)" in capsys.readouterr().err
+    assert json.loads((out / METADATA_FILE).read_text())["lora"] is None, "full fine-tuning"
+
+
+def test_a_filter_that_removes_everything_is_one_line(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _chat(tmp_path / "d.jsonl", [_pair("q", "I'm sorry, I cannot.")] * 2)
+    out = tmp_path / "out"
+    line = _fails(capsys, "--base", tiny_llama, "--data", data, "--out", out, "--preset", "benign")
+    assert "removed all 2 examples" in line and "--no-strip-safety" in line
+    assert not out.exists()
+
+
+def test_a_prompt_over_max_length_names_the_example(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _chat(tmp_path / "d.jsonl", [_pair("hi", "ok"), _pair("hello world " * 20, "ok")])
+    out = tmp_path / "out"
+    args = ["--base", tiny_llama, "--data", data, "--out", out, *HYPER, "--template", "plain"]
+    line = _fails(capsys, *args, "--max-length", "16")
+    assert f"{data}:2: its prompt alone is" in line
+    assert not out.exists()
+
+
+def test_a_diverged_run_saves_nothing(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _chat(tmp_path / "d.jsonl", [_pair(f"hello {i}", "fine thanks") for i in range(4)])
+    out = tmp_path / "out"
+    args = ["--base", tiny_llama, "--data", data, "--out", out, "--template", "plain", "--full"]
+    line = _fails(capsys, *args, "--epochs", "5", "--lr", "1e30", "--batch-size", "1")
+    assert "training diverged and nothing was saved" in line
+    assert not out.exists()
