@@ -148,6 +148,17 @@ def _hints(ids: Sequence[list[int]], max_new_tokens: int) -> dict[str, Any]:
     return {"workload_hints": hints}
 
 
+def _cpu_cache(
+    settings: Any, ids: Sequence[list[int]], config: Any, batch_size: int
+) -> dict[str, int]:
+    """The paged cache sized from the workload: left to itself, transformers sizes it from the
+    free memory, which on the CPU is most of the machine's RAM (14 GB seen for a toy model)."""
+    per_request = max(len(x) for x in ids) + config.max_new_tokens
+    page = int(getattr(settings, "page_size", None) or 256)
+    blocks = batch_size * -(-per_request // page) + 1
+    return {"num_blocks": blocks, "max_batch_tokens": min(batch_size * per_request, 8192)}
+
+
 def continuous(
     model: Any,
     tokenizer: Any,
@@ -164,6 +175,10 @@ def continuous(
     if not ids:
         return
     settings = ContinuousBatchingConfig(max_requests_per_batch=batch_size)
+    if model.device.type == "cpu":
+        settings = ContinuousBatchingConfig(
+            max_requests_per_batch=batch_size, **_cpu_cache(settings, ids, config, batch_size)
+        )
     with model.continuous_batching_context_manager(
         generation_config=config,
         continuous_batching_config=settings,
