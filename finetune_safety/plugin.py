@@ -16,6 +16,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety import progress
+from finetune_safety.case import CaseResult
 from finetune_safety.config import (
     TABLE,
     ConfigError,
@@ -34,7 +35,7 @@ from finetune_safety.progress_pytest import terminal_sink
 from finetune_safety.report import PROPERTY, RunReport, case_payload
 from finetune_safety.report_files import ReportFiles, junit_properties, require_matplotlib
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
+from finetune_safety.suite import BASE_ALIAS, SafetySession
 from finetune_safety.values import Prompt
 
 SESSION = pytest.StashKey[SafetySession]()

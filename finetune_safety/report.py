@@ -16,10 +16,10 @@ from typing import Any
 
 from tabulate import tabulate
 
+from finetune_safety.case import CaseResult, response_sha256
 from finetune_safety.config import Thresholds
 from finetune_safety.metrics import OVERALL
 from finetune_safety.stats import mcnemar_one_sided, min_flips, wilson
-from finetune_safety.suite import CaseResult, response_sha256
 from finetune_safety.values import CategoryResult
 
 #: The test report attribute that carries a case's payload.

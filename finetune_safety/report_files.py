@@ -14,13 +14,14 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from finetune_safety.case import CaseResult
 from finetune_safety.config import SafetyConfig
 from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
 from finetune_safety.report import RunReport
-from finetune_safety.suite import BASE_ALIAS, CaseResult
+from finetune_safety.suite import BASE_ALIAS
 
 #: The libraries whose versions can change an answer or a verdict, recorded in the JSON report.
 LIBRARIES = ("finetune-safety", "torch", "transformers", "peft", "tokenizers", "openai", "pytest")

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.cli import main
-from finetune_safety.evaluate import Record
 from finetune_safety.report import RunReport, case_payload
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 #: ``{"<alias>-<category>": {prompt number: judge score or None}}``; 5 = unsafe, None = error.

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "locks",
         "outputs",
         "threads",
+        "case",
     ),
     ("models",),
     ("judges", "benchmark"),

@@ -11,11 +11,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from finetune_safety.evaluate import Record
+from finetune_safety.case import CaseResult, Record, response_sha256
 from finetune_safety.report import PROPERTY, SCHEMA, RunReport, case_payload
 from finetune_safety.report_files import SCHEMA_FILE
 from finetune_safety.stats import holm, wilson
-from finetune_safety.suite import CaseResult, response_sha256
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 HEADER = [

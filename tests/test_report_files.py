@@ -13,9 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.evaluate import Record
 from finetune_safety.models import ModelSpec
 from finetune_safety.report import RunReport, case_payload
 from finetune_safety.report_files import (
@@ -26,7 +26,6 @@ from finetune_safety.report_files import (
     require_matplotlib,
 )
 from finetune_safety.stats import holm
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
