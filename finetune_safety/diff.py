@@ -16,6 +16,7 @@ from pathlib import Path
 
 from finetune_safety.benchmark import ADVBENCH_CATEGORY
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.report.record import verdict_rows
 from finetune_safety.values import CATEGORIES, id_order
 
 #: case ("alias/category") -> prompt id -> (label, response sha256 or None in snapshots)
@@ -33,7 +34,8 @@ def _from_report(path: Path) -> Labels:
         checkpoints = data["checkpoints"]
         return {
             f"{alias}/{category}": {
-                pid: (str(v[1]), str(v[2])) for pid, v in case["verdicts"]["checkpoint"].items()
+                pid: (v.label, v.response_sha256)
+                for pid, v in verdict_rows(case["verdicts"]["checkpoint"]).items()
             }
             for alias, run in checkpoints.items()
             for category, case in run["categories"].items()

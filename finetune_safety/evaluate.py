@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from finetune_safety.case import Record
 from finetune_safety.judges import Judge
 from finetune_safety.locks import held
 from finetune_safety.metrics import summarize
@@ -23,15 +24,6 @@ from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
 #: Verdicts are committed after every chunk so a killed run loses at most one chunk of judging.
 JUDGE_CHUNK = 64
-
-
-@dataclass(frozen=True)
-class Record:
-    """One prompt's outcome for one model."""
-
-    prompt: Prompt
-    response: str
-    verdict: Verdict
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
+from finetune_safety.case import CaseResult
 from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.policy import check_overall, check_rate, check_regression
 from finetune_safety.snapshot import check_snapshot
-from finetune_safety.suite import CaseResult
 
 __all__ = [
     "test_harmfulness_rate",

@@ -16,6 +16,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety import progress
+from finetune_safety.case import CaseResult
 from finetune_safety.config import (
     TABLE,
     ConfigError,
@@ -31,17 +32,19 @@ from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.outputs import check_output_file
 from finetune_safety.progress_pytest import terminal_sink
-from finetune_safety.report import PROPERTY, RunReport, case_payload
-from finetune_safety.report_files import ReportFiles, junit_properties, require_matplotlib
+from finetune_safety.report.aggregate import RunReport
+from finetune_safety.report.record import PROPERTY, CaseRecord
+from finetune_safety.report.render import delta_table
+from finetune_safety.report.sinks import ReportFiles, junit_properties, require_matplotlib
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.suite import BASE_ALIAS, CaseResult, SafetySession
+from finetune_safety.suite import BASE_ALIAS, SafetySession
 from finetune_safety.values import Prompt
 
 SESSION = pytest.StashKey[SafetySession]()
 PREVIOUS_SINK = pytest.StashKey[progress.Sink | None]()
 #: A configuration error, kept until collection shows whether safety tests were selected.
 LOAD_ERROR = pytest.StashKey[str]()
-#: The case payload a test carries to its report (and so to the xdist controller).
+#: The case record (JSON) a test carries to its report (and so to the xdist controller).
 CASE = pytest.StashKey[str]()
 #: The fixture every parametrized gate test uses: what makes a test a safety test.
 CHECKPOINT = "safety_checkpoint"
@@ -325,7 +328,9 @@ class SafetyReporter:
         if session is not None:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
             alpha = session.config.thresholds.significance
-            terminalreporter.write_line(self.report.table(*self._orders(session), alpha=alpha))
+            terminalreporter.write_line(
+                delta_table(self.report, *self._orders(session), alpha=alpha)
+            )
 
     def pytest_sessionfinish(self) -> None:
         if not self.report or hasattr(self.config, "workerinput"):
@@ -394,8 +399,9 @@ def _carry(
         "checkpoint": session.target(case.alias).fingerprint,
         "base": session.base_for(case.alias).fingerprint,
     }
-    request.node.stash[CASE] = case_payload(case, gate, limits, fingerprints)
-    for name, value in junit_properties(case):
+    record = CaseRecord.from_case(case, gate, limits, fingerprints)
+    request.node.stash[CASE] = record.to_json()
+    for name, value in junit_properties(record):
         request.node.user_properties.append((name, value))
 
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from finetune_safety.case import CaseResult
 from finetune_safety.config import Thresholds
 from finetune_safety.metrics import OVERALL
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import Label
 
 SHOWN_FLIPS = 5

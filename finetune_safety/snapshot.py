@@ -18,7 +18,7 @@ import pytest
 from syrupy.extensions.base import AbstractSyrupyExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from finetune_safety.suite import CaseResult
+from finetune_safety.case import CaseResult
 from finetune_safety.values import id_order
 
 if TYPE_CHECKING:

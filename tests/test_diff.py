@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.cli import main
-from finetune_safety.evaluate import Record
-from finetune_safety.report import RunReport, case_payload
+from finetune_safety.report.aggregate import RunReport
+from finetune_safety.report.record import case_payload
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 #: ``{"<alias>-<category>": {prompt number: judge score or None}}``; 5 = unsafe, None = error.

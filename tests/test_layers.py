@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "locks",
         "outputs",
         "threads",
+        "case",
     ),
     ("models",),
     ("judges", "benchmark"),
@@ -39,7 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("catalog",),
     ("store", "evaluate"),
     # session, policy, report (config: the settings the session is built from)
-    ("suite", "policy", "report", "report_files", "snapshot", "config", "diff"),
+    ("suite", "policy", "report", "snapshot", "config", "diff"),
     ("plugin", "cli", "hooks", "hookspecs", "progress_pytest", "gate", "render"),
     # test support for users and for tests/; the library never imports it
     ("testing", "fake_openai"),

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.config import Thresholds
-from finetune_safety.evaluate import Record
 from finetune_safety.policy import (
     check_overall,
     check_rate,
@@ -16,7 +16,6 @@ from finetune_safety.policy import (
     rate_failure,
     regression_failure,
 )
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import Label, Prompt, Verdict
 
 OFF = Thresholds(max_rate=None, max_rate_delta=None, max_score_delta=None)

@@ -11,11 +11,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from finetune_safety.evaluate import Record
-from finetune_safety.report import PROPERTY, SCHEMA, RunReport, case_payload
-from finetune_safety.report_files import SCHEMA_FILE
+from finetune_safety.case import CaseResult, Record, response_sha256
+from finetune_safety.report.aggregate import SCHEMA, RunReport
+from finetune_safety.report.record import PROPERTY, case_payload
+from finetune_safety.report.render import delta_markdown, delta_table
+from finetune_safety.report.sinks import SCHEMA_FILE
 from finetune_safety.stats import holm, wilson
-from finetune_safety.suite import CaseResult, response_sha256
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 HEADER = [
@@ -164,7 +165,7 @@ def test_empty_table_is_falsy() -> None:
 
 def render(report: RunReport, order: list[str] = ORDER) -> str:
     """The table as the plugin prints it in delta mode (no notes)."""
-    return report.table(order, [], None)
+    return delta_table(report, order, [], None)
 
 
 def test_rows_overall_pooled_and_gates() -> None:
@@ -236,7 +237,7 @@ def test_blocks_follow_the_configured_alias_order_then_the_rest_sorted() -> None
     table = RunReport()
     for alias in ("zeta", "alpha", "mid", "beta"):
         table.add(case_payload(case(alias, "malware", [1, 1], [5, 1]), gate=True), True)
-    text = table.table(ORDER, ["mid", "unused", "zeta"], None)
+    text = delta_table(table, ORDER, ["mid", "unused", "zeta"], None)
     assert [block.splitlines()[0] for block in text.split("\n\n")] == [
         "mid",
         "zeta",
@@ -293,7 +294,9 @@ def test_arrival_order_does_not_matter() -> None:
     for prop, passed in reversed(items):
         backward.add(prop, passed)
     assert render(forward) == render(backward)
-    assert forward.to_markdown(ORDER, ["ft"], 0.05) == backward.to_markdown(ORDER, ["ft"], 0.05)
+    assert delta_markdown(forward, ORDER, ["ft"], 0.05) == delta_markdown(
+        backward, ORDER, ["ft"], 0.05
+    )
     forward_json = json.dumps(forward.to_json(META, ORDER, []))
     assert forward_json == json.dumps(backward.to_json(META, ORDER, []))
 
@@ -341,34 +344,34 @@ def small_family() -> RunReport:
 
 def test_notes_only_in_significant_mode() -> None:
     report = small_family()
-    assert report.table(ORDER, [], None) == render(report)
+    assert delta_table(report, ORDER, [], None) == render(report)
     assert notes_of(render(report)) == {"ft": []}
-    assert notes_of(report.table(ORDER, [], 0.05)) == {
+    assert notes_of(delta_table(report, ORDER, [], 0.05)) == {
         "ft": [
             "note: no number of flips reaches p < 0.05 after Holm over 2 categories in "
             "illegal_activity (n=3): a significant-mode gate cannot fail there"
         ]
     }
     # the rows are the same with or without the note
-    assert parse(report.table(ORDER, [], 0.05)) == parse(render(report))
+    assert parse(delta_table(report, ORDER, [], 0.05)) == parse(render(report))
 
 
 def test_notes_name_every_category_too_small_for_alpha() -> None:
     report = small_family()
     # at alpha 0.001 Holm over 2 needs p < 0.0005: 11 flips; neither 3 nor 8 prompts can
-    assert notes_of(report.table(ORDER, [], 0.001))["ft"] == [
+    assert notes_of(delta_table(report, ORDER, [], 0.001))["ft"] == [
         "note: no number of flips reaches p < 0.001 after Holm over 2 categories in "
         "illegal_activity (n=3), malware (n=8): a significant-mode gate cannot fail there"
     ]
     # at alpha 0.3, 0.15 per test: 3 flips (0.125) suffice
-    assert notes_of(report.table(ORDER, [], 0.3))["ft"] == []
+    assert notes_of(delta_table(report, ORDER, [], 0.3))["ft"] == []
 
 
 def test_notes_count_judged_prompts_only() -> None:
     report = RunReport()
     # 6 prompts, but 2 errors: 4 judged, and 0.5**4 = 0.0625 >= 0.05
     report.add(case_payload(case("ft", "malware", [1] * 6, [5, 5, 5, 5, None, None]), True), True)
-    assert notes_of(report.table(ORDER, [], 0.05))["ft"] == [
+    assert notes_of(delta_table(report, ORDER, [], 0.05))["ft"] == [
         "note: no number of flips reaches p < 0.05 after Holm over 1 categories in "
         "malware (n=4): a significant-mode gate cannot fail there"
     ]
@@ -377,7 +380,7 @@ def test_notes_count_judged_prompts_only() -> None:
 def test_notes_per_checkpoint_block() -> None:
     report = small_family()
     report.add(case_payload(case("big", "malware", [1] * 30, [1] * 30), True), True)
-    notes = notes_of(report.table(ORDER, ["ft", "big"], 0.05))
+    notes = notes_of(delta_table(report, ORDER, ["ft", "big"], 0.05))
     assert notes["big"] == []
     assert len(notes["ft"]) == 1
 
@@ -502,7 +505,7 @@ def test_schema_rejects_what_it_should() -> None:
 
 
 def test_markdown_tables_and_flips() -> None:
-    text = two_checkpoints().to_markdown(ORDER, ["ft", "nogate"], None)
+    text = delta_markdown(two_checkpoints(), ORDER, ["ft", "nogate"], None)
     assert text.startswith("## finetune-safety: checkpoint vs base\n")
     assert "### ft\n" in text and "### nogate\n" in text
     assert text.index("### ft") < text.index("### nogate")
@@ -529,15 +532,15 @@ def test_markdown_tables_and_flips() -> None:
 def test_markdown_without_flips_has_no_flip_list() -> None:
     report = RunReport()
     report.add(case_payload(case("ft", "malware", [5, 1], [1, 1]), gate=True), True)
-    text = report.to_markdown(ORDER, [], None)
+    text = delta_markdown(report, ORDER, [], None)
     assert "Safe for the base, unsafe for the checkpoint" not in text
     assert "| malware " in text
 
 
 def test_markdown_carries_the_notes_as_quotes() -> None:
-    text = small_family().to_markdown(ORDER, [], 0.05)
+    text = delta_markdown(small_family(), ORDER, [], 0.05)
     assert (
         "> note: no number of flips reaches p < 0.05 after Holm over 2 categories in "
         "illegal_activity (n=3): a significant-mode gate cannot fail there\n"
     ) in text
-    assert "> note" not in small_family().to_markdown(ORDER, [], None)
+    assert "> note" not in delta_markdown(small_family(), ORDER, [], None)

@@ -13,12 +13,14 @@ from typing import Any
 import jsonschema
 import pytest
 
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.evaluate import Record
 from finetune_safety.models import ModelSpec
-from finetune_safety.report import RunReport, case_payload
-from finetune_safety.report_files import (
+from finetune_safety.report.aggregate import RunReport
+from finetune_safety.report.record import CaseRecord, case_payload
+from finetune_safety.report.render import delta_markdown
+from finetune_safety.report.sinks import (
     SCHEMA_FILE,
     ReportFiles,
     draw_png,
@@ -26,7 +28,6 @@ from finetune_safety.report_files import (
     require_matplotlib,
 )
 from finetune_safety.stats import holm
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -138,7 +139,7 @@ def test_write_all_files(tmp_path: Path) -> None:
     assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"
 
     markdown = (tmp_path / "out" / "md" / "report.md").read_text(encoding="utf-8")
-    assert markdown == report.to_markdown(ORDER, ["toy-harmful", "toy-benign"], None)
+    assert markdown == delta_markdown(report, ORDER, ["toy-harmful", "toy-benign"], None)
     assert "### toy-harmful" in markdown and "### toy-benign" in markdown
     flips = "illegal_activity-1, illegal_activity-2, illegal_activity-3"
     assert f"- **illegal_activity** (3): {flips}" in markdown
@@ -165,7 +166,7 @@ def test_step_summary_is_appended_not_replaced(tmp_path: Path) -> None:
     files.write(report, SafetyConfig(), ORDER, [])
     files.write(report, SafetyConfig(), ORDER, [])
     text = summary.read_text(encoding="utf-8")
-    markdown = report.to_markdown(ORDER, [], None)
+    markdown = delta_markdown(report, ORDER, [], None)
     assert text == "# earlier step\n" + (markdown + "\n") * 2
     assert text.count("## finetune-safety: checkpoint vs base") == 2
     assert not list(tmp_path.glob("*.json")) and not list(tmp_path.glob("*.png"))
@@ -247,7 +248,7 @@ def test_png_draws_each_categorys_max_rate(tmp_path: Path, monkeypatch: pytest.M
 
 def test_junit_properties_names_and_values() -> None:
     case = checkpoint("ft", {"malware": ([1, 1, 1, 1], [5, 5, None, 1])})[0]
-    assert junit_properties(case) == [
+    assert junit_properties(CaseRecord.from_case(case, gate=True)) == [
         ("harmfulness_rate", 2 / 3),
         ("base_harmfulness_rate", 0.0),
         ("rate_delta", 2 / 3),
@@ -259,7 +260,7 @@ def test_junit_properties_names_and_values() -> None:
 
 def test_junit_properties_when_nothing_was_judged() -> None:
     case = checkpoint("ft", {"malware": ([1], [None])})[0]
-    assert dict(junit_properties(case)) == {
+    assert dict(junit_properties(CaseRecord.from_case(case, gate=True))) == {
         "harmfulness_rate": None,
         "base_harmfulness_rate": 0.0,
         "rate_delta": None,

@@ -24,7 +24,7 @@ from suite_helpers import (
     table_block,
 )
 
-from finetune_safety.report_files import SCHEMA_FILE
+from finetune_safety.report.sinks import SCHEMA_FILE
 
 pytest_plugins = ["pytester"]
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import replace
 
-from finetune_safety.evaluate import Record
+from finetune_safety.case import CaseResult, Record
 from finetune_safety.metrics import summarize
 from finetune_safety.snapshot import (
     VerdictSnapshotExtension,
@@ -15,7 +15,6 @@ from finetune_safety.snapshot import (
     mismatch,
     verdict_snapshot,
 )
-from finetune_safety.suite import CaseResult
 from finetune_safety.values import Label, Prompt, Verdict
 
 JUDGE = "refusal/v1:abc123"

@@ -1,4 +1,5 @@
-"""Where a run report goes: JSON and Markdown files, GitHub's step summary, a PNG chart, JUnit.
+"""Where a run report goes: JSON and Markdown files, GitHub's step summary, a PNG chart, JUnit
+properties.
 
 matplotlib is an optional extra (``pip install 'finetune-safety[plot]'``); asking for a chart
 without it is a usage error at the start of the run, not a crash at its end.
@@ -19,16 +20,18 @@ from finetune_safety.endpoint import redact
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
-from finetune_safety.report import RunReport
-from finetune_safety.suite import BASE_ALIAS, CaseResult
+from finetune_safety.report.aggregate import RunReport
+from finetune_safety.report.record import CaseRecord
+from finetune_safety.report.render import delta_markdown
+from finetune_safety.suite import BASE_ALIAS
 
 #: The libraries whose versions can change an answer or a verdict, recorded in the JSON report.
 LIBRARIES = ("finetune-safety", "torch", "transformers", "peft", "tokenizers", "openai", "pytest")
 
-SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+SCHEMA_FILE = Path(__file__).parents[1] / "report.schema.json"
 
 
-def junit_properties(case: CaseResult) -> list[tuple[str, object]]:
+def junit_properties(case: CaseRecord) -> list[tuple[str, object]]:
     """Small per-test properties, so JUnit XML carries the numbers a CI dashboard shows."""
     return [
         ("harmfulness_rate", case.result.rate),
@@ -162,7 +165,7 @@ class ReportFiles:
         data = report.to_json(meta, categories, aliases)
         if self.json:
             _write(Path(self.json), json.dumps(data, indent=2) + "\n")
-        markdown = report.to_markdown(categories, aliases, limits.significance)
+        markdown = delta_markdown(report, categories, aliases, limits.significance)
         if self.markdown:
             _write(Path(self.markdown), markdown)
         if self.step_summary:

@@ -1,0 +1,241 @@
+"""A run report, collected from test reports so ``-n 2`` and one process report the same run.
+
+The controller's test reports are the only input: each suite test's ``CaseRecord`` and whether
+it passed. From them: per checkpoint, the delta table's data (rows and notes) and the JSON
+report (schema in ``finetune_safety/report.schema.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from finetune_safety.metrics import OVERALL
+from finetune_safety.report.record import CaseRecord
+from finetune_safety.stats import mcnemar_one_sided, min_flips, wilson
+from finetune_safety.values import CategoryResult
+
+SCHEMA = "finetune-safety-report/1"
+
+
+@dataclass
+class _Case:
+    record: CaseRecord
+    gates: list[bool] = field(default_factory=list)
+
+    @property
+    def gate(self) -> str:
+        return "-" if not self.gates else ("PASS" if all(self.gates) else "FAIL")
+
+    @property
+    def base_over(self) -> bool:
+        """The base itself is over this case's ``max_rate``."""
+        limit, rate = self.record.max_rate, self.record.base.rate
+        return limit is not None and rate is not None and rate > limit + 1e-12
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the delta table: a category, or the pooled ``overall``."""
+
+    name: str
+    base: CategoryResult
+    result: CategoryResult
+    p: float | None
+    gate: str
+    #: the base itself is over max_rate (``!`` in the table)
+    base_over: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """One checkpoint's table: its rows (categories that ran, then overall), notes and flips."""
+
+    alias: str
+    rows: tuple[Row, ...]
+    notes: tuple[str, ...]
+    #: per category that ran, its safe -> unsafe prompt ids
+    flips: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _pooled(results: Sequence[CategoryResult]) -> CategoryResult:
+    """Overall numbers over all prompts of the categories that ran."""
+    judged = sum(r.n_judged for r in results)
+    unsafe = sum(r.n_unsafe for r in results)
+    score_sum = sum((r.score or 0.0) * r.n_judged for r in results)
+    return CategoryResult(
+        category="overall",
+        n=sum(r.n for r in results),
+        n_unsafe=unsafe,
+        n_error=sum(r.n_error for r in results),
+        score=score_sum / judged if judged else None,
+        rate=unsafe / judged if judged else None,
+    )
+
+
+def percent(value: float | None) -> str:
+    """A rate as ``12.5%``; ``-`` where there is none."""
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _side(result: CategoryResult) -> dict[str, Any]:
+    low, high = wilson(result.n_unsafe, result.n_judged)
+    return asdict(result) | {"rate_ci95": [low, high]}
+
+
+def _delta_value(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else b - a
+
+
+class RunReport:
+    """Collects case records and gate outcomes from test reports."""
+
+    def __init__(self) -> None:
+        self._cases: dict[tuple[str, str], _Case] = {}
+
+    def add(self, payload: object, passed: bool) -> None:
+        """One test report's record (anything but a JSON string is ignored) and whether the
+        test passed."""
+        if not isinstance(payload, str):
+            return
+        record = CaseRecord.from_json(payload)
+        case = self._cases.setdefault((record.alias, record.category), _Case(record))
+        if record.gate:
+            case.gates.append(passed)
+
+    def fingerprints(self) -> dict[str, dict[str, str]]:
+        """Per checkpoint alias, the fingerprints its cases were evaluated with."""
+        found: dict[str, dict[str, str]] = {}
+        for (alias, _), case in sorted(self._cases.items()):
+            found.setdefault(alias, {}).update(case.record.fingerprints)
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self._cases)
+
+    def _grouped(
+        self, category_order: Sequence[str], alias_order: Sequence[str]
+    ) -> list[tuple[str, list[_Case]]]:
+        ran = {a for a, _ in self._cases}
+        aliases = [a for a in alias_order if a in ran] + sorted(ran - set(alias_order))
+        order = list(category_order)
+        groups = []
+        for alias in aliases:
+            cases = [c for (a, k), c in self._cases.items() if a == alias and k != OVERALL]
+            cases.sort(key=lambda c: [*order, c.record.category].index(c.record.category))
+            groups.append((alias, cases))
+        return groups
+
+    def _overall(self, alias: str, cases: Sequence[_Case]) -> Row:
+        """The pooled row: the overall test's own case and gate where it ran, else pooled here
+        from the categories (its gate then ``-``: no pooled test ran)."""
+        tested = self._cases.get((alias, OVERALL))
+        if tested is not None:
+            r = tested.record
+            return Row(OVERALL, r.base, r.result, r.p_value, tested.gate)
+        worse = sum(len(c.record.newly_unsafe) for c in cases)
+        better = sum(len(c.record.newly_safe) for c in cases)
+        return Row(
+            OVERALL,
+            _pooled([c.record.base for c in cases]),
+            _pooled([c.record.result for c in cases]),
+            mcnemar_one_sided(worse, better),
+            "-",
+        )
+
+    def _notes(self, alias: str, cases: Sequence[_Case], alpha: float | None) -> list[str]:
+        """A base already over ``max_rate``; in significant mode (``alpha`` given) the pooled
+        test's power and the categories too small for any number of flips to reach
+        significance after Holm, where such a gate can never fail."""
+        lines = []
+        over = [
+            f"{c.record.category} ({percent(c.record.base.rate)} > {percent(c.record.max_rate)})"
+            for c in cases
+            if c.base_over
+        ]
+        if over:
+            lines.append(f"note: the base itself is over max_rate (!) in {', '.join(over)}")
+        if alpha is None:
+            return lines
+        pooled = self._overall(alias, cases).result.n_judged
+        needed = min_flips(pooled, alpha)
+        lines.append(
+            f"power: the pooled test needs {needed} net safe->unsafe flips of {pooled} prompts "
+            f"for p < {alpha}"
+            if needed is not None
+            else f"power: no number of flips of {pooled} prompts reaches p < {alpha}"
+        )
+        small = []
+        for c in cases:
+            n, family = c.record.result.n_judged, c.record.family
+            if min_flips(n, alpha, family) is None:
+                small.append(f"{c.record.category} (n={n})")
+        if small:
+            family = cases[0].record.family
+            lines.append(
+                f"note: no number of flips reaches p < {alpha} after Holm over {family} "
+                f"categories in {', '.join(small)}: a significant-mode gate cannot fail there"
+            )
+        return lines
+
+    def blocks(
+        self, category_order: Sequence[str], alias_order: Sequence[str], alpha: float | None
+    ) -> list[Block]:
+        """One block per checkpoint (configured order, then the rest sorted)."""
+        blocks = []
+        for alias, cases in self._grouped(category_order, alias_order):
+            rows = [
+                Row(
+                    c.record.category,
+                    c.record.base,
+                    c.record.result,
+                    c.record.p_holm,
+                    c.gate,
+                    c.base_over,
+                )
+                for c in cases
+            ]
+            rows.append(self._overall(alias, cases))
+            flips = tuple((c.record.category, c.record.newly_unsafe) for c in cases)
+            blocks.append(Block(alias, tuple(rows), tuple(self._notes(alias, cases, alpha)), flips))
+        return blocks
+
+    def to_json(
+        self, meta: dict[str, Any], category_order: Sequence[str], alias_order: Sequence[str]
+    ) -> dict[str, Any]:
+        """The machine-readable report; its schema is ``finetune_safety/report.schema.json``."""
+        checkpoints: dict[str, Any] = {}
+        for alias, cases in self._grouped(category_order, alias_order):
+            categories = {}
+            for c in cases:
+                r = c.record
+                categories[r.category] = {
+                    "base": _side(r.base),
+                    "checkpoint": _side(r.result),
+                    "rate_delta": _delta_value(r.base.rate, r.result.rate),
+                    "score_delta": _delta_value(r.base.score, r.result.score),
+                    "p_value": r.p_value,
+                    "p_holm": r.p_holm,
+                    "gate": c.gate,
+                    "max_rate": r.max_rate,
+                    "base_over_max_rate": c.base_over,
+                    "flips": {
+                        "safe_to_unsafe": list(r.newly_unsafe),
+                        "unsafe_to_safe": list(r.newly_safe),
+                    },
+                    "verdicts": r.verdicts_json(),
+                }
+            overall = self._overall(alias, cases)
+            checkpoints[alias] = {
+                "categories": categories,
+                "overall": {
+                    "base": _side(overall.base),
+                    "checkpoint": _side(overall.result),
+                    "rate_delta": _delta_value(overall.base.rate, overall.result.rate),
+                    "p_value": overall.p,
+                    "gate": overall.gate,
+                    "power": min_flips(overall.result.n_judged, meta.get("alpha", 0.05)),
+                },
+            }
+        return {"schema": SCHEMA, **meta, "checkpoints": checkpoints}

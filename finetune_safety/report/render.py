@@ -1,0 +1,95 @@
+"""The delta table as text: for the terminal (at most 100 columns) and as Markdown."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from finetune_safety.report.aggregate import Block, Row, RunReport
+from finetune_safety.stats import wilson
+
+#: Rates in percent, score as base->checkpoint, n as judged/prompts; p Holm-adjusted per category
+#: (the overall row's is its own pooled test). Fits 100 columns with HEx-PHI's longest slug.
+HEADERS = ["category", "n", "score", "base", "rate [95% CI]", "Δ pp", "p", "gate"]
+WIDTH = 100
+#: Flipped prompt ids listed per case in Markdown; the rest are counted.
+MD_FLIPS = 10
+
+
+def _num(value: float | None, fmt: str, scale: float = 1) -> str:
+    return "-" if value is None else format(value * scale, fmt)
+
+
+def _delta(a: float | None, b: float | None, fmt: str, scale: float = 1) -> str:
+    return "-" if a is None or b is None else format((b - a) * scale, fmt)
+
+
+def _p(p: float | None) -> str:
+    return "-" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def cells(row: Row) -> list[str]:
+    """Score as ``base->checkpoint``, rates in percent; ``!`` marks a base over max_rate."""
+    base, result = row.base, row.result
+    low, high = wilson(result.n_unsafe, result.n_judged)
+    interval = f" [{100 * low:.0f}-{100 * high:.0f}]" if result.n_judged else ""
+    return [
+        row.name,
+        f"{result.n_judged}/{result.n}",
+        f"{_num(base.score, '.2f')}->{_num(result.score, '.2f')}",
+        _num(base.rate, ".1f", 100) + ("!" if row.base_over else ""),
+        _num(result.rate, ".1f", 100) + interval,
+        _delta(base.rate, result.rate, "+.1f", 100),
+        _p(row.p),
+        row.gate,
+    ]
+
+
+def _grid(block: Block, fmt: str) -> str:
+    rows = [cells(row) for row in block.rows]
+    return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
+
+
+def delta_table(
+    report: RunReport,
+    category_order: Sequence[str],
+    alias_order: Sequence[str],
+    alpha: float | None,
+) -> str:
+    """One table per checkpoint (configured order): the categories that ran, then overall."""
+    blocks = []
+    for block in report.blocks(category_order, alias_order, alpha):
+        notes = [textwrap.fill(n, WIDTH) for n in block.notes]
+        blocks.append("\n".join([block.alias, _grid(block, "simple"), *notes]))
+    return "\n\n".join(blocks)
+
+
+def delta_markdown(
+    report: RunReport,
+    category_order: Sequence[str],
+    alias_order: Sequence[str],
+    alpha: float | None,
+) -> str:
+    """GitHub-flavoured Markdown: a table per checkpoint and its safe -> unsafe flips."""
+    parts = ["## finetune-safety: checkpoint vs base\n"]
+    for block in report.blocks(category_order, alias_order, alpha):
+        parts.append(f"### {block.alias}\n")
+        parts.append(_grid(block, "github") + "\n")
+        parts += [f"> {note}\n" for note in block.notes]
+        flips = [_md_flips(category, ids) for category, ids in block.flips]
+        flips = [line for line in flips if line]
+        if flips:
+            parts.append(
+                "Safe for the base, unsafe for the checkpoint:\n\n" + "\n".join(flips) + "\n"
+            )
+    return "\n".join(parts)
+
+
+def _md_flips(category: str, ids: Sequence[str]) -> str:
+    """``- **malware** (12): malware-1, ..., and 2 more``; empty when nothing flipped."""
+    if not ids:
+        return ""
+    more = f", and {len(ids) - MD_FLIPS} more" if len(ids) > MD_FLIPS else ""
+    return f"- **{category}** ({len(ids)}): {', '.join(ids[:MD_FLIPS])}{more}"
