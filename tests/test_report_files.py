@@ -133,7 +133,7 @@ def test_write_all_files(tmp_path: Path) -> None:
         "toy-benign": {"spec": "toy-benign", "fingerprints": ["fp-toy-benign"]},
     }
     assert data["libraries"]["pytest"] == pytest.__version__
-    assert data["dtype"] is None  # no dtype setting in this config: each model's default
+    assert data["dtype"] == "auto"  # the setting; each generation key holds the resolved one
     assert data["created"].endswith("+00:00")
     assert harmful["categories"]["malware"]["max_rate"] == 0.2
     assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"

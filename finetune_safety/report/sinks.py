@@ -160,7 +160,7 @@ class ReportFiles:
             "libraries": library_versions(),
             # Precision of the answers: the configured ``dtype`` where the config has one,
             # else null (each model's default: float32 on CPU).
-            "dtype": getattr(config, "dtype", None),
+            "dtype": config.dtype,
         }
         data = report.to_json(meta, categories, aliases)
         if self.json:
