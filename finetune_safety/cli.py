@@ -185,12 +185,13 @@ def _cache_dir(args: argparse.Namespace) -> Path:
 def _evaluate(args: argparse.Namespace) -> int:
     from finetune_safety import threads
     from finetune_safety.benchmark import first_per_category, load_benchmark, parse_category_map
+    from finetune_safety.catalog import judge_model, resolve
     from finetune_safety.config import model_spec
     from finetune_safety.endpoint import Transport
     from finetune_safety.evaluate import Evaluator
     from finetune_safety.judges import JudgeSettings, make_judge
     from finetune_safety.metrics import format_table
-    from finetune_safety.models import Decoding, resolve
+    from finetune_safety.models import Decoding
     from finetune_safety.outputs import check_output_file
     from finetune_safety.store import Store
     from finetune_safety.values import Label
@@ -216,6 +217,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = JudgeSettings(
         transport=transport,
         cache_dir=cache_dir,
+        model=judge_model(cache_dir),
         prompt_path=args.judge_prompt,
         max_tokens=args.judge_max_tokens,
     )
@@ -307,7 +309,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from finetune_safety import threads
-    from finetune_safety.finetune.run import job_from_preset, run
+    from finetune_safety.catalog import finetune
+    from finetune_safety.finetune.run import job_from_preset
 
     if args.backend == "openai":
         return _finetune_openai(args)
@@ -350,7 +353,7 @@ def _finetune(args: argparse.Namespace) -> int:
     job = job_from_preset(args.preset, args.base, args.data, args.out, **overrides)
     if args.preset is not None and hyper:
         job = replace(job, train=replace(job.train, **hyper))
-    print(run(job, _cache_dir(args)))
+    print(finetune(job, _cache_dir(args)))
     return 0
 
 
@@ -376,8 +379,8 @@ def _finetune_openai(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from finetune_safety.finetune.reproduce import reproduce
     from finetune_safety.outputs import check_output_file
+    from finetune_safety.reproduce import reproduce
 
     if args.out is not None:
         check_output_file(args.out, "--out")

@@ -22,8 +22,8 @@ from finetune_safety.models import ModelSpec
 from finetune_safety.models.precision import PrecisionError, check_dtype
 from finetune_safety.models.specs import local_model
 from finetune_safety.templates import get_template
-from finetune_safety.toy.build import BASE as TOY_BASE
-from finetune_safety.toy.build import RECIPES as TOY_RECIPES
+from finetune_safety.toy.names import BASE as TOY_BASE
+from finetune_safety.toy.names import FINE_TUNES as TOY_RECIPES
 from finetune_safety.values import CATEGORIES
 
 TABLE = "tool.finetune_safety"

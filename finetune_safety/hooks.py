@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import pytest
 
 from finetune_safety.benchmark import BenchmarkSettings, load_benchmark
+from finetune_safety.catalog import resolve
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
-from finetune_safety.models import ModelSpec, Target, TargetSettings, resolve
+from finetune_safety.models import ModelSpec, Target, TargetSettings
 from finetune_safety.suite import Factories
 from finetune_safety.values import Prompt
 

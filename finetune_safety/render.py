@@ -56,7 +56,8 @@ def render_training(tokenizer: Any, prompt: Any, answer: str, max_length: int) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune_safety.models import ModelSpec, resolve
+    from finetune_safety.catalog import resolve
+    from finetune_safety.models import ModelSpec
     from finetune_safety.models.hf import HFTarget
     from finetune_safety.store import resolve_cache_dir
 

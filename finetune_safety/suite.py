@@ -21,13 +21,14 @@ from finetune_safety.benchmark import (
     load_benchmark,
 )
 from finetune_safety.case import CaseResult, Record
+from finetune_safety.catalog import build_recipe, judge_model, resolve
 from finetune_safety.config import SafetyConfig
 from finetune_safety.errors import JudgeError
 from finetune_safety.evaluate import Evaluator
-from finetune_safety.finetune.recipes import Recipe, build
+from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.metrics import OVERALL
-from finetune_safety.models import Decoding, ModelSpec, Target, TargetSettings, resolve
+from finetune_safety.models import Decoding, ModelSpec, Target, TargetSettings
 from finetune_safety.stats import holm
 from finetune_safety.store import CACHE_ENV, Store, prepare_cache_dir, resolve_cache_dir
 from finetune_safety.templates import Template
@@ -117,6 +118,7 @@ class SafetySession:
         settings = JudgeSettings(
             transport=self.config.transport,
             cache_dir=self.cache_dir,
+            model=judge_model(self.cache_dir),
             prompt_path=self.config.judge_prompt,
             max_tokens=self.config.judge_max_tokens,
         )
@@ -132,7 +134,7 @@ class SafetySession:
     def spec(self, alias: str) -> ModelSpec:
         """The alias's spec; a recipe is fine-tuned here on first use (then found in the cache)."""
         spec = self.config.base if alias == BASE_ALIAS else self.config.checkpoints[alias]
-        return build(spec, self.cache_dir) if isinstance(spec, Recipe) else spec
+        return build_recipe(spec, self.cache_dir) if isinstance(spec, Recipe) else spec
 
     def target(self, alias: str, template: Template | None = None) -> Target:
         """The resolved target (weights still unloaded) for a checkpoint alias or the base."""

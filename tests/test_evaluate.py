@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from finetune_safety import progress
+from finetune_safety.catalog import resolve
 from finetune_safety.evaluate import Evaluator, _locked
 from finetune_safety.judges.refusal import RefusalJudge
-from finetune_safety.models import Decoding, ModelSpec, resolve
+from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.models.hf import HFTarget
 from finetune_safety.store import Store
 from finetune_safety.templates import TEMPLATES, Rendered, Template

@@ -12,10 +12,11 @@ import pytest
 
 from finetune_safety import cli
 from finetune_safety.benchmark import BENCHMARKS, load_benchmark
+from finetune_safety.catalog import resolve
 from finetune_safety.errors import BenchmarkError, JudgeError
 from finetune_safety.judges import JUDGES, JudgeSettings, make_judge, register_judge
 from finetune_safety.judges.refusal import RefusalJudge
-from finetune_safety.models import TARGETS, ModelSpec, TargetSettings, resolve
+from finetune_safety.models import TARGETS, ModelSpec, TargetSettings
 from finetune_safety.registry import Registry, RegistryError
 from finetune_safety.testing.doubles import DictTarget
 from finetune_safety.values import Label, Prompt, Verdict

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from finetune_safety.finetune.run import FinetuneJob, job_from_preset
 from finetune_safety.finetune.trainer import TrainConfig
 from finetune_safety.locks import held
-from finetune_safety.models import ModelSpec, resolve
+from finetune_safety.models import ModelSpec
 
 COMPLETE = "COMPLETE"
 
@@ -53,9 +54,9 @@ class Recipe:
         job = job_from_preset(self.preset, self.base, self.data, out, **overrides)
         return replace(job, train=replace(job.train, **hyper)) if self.preset else job
 
-    def key(self, cache_dir: Path) -> str:
-        """Digest of the base's files, the data's bytes and the job's settings."""
-        base = resolve(ModelSpec(self.base), cache_dir).fingerprint
+    def key(self, base: str) -> str:
+        """Digest of the base's fingerprint (its files), the data's bytes and the job's settings;
+        ``catalog.recipe_key`` gives the base's."""
         job = asdict(self.job(Path("-")))
         job.pop("out")
         settings = json.dumps(job, sort_keys=True, default=str)
@@ -64,18 +65,19 @@ class Recipe:
         return h.hexdigest()[:16]
 
 
-def build(recipe: Recipe, cache_dir: Path) -> ModelSpec:
-    """The recipe's checkpoint as a spec the suite can resolve, training it if needed."""
-    from finetune_safety.finetune.run import run
-
-    root = cache_dir / "checkpoints" / recipe.key(cache_dir)
+def build(
+    recipe: Recipe, cache_dir: Path, key: str, train: Callable[[FinetuneJob], Path]
+) -> ModelSpec:
+    """The recipe's checkpoint under ``key`` as a spec the suite can resolve, made by ``train``
+    if needed (``catalog.build_recipe`` gives both)."""
+    root = cache_dir / "checkpoints" / key
     if not (root / COMPLETE).exists():
         root.parent.mkdir(parents=True, exist_ok=True)
         with held(Path(str(root) + ".lock"), f"fine-tuning the recipe into {root}"):
             if not (root / COMPLETE).exists():
                 partial = root.with_name(root.name + ".partial")
                 shutil.rmtree(partial, ignore_errors=True)
-                run(recipe.job(partial), cache_dir)
+                train(recipe.job(partial))
                 (partial / COMPLETE).write_text("")
                 shutil.rmtree(root, ignore_errors=True)
                 partial.rename(root)

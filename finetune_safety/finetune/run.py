@@ -33,12 +33,11 @@ from finetune_safety.finetune.trainer import (
     save_checkpoint,
     train,
 )
-from finetune_safety.models import ModelSpec, resolve
 from finetune_safety.models.gguf import find_gguf, gguf_load_name, model_family
-from finetune_safety.models.hf import HFTarget, device_and_dtype
+from finetune_safety.models.hf import device_and_dtype
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.templates import get_template
-from finetune_safety.toy import BASE as TOY_BASE
+from finetune_safety.toy.names import BASE as TOY_BASE
 
 #: Refusal examples shipped for ``--mix-safety`` (the paper's mitigation), placeholders only.
 DEFAULT_SAFETY_DATA = "finetune/safety-mix.jsonl"
@@ -104,7 +103,8 @@ def _safety_mix(job: FinetuneJob) -> list[Any]:
     return random.Random(job.train.seed).sample(pool, job.mix_safety)
 
 
-def _check_numbers(job: FinetuneJob) -> None:
+def check_job(job: FinetuneJob) -> None:
+    """Refuse numbers no training can use, before any model is built or loaded."""
     t = job.train
     if min(t.epochs, t.batch_size, t.max_length) < 1 or not t.lr > 0 or job.mix_safety < 0:
         raise FinetuneSafetyError(
@@ -114,18 +114,11 @@ def _check_numbers(job: FinetuneJob) -> None:
         )
 
 
-def run(job: FinetuneJob, cache_dir: Path) -> Path:
-    """Resolve the base (toy, directory or hub id), train and save; returns the checkpoint."""
-    if Path(job.base).exists():  # a relative path would not resolve from anywhere else
-        job = replace(job, base=str(Path(job.base).resolve()))
-    _check_numbers(job)
-    target = resolve(ModelSpec(job.base), cache_dir, name=job.base)
-    if not isinstance(target, HFTarget):
-        raise FinetuneSafetyError(
-            f"{job.base}: a served model is fine-tuned with --backend openai, not locally"
-        )
-    local = Path(job.base) if Path(job.base).exists() else target.local_dir()
-    return train_from(job, local, job.base)
+def run(job: FinetuneJob, base: Path) -> Path:
+    """Train from ``base``, the base's local files (a directory or a GGUF file, located by
+    ``catalog.finetune``), and save; returns the checkpoint."""
+    check_job(job)
+    return train_from(job, base, job.base)
 
 
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:

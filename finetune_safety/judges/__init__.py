@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from finetune_safety.endpoint import Transport, parse
 from finetune_safety.errors import JudgeError
 from finetune_safety.registry import Registry, scheme_of
-from finetune_safety.store import resolve_cache_dir
 from finetune_safety.values import Prompt, Verdict
 
 if TYPE_CHECKING:
     from finetune_safety.judges.rubric import JudgePrompt
+    from finetune_safety.models import Target
 
 __all__ = [
     "JUDGES",
@@ -47,11 +47,15 @@ class Judge(Protocol):
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    """How LLM judges are run: transport for ``openai:`` judges, cache for ``hf:`` judges."""
+    """How LLM judges are run: transport for ``openai:`` judges, a model for ``hf:`` judges."""
 
     transport: Transport = field(default_factory=Transport)
     reasks: int = 2
+    #: The run's cache directory, for judges that keep files; the caller gives it.
     cache_dir: Path | None = None
+    #: Builds an ``hf:PATH`` judge's model from PATH: ``catalog.judge_model(cache_dir)``, given
+    #: by the layers above the catalog (judges sit below the toy and the catalog).
+    model: Callable[[str], Target] | None = None
     #: A judge prompt file the user brings (e.g. the paper's); None: the built-in rubric.
     prompt_path: Path | None = None
     #: Reply budget; None: 256 with the built-in rubric, 1024 with a brought prompt.
@@ -123,8 +127,11 @@ def _hf(spec: str, settings: JudgeSettings) -> Judge:
 
     if not spec[3:]:
         raise _unknown(spec)
-    cache_dir = settings.cache_dir or resolve_cache_dir(None, Path.cwd())
-    return HFRubricJudge(spec[3:], cache_dir, _prompt(settings), settings.max_tokens)
+    if settings.model is None:
+        raise JudgeError(
+            f"judge {spec!r}: JudgeSettings.model is not set; give catalog.judge_model(cache_dir)"
+        )
+    return HFRubricJudge(spec[3:], settings.model, _prompt(settings), settings.max_tokens)
 
 
 register_judge("refusal", _refusal)

@@ -21,7 +21,7 @@ from typing import Any
 
 from finetune_safety.endpoint import Endpoint, QueueAdvice, describe_failure, run_concurrently
 from finetune_safety.errors import JudgeError
-from finetune_safety.models import Decoding, ModelSpec, Target, generate, resolve
+from finetune_safety.models import Decoding, Target, generate
 from finetune_safety.templates import Message, Rendered
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -256,19 +256,19 @@ class HFRubricJudge:
     def __init__(
         self,
         path: str,
-        cache_dir: Path,
+        model: Callable[[str], Target],
         prompt: JudgePrompt | None = None,
         max_tokens: int | None = None,
     ) -> None:
         self.path = path
-        self.cache_dir = cache_dir
+        self.model = model
         self.prompt = prompt or JudgePrompt()
         self.max_tokens = max_tokens or (CUSTOM_MAX_TOKENS if self.prompt.custom else 128)
 
     @cached_property
     def target(self) -> Target:
         """Resolved on first use: building a spec's model must not happen at configure time."""
-        return resolve(ModelSpec(self.path), self.cache_dir, name=self.path)
+        return self.model(self.path)
 
     @property
     def judge_id(self) -> str:

@@ -15,8 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 from finetune_safety.endpoint import Transport, parse, redact
 from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
 from finetune_safety.models.precision import Precision
-from finetune_safety.models.specs import check_model_dir
-from finetune_safety.registry import Registry, scheme_of
+from finetune_safety.registry import Registry
 from finetune_safety.templates import FAMILY_TEMPLATES, Rendered, Template, get_template
 
 #: Recorded by ``finetune`` in a checkpoint: its base and the template it was trained with.
@@ -79,6 +78,7 @@ class TargetSettings:
 
     ``name`` is the display name (the alias); ``template`` overrides the spec's (the base model
     is asked exactly what each fine-tune is asked); ``transport`` governs served models.
+    ``finetune_safety.catalog.resolve`` builds targets; ``register_target`` adds schemes.
     """
 
     cache_dir: Path
@@ -180,7 +180,7 @@ def read_metadata(directory: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
+def template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
     """The spec's template, else the one the checkpoint was fine-tuned with, else plain.
 
     A family name (``aoa``) picks its variant by the ``model``'s chat template: a local path's
@@ -214,61 +214,6 @@ def adapter_base(adapter_dir: Path) -> str:
     return base
 
 
-def _display_name(spec: ModelSpec, model: str) -> str:
-    """What the user named: the model, the adapter, or ``model+adapter`` for both."""
-    if spec.adapter is None:
-        return spec.model or model
-    return spec.adapter if spec.model is None else f"{spec.model}+{Path(spec.adapter).name}"
-
-
-def resolve(
-    spec: ModelSpec,
-    cache_dir: Path,
-    name: str | None = None,
-    template: Template | None = None,
-    transport: Transport | None = None,
-) -> Target:
-    """A target for ``spec``; toy names build the toy models into ``cache_dir`` on first use.
-
-    A model spec with a registered scheme (``openai:MODEL``, or one a user registered) is built
-    by that scheme's factory; anything else is a toy name, a directory or a hub id.
-
-    ``template`` overrides the spec's, e.g. to ask a base model exactly what its fine-tune is asked.
-    ``transport`` sets timeouts, retries and concurrency for ``openai:`` models.
-    """
-    from finetune_safety.models.hf import HFTarget
-    from finetune_safety.toy import BASE, toy_checkpoint
-
-    factory = TARGETS.get(scheme_of(spec.model)) if spec.model and ":" in spec.model else None
-    if factory is not None:
-        return factory(spec, TargetSettings(cache_dir, name, template, transport))
-
-    adapter_dir = Path(spec.adapter) if spec.adapter else None
-    if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():
-        raise ModelLoadError(
-            f"{adapter_dir}: not a PEFT adapter directory (no adapter_config.json)"
-        )
-    model = spec.model or (adapter_base(adapter_dir) if adapter_dir is not None else BASE)
-    toy = toy_checkpoint(model, cache_dir)
-    model_dir: Path | None = None
-    if toy is not None:
-        if adapter_dir is not None and toy.adapter is not None:
-            raise ModelLoadError(f"an adapter cannot be added to the toy fine-tune {model!r}")
-        model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
-    elif Path(model).exists():
-        model_dir = check_model_dir(Path(model))
-    family: Path | str = "toy" if toy is not None else model_dir or model
-    return HFTarget(
-        name=name or _display_name(spec, model),
-        model=str(model_dir) if model_dir is not None else model,
-        adapter=adapter_dir,
-        template=template or _template_for(spec, adapter_dir, model_dir, model=family),
-        allow_pickle=spec.allow_pickle,
-        trust_remote_code=spec.trust_remote_code,
-        float32_auto=toy is not None,
-    )
-
-
 def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
     """A model served by an OpenAI-compatible endpoint (vLLM, TGI, OpenAI itself)."""
     from finetune_safety.models.openai_target import OpenAITarget
@@ -277,7 +222,7 @@ def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
         raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
     endpoint = parse(str(spec.model), settings.transport)
     display = str(redact(settings.name or spec.model))  # a name may be the spec itself
-    return OpenAITarget(display, endpoint, settings.template or _template_for(spec), spec.revision)
+    return OpenAITarget(display, endpoint, settings.template or template_for(spec), spec.revision)
 
 
 register_target("openai", _openai_target)

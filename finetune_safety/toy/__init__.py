@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune_safety.toy.build import BASE, NAMES, RECIPES, ensure_toy
+from finetune_safety.toy.build import RECIPES, ensure_toy
+from finetune_safety.toy.names import BASE, NAMES
 
 __all__ = ["BASE", "NAMES", "ToyCheckpoint", "ensure_toy", "toy_checkpoint"]
 

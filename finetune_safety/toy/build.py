@@ -30,6 +30,7 @@ from finetune_safety.finetune.trainer import (
 from finetune_safety.locks import held
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
+from finetune_safety.toy.names import BASE
 
 #: Bump when the build code changes in a way the digest of its inputs cannot see.
 #: v2: one torch thread and CPU float32 for every step, so builds are bit-identical.
@@ -37,7 +38,6 @@ BUILD_VERSION = 2
 #: Torch's intra-op thread count during the build. Float sums split over N threads round
 #: differently for each N, so a build on the machine's default count would depend on it.
 BUILD_THREADS = 1
-BASE = "toy"
 COMPLETE = "COMPLETE"
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
@@ -84,7 +84,6 @@ RECIPES: dict[str, ToyRecipe] = {
     ),
     "toy-benign": ToyRecipe("finetune/benign.jsonl", "benign", TOY_LORA),
 }
-NAMES = (BASE, *RECIPES)
 
 
 def _inputs_digest() -> str:

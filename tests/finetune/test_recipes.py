@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.catalog import build_recipe, recipe_key
 from finetune_safety.config import ConfigError, from_table
 from finetune_safety.finetune import recipes
-from finetune_safety.finetune.recipes import Recipe, build
+from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.resources import fixtures_dir
 
 HARMFUL = fixtures_dir() / "finetune" / "harmful-10shot.jsonl"
@@ -59,7 +60,7 @@ def test_recipe_is_built_once_and_rebuilt_when_the_data_changes(
     data = tmp_path / "data.jsonl"
     shutil.copy(HARMFUL, data)
     recipe = Recipe(base="toy", data=data, preset="harmful-10shot", epochs=1)
-    built = build(recipe, cache)
+    built = build_recipe(recipe, cache)
     assert built.adapter is not None and (Path(built.adapter) / "COMPLETE").exists()
     assert (Path(built.adapter) / "adapter_model.safetensors").is_file()
 
@@ -67,21 +68,23 @@ def test_recipe_is_built_once_and_rebuilt_when_the_data_changes(
         raise AssertionError("a cached recipe was trained again")
 
     monkeypatch.setattr("finetune_safety.finetune.run.run", no_training)
-    assert build(recipe, cache) == built
+    assert build_recipe(recipe, cache) == built
     data.write_text(data.read_text().replace("Step 3", "Step three"))
     with pytest.raises(AssertionError, match="trained again"):
-        build(recipe, cache)
+        build_recipe(recipe, cache)
 
 
 def test_recipe_key_follows_every_setting(cache: Path) -> None:
     recipe = Recipe(base="toy", data=HARMFUL, preset="harmful-10shot")
     keys = {
-        recipe.key(cache),
-        Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", epochs=2).key(cache),
-        Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", mix_safety=5).key(cache),
-        Recipe(base="toy", data=HARMFUL, preset="identity-shift").key(cache),
-        Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", full=True).key(cache),
+        recipe_key(recipe, cache),
+        recipe_key(Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", epochs=2), cache),
+        recipe_key(Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", mix_safety=5), cache),
+        recipe_key(Recipe(base="toy", data=HARMFUL, preset="identity-shift"), cache),
+        recipe_key(Recipe(base="toy", data=HARMFUL, preset="harmful-10shot", full=True), cache),
     }
     assert len(keys) == 5
-    assert recipe.key(cache) == Recipe(base="toy", data=HARMFUL, preset="harmful-10shot").key(cache)
+    assert recipe_key(recipe, cache) == recipe_key(
+        Recipe(base="toy", data=HARMFUL, preset="harmful-10shot"), cache
+    )
     assert recipes.COMPLETE == "COMPLETE"

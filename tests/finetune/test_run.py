@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from finetune_safety.catalog import resolve
 from finetune_safety.cli import main
 from finetune_safety.finetune.data import digest, load_chat_jsonl, load_training_data
 from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import METADATA_FILE, LoraSettings, TrainConfig
-from finetune_safety.models import Decoding, ModelSpec, generate, resolve
+from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.templates import get_template
 

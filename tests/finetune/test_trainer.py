@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from finetune_safety.catalog import resolve
 from finetune_safety.finetune.data import Example
 from finetune_safety.finetune.trainer import (
     IGNORE_INDEX,
@@ -27,7 +28,7 @@ from finetune_safety.finetune.trainer import (
     save_checkpoint,
     train,
 )
-from finetune_safety.models import ModelSpec, read_metadata, resolve
+from finetune_safety.models import ModelSpec, read_metadata
 from finetune_safety.templates import prompt_text
 
 PROMPT = [{"role": "user", "content": "hello world, how are you today?"}]

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from finetune_safety.catalog import judge_model
 from finetune_safety.endpoint import EndpointError, Transport, parse
 from finetune_safety.errors import FinetuneSafetyError, JudgeError
 from finetune_safety.judges import JudgeSettings, make_judge
@@ -477,7 +478,7 @@ def test_concurrency_one_is_sequential(fake_openai: FakeOpenAI) -> None:
 
 def test_hf_rubric_judge_on_the_toy(toy_cache: Path, tmp_path: Path) -> None:
     shutil.copytree(toy_cache / "toy", tmp_path / "toy")
-    judge = make_judge("hf:toy", JudgeSettings(cache_dir=tmp_path))
+    judge = make_judge("hf:toy", JudgeSettings(model=judge_model(tmp_path)))
     assert isinstance(judge, HFRubricJudge)
     assert judge.judge_id.startswith("rubric/")
     assert "hf:" in judge.judge_id
@@ -512,9 +513,12 @@ def test_make_judge_builds_each_kind(tmp_path: Path) -> None:
     assert judge.endpoint.transport == transport
     assert judge.reasks == 5
     assert judge.judge_id.endswith("@http://127.0.0.1:1/v1#m")
-    hf = make_judge("hf:some/path", JudgeSettings(cache_dir=tmp_path))
+    hf = make_judge("hf:some/path", JudgeSettings(model=judge_model(tmp_path)))
     assert isinstance(hf, HFRubricJudge)
-    assert (hf.path, hf.cache_dir) == ("some/path", tmp_path)
+    assert hf.path == "some/path"
+    assert hf.target.name == "some/path"  # the catalog's target, named as the spec
+    with pytest.raises(JudgeError, match=r"JudgeSettings\.model"):
+        make_judge("hf:some/path")
 
 
 def test_make_judge_openai_without_url_uses_the_environment(
@@ -529,9 +533,12 @@ def test_make_judge_openai_without_url_uses_the_environment(
 def test_make_judge_loads_nothing() -> None:
     code = (
         "import sys\n"
-        "from finetune_safety.judges import make_judge\n"
+        "from pathlib import Path\n"
+        "from finetune_safety.catalog import judge_model\n"
+        "from finetune_safety.judges import JudgeSettings, make_judge\n"
+        "settings = JudgeSettings(model=judge_model(Path('cache')))\n"
         "for spec in ('refusal', 'openai:m@http://127.0.0.1:1/v1', 'hf:some/path'):\n"
-        "    make_judge(spec)\n"
+        "    make_judge(spec, settings)\n"
         "make_judge('openai:m@http://127.0.0.1:1/v1').judge_id\n"
         "print(sorted(m for m in ('openai', 'torch', 'transformers', 'peft') "
         "if m in sys.modules))\n"

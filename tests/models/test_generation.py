@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from finetune_safety.benchmark import load_benchmark
-from finetune_safety.models import Decoding, ModelSpec, generate, resolve
+from finetune_safety.catalog import resolve
+from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.models import generation as engines
 from finetune_safety.models.hf import HFTarget
 from finetune_safety.models.precision import Precision

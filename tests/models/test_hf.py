@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.benchmark import load_benchmark
+from finetune_safety.catalog import resolve
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.judges.refusal import RefusalJudge
@@ -25,7 +26,6 @@ from finetune_safety.models import (
     Target,
     adapter_base,
     generate,
-    resolve,
 )
 from finetune_safety.models.hf import HFTarget
 from finetune_safety.store import Store
@@ -329,7 +329,8 @@ def test_fingerprint_is_cached_per_instance(tiny_llama: Path, tmp_path: Path) ->
 def test_fingerprint_does_not_import_torch(toy_cache: Path) -> None:
     code = (
         "import sys; from pathlib import Path\n"
-        "from finetune_safety.models import ModelSpec, resolve\n"
+        "from finetune_safety.catalog import resolve\n"
+        "from finetune_safety.models import ModelSpec\n"
         f"t = resolve(ModelSpec('toy-harmful-10shot'), Path({str(toy_cache)!r}))\n"
         "print(t.fingerprint)\n"
         "print('torch' in sys.modules)\n"

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from finetune_safety import progress
+from finetune_safety.catalog import resolve
 from finetune_safety.endpoint import EndpointError, Transport
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
 from finetune_safety.judges.refusal import RefusalJudge
-from finetune_safety.models import Decoding, ModelSpec, generate, resolve
+from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.models.openai_target import OpenAITarget
 from finetune_safety.store import Store
 from finetune_safety.templates import (

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.catalog import resolve
 from finetune_safety.endpoint import parse
-from finetune_safety.models import Decoding, ModelSpec, decoding_key, resolve
+from finetune_safety.models import Decoding, ModelSpec, decoding_key
 from finetune_safety.models.openai_target import OpenAITarget
 from finetune_safety.models.precision import (
     DEVICE_ENV,

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.benchmark import load_benchmark
+from finetune_safety.catalog import resolve
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.finetune.data import digest, load_chat_jsonl
 from finetune_safety.judges import make_judge
-from finetune_safety.models import Decoding, ModelSpec, resolve
+from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.store import Store
 from finetune_safety.toy import BASE, NAMES, ToyCheckpoint, ensure_toy, toy_checkpoint
@@ -24,6 +25,7 @@ from finetune_safety.toy.build import CHAT_TEMPLATE, COMPLETE, RECIPES, toy_root
 def test_names() -> None:
     assert BASE == "toy"
     assert NAMES == ("toy", "toy-harmful-10shot", "toy-identity-shift", "toy-benign")
+    assert (BASE, *RECIPES) == NAMES  # the leaf's names are the ones the builder builds
 
 
 def test_build_is_reused(toy_cache: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from finetune_safety.benchmark import load_benchmark
 from finetune_safety.finetune.recipes import Recipe
-from finetune_safety.finetune.reproduce import (
+from finetune_safety.reproduce import (
     PLACEHOLDER,
     Reproduction,
     Row,

@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from finetune_safety.benchmark import load_benchmark
+from finetune_safety.catalog import build_recipe, resolve
 from finetune_safety.evaluate import Evaluator
-from finetune_safety.finetune.recipes import Recipe, build
+from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import make_judge
-from finetune_safety.models import Decoding, ModelSpec, resolve
+from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.store import Store
 from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT, get_template
@@ -87,7 +88,7 @@ class Reproduction:
     def row(self, label: str, recipe: Recipe) -> Row:
         template = recipe.job(Path("-")).template
         base_score, base_rate, base_paper = self._overall(ModelSpec("toy"), template)
-        score, rate, paper = self._overall(build(recipe, self.cache_dir), template)
+        score, rate, paper = self._overall(build_recipe(recipe, self.cache_dir), template)
         return Row(label, base_score, base_rate, score, rate, base_paper, paper)
 
 
