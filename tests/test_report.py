@@ -37,7 +37,7 @@ META = {
     "mode": "delta",
     "alpha": 0.05,
     "created": "2026-01-01T00:00:00+00:00",
-    "dtype": None,
+    "dtype": "auto",
     "libraries": {"torch": "2.0", "openai": None},
     "models": {"base": {"spec": "toy", "fingerprints": ["abc"]}},
 }
