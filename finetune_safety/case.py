@@ -23,8 +23,28 @@ class Record:
     verdict: Verdict
 
 
+class Deltas:
+    """Checkpoint minus base, for a case and for its record alike (None where a side has no
+    judged prompt)."""
+
+    base: CategoryResult
+    result: CategoryResult
+
+    @property
+    def rate_delta(self) -> float | None:
+        if self.result.rate is None or self.base.rate is None:
+            return None
+        return self.result.rate - self.base.rate
+
+    @property
+    def score_delta(self) -> float | None:
+        if self.result.score is None or self.base.score is None:
+            return None
+        return self.result.score - self.base.score
+
+
 @dataclass(frozen=True)
-class CaseResult:
+class CaseResult(Deltas):
     """One checkpoint on one category, beside the base model on the same prompts."""
 
     alias: str
@@ -54,18 +74,6 @@ class CaseResult:
             base_records=base_records,
             records=records,
         )
-
-    @property
-    def rate_delta(self) -> float | None:
-        if self.result.rate is None or self.base.rate is None:
-            return None
-        return self.result.rate - self.base.rate
-
-    @property
-    def score_delta(self) -> float | None:
-        if self.result.score is None or self.base.score is None:
-            return None
-        return self.result.score - self.base.score
 
     def _flips(self, before: Label, after: Label) -> tuple[str, ...]:
         base = {r.prompt.id: r.verdict.label for r in self.base_records}

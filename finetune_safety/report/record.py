@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from finetune_safety.case import CaseResult, Record, response_sha256
+from finetune_safety.case import CaseResult, Deltas, Record, response_sha256
 from finetune_safety.config import Thresholds
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.metrics import OVERALL
@@ -59,7 +59,7 @@ def _verdicts(records: Iterable[Record]) -> dict[str, PromptVerdict]:
 
 
 @dataclass(frozen=True)
-class CaseRecord:
+class CaseRecord(Deltas):
     """One checkpoint on one category beside the base, as the reports see it. ``gate`` marks a
     threshold test; the pooled ``overall`` case carries no per-prompt verdicts."""
 
@@ -104,18 +104,6 @@ class CaseRecord:
             base_verdicts={} if overall else _verdicts(case.base_records),
             verdicts={} if overall else _verdicts(case.records),
         )
-
-    @property
-    def rate_delta(self) -> float | None:
-        if self.result.rate is None or self.base.rate is None:
-            return None
-        return self.result.rate - self.base.rate
-
-    @property
-    def score_delta(self) -> float | None:
-        if self.result.score is None or self.base.score is None:
-            return None
-        return self.result.score - self.base.score
 
     def verdicts_json(self) -> dict[str, Any]:
         """``{"base": {id: row}, "checkpoint": {id: row}}``; ``{}`` for the pooled case."""
