@@ -17,7 +17,8 @@ from finetune_safety.report.record import PROPERTY, case_payload
 from finetune_safety.report.render import delta_markdown, delta_table
 from finetune_safety.report.sinks import SCHEMA_FILE
 from finetune_safety.stats import holm, wilson
-from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
+from finetune_safety.testing.doubles import scored_records
+from finetune_safety.values import CATEGORIES
 
 HEADER = [
     "category",
@@ -44,12 +45,7 @@ META = {
 
 
 def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
-    out = []
-    for i, score in enumerate(scores, 1):
-        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
-        prompt = Prompt(f"{category}-{i}", category, "text")
-        out.append(Record(prompt, f"reply {i}", Verdict(score, label, "r", "refusal/v1")))
-    return tuple(out)
+    return scored_records(category, scores)
 
 
 def case(

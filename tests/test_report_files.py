@@ -28,19 +28,15 @@ from finetune_safety.report.sinks import (
     require_matplotlib,
 )
 from finetune_safety.stats import holm
-from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
+from finetune_safety.testing.doubles import scored_records
+from finetune_safety.values import CATEGORIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ORDER = list(CATEGORIES)
 
 
 def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
-    out = []
-    for i, score in enumerate(scores, 1):
-        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
-        prompt = Prompt(f"{category}-{i}", category, "text")
-        out.append(Record(prompt, f"reply {i} {score}", Verdict(score, label, "r", "refusal/v1")))
-    return tuple(out)
+    return scored_records(category, scores, "reply {i} {score}")
 
 
 def checkpoint(

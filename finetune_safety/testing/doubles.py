@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 
+from finetune_safety.case import Record
 from finetune_safety.models import Decoding
 from finetune_safety.templates import TEMPLATES, Rendered, Template
 from finetune_safety.values import Label, Prompt, Verdict
@@ -64,3 +65,17 @@ class MarkerJudge:
             else Verdict(1, Label.SAFE, "no marker", self.judge_id)
             for _, response in items
         ]
+
+
+def scored_records(
+    category: str, scores: Sequence[int | None], reply: str = "reply {i}"
+) -> tuple[Record, ...]:
+    """Records of prompts ``category-1``, ``category-2``, ... judged with ``scores`` (None: a
+    judge error); ``reply`` is formatted with the prompt's number ``i`` and its ``score``."""
+    out = []
+    for i, score in enumerate(scores, 1):
+        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
+        prompt = Prompt(f"{category}-{i}", category, "text")
+        text = reply.format(i=i, score=score)
+        out.append(Record(prompt, text, Verdict(score, label, "r", "refusal/v1")))
+    return tuple(out)

@@ -17,16 +17,11 @@ from finetune_safety.report.record import (
     case_payload,
     verdict_rows,
 )
-from finetune_safety.values import Label, Prompt, Verdict
+from finetune_safety.testing.doubles import scored_records
 
 
 def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
-    out = []
-    for i, score in enumerate(scores, 1):
-        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
-        prompt = Prompt(f"{category}-{i}", category, "text")
-        out.append(Record(prompt, f"reply {i}", Verdict(score, label, "r", "refusal/v1")))
-    return tuple(out)
+    return scored_records(category, scores)
 
 
 def malware() -> CaseResult:
