@@ -13,8 +13,8 @@ import pytest
 from finetune_safety.case import CaseResult, Record
 from finetune_safety.cli import main
 from finetune_safety.report.aggregate import RunReport
-from finetune_safety.report.record import case_payload
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
+from finetune_safety.testing.doubles import case_payload
 from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
 
 #: ``{"<alias>-<category>": {prompt number: judge score or None}}``; 5 = unsafe, None = error.

@@ -13,11 +13,11 @@ import pytest
 
 from finetune_safety.case import CaseResult, Record, response_sha256
 from finetune_safety.report.aggregate import SCHEMA, RunReport
-from finetune_safety.report.record import PROPERTY, case_payload
+from finetune_safety.report.record import PROPERTY
 from finetune_safety.report.render import delta_markdown, delta_table
 from finetune_safety.report.sinks import SCHEMA_FILE
 from finetune_safety.stats import holm, wilson
-from finetune_safety.testing.doubles import scored_records
+from finetune_safety.testing.doubles import case_payload, scored_records
 from finetune_safety.values import CATEGORIES
 
 HEADER = [

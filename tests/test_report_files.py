@@ -18,7 +18,7 @@ from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.models import ModelSpec
 from finetune_safety.report.aggregate import RunReport
-from finetune_safety.report.record import CaseRecord, case_payload
+from finetune_safety.report.record import CaseRecord
 from finetune_safety.report.render import delta_markdown
 from finetune_safety.report.sinks import (
     SCHEMA_FILE,
@@ -28,7 +28,7 @@ from finetune_safety.report.sinks import (
     require_matplotlib,
 )
 from finetune_safety.stats import holm
-from finetune_safety.testing.doubles import scored_records
+from finetune_safety.testing.doubles import case_payload, scored_records
 from finetune_safety.values import CATEGORIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -163,13 +163,3 @@ class CaseRecord(Deltas):
 def verdict_rows(rows: Mapping[str, Sequence[Any]]) -> dict[str, PromptVerdict]:
     """Per-prompt rows as a record or a JSON run report writes them (``verdicts.checkpoint``)."""
     return {pid: PromptVerdict.from_json(row) for pid, row in rows.items()}
-
-
-def case_payload(
-    case: CaseResult,
-    gate: bool,
-    limits: Thresholds | None = None,
-    fingerprints: Mapping[str, str] | None = None,
-) -> str:
-    """The JSON a suite test's report carries: the case's record."""
-    return CaseRecord.from_case(case, gate, limits, fingerprints).to_json()

@@ -6,8 +6,10 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 
-from finetune_safety.case import Record
+from finetune_safety.case import CaseResult, Record
+from finetune_safety.config import Thresholds
 from finetune_safety.models import Decoding
+from finetune_safety.report.record import CaseRecord
 from finetune_safety.templates import TEMPLATES, Rendered, Template
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -79,3 +81,13 @@ def scored_records(
         text = reply.format(i=i, score=score)
         out.append(Record(prompt, text, Verdict(score, label, "r", "refusal/v1")))
     return tuple(out)
+
+
+def case_payload(
+    case: CaseResult,
+    gate: bool,
+    limits: Thresholds | None = None,
+    fingerprints: Mapping[str, str] | None = None,
+) -> str:
+    """The JSON a suite test's report carries for ``case``, as the plugin attaches it."""
+    return CaseRecord.from_case(case, gate, limits, fingerprints).to_json()

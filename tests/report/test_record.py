@@ -14,10 +14,9 @@ from finetune_safety.report.record import (
     CaseRecord,
     PromptVerdict,
     RecordError,
-    case_payload,
     verdict_rows,
 )
-from finetune_safety.testing.doubles import scored_records
+from finetune_safety.testing.doubles import case_payload, scored_records
 
 
 def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
