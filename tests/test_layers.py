@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "registry",
         "progress",
         "locks",
+        "buildonce",
         "outputs",
         "threads",
         "case",
