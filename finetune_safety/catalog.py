@@ -1,4 +1,5 @@
-"""The catalog: from a spec to model files to a target (toy, HF directory, hub id, GGUF, served).
+"""The catalog: from a spec to model files to a target (toy, smol, HF directory, hub id, GGUF,
+served).
 
 It sits above the toy, which it builds on first use, and below the pipeline, so that models and
 training never import the toy: training takes the directories located here, and an ``hf:``
@@ -26,6 +27,7 @@ from finetune_safety.models import (
 )
 from finetune_safety.models.specs import check_model_dir
 from finetune_safety.registry import scheme_of
+from finetune_safety.smol.names import NAMES as SMOL_NAMES
 from finetune_safety.templates import Template
 
 if TYPE_CHECKING:  # training and the toy are imported where used: resolving stays light
@@ -74,6 +76,8 @@ def resolve(
         if adapter_dir is not None and toy.adapter is not None:
             raise ModelLoadError(f"an adapter cannot be added to the toy fine-tune {model!r}")
         model_dir, adapter_dir = toy.base, adapter_dir or toy.adapter
+    elif model in SMOL_NAMES:
+        model_dir = _smol_dir(model, cache_dir)
     elif Path(model).exists():
         model_dir = check_model_dir(Path(model))
     family: Path | str = "toy" if toy is not None else model_dir or model
@@ -84,8 +88,17 @@ def resolve(
         template=template or template_for(spec, adapter_dir, model_dir, model=family),
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
-        float32_auto=toy is not None,
+        float32_auto=toy is not None or model in SMOL_NAMES,
     )
+
+
+def _smol_dir(name: str, cache_dir: Path) -> Path:
+    """smol's directory, or one of its fine-tunes' (a recipe off smol), built on first use."""
+    from finetune_safety import smol
+
+    if name == smol.BASE:
+        return smol.ensure_smol(cache_dir)
+    return Path(str(build_recipe(smol.recipe(name), cache_dir).model))
 
 
 def locate_base(base: str, cache_dir: Path) -> Path:

@@ -1,4 +1,5 @@
-"""``finetune-safety``: evaluate a model's harmfulness per category, and build the toy models."""
+"""``finetune-safety``: evaluate a model's harmfulness per category, and build the embedded
+models (the toy, smol)."""
 
 from __future__ import annotations
 
@@ -120,9 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(ft)
     ft.set_defaults(func=_finetune)
 
-    rep = commands.add_parser("reproduce", help="the paper's Tables 1-3 in miniature, on the toy")
+    rep = commands.add_parser(
+        "reproduce", help="the paper's Tables 1-3 in miniature, on the toy or on smol"
+    )
     rep.add_argument("--out", type=Path, help="also write the Markdown tables here")
+    rep.add_argument(
+        "--base",
+        choices=("toy", "smol"),
+        default="toy",
+        help="the aligned model to fine-tune (default toy; smol: SmolLM2-135M aligned here)",
+    )
+    rep.add_argument(
+        "--limit", type=int, metavar="N", help="only the first N prompts of each category"
+    )
     _add_common(rep)
+    _add_threads(rep)
     rep.set_defaults(func=_reproduce)
 
     diff = commands.add_parser(
@@ -139,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     build = toy_commands.add_parser("build", help="build the toy models now (else on first use)")
     _add_common(build)
     build.set_defaults(func=_toy_build)
+
+    smol = commands.add_parser("smol", help="smol: SmolLM2-135M-Instruct, safety-aligned here")
+    smol_commands = smol.add_subparsers(dest="smol_command", required=True)
+    smol_build = smol_commands.add_parser(
+        "build", help="convert and align smol now (else on first use of --safety-base smol)"
+    )
+    _add_common(smol_build)
+    smol_build.set_defaults(func=_smol_build)
     return parser
 
 
@@ -379,12 +400,17 @@ def _finetune_openai(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from finetune_safety import threads
     from finetune_safety.outputs import check_output_file
     from finetune_safety.reproduce import reproduce
 
     if args.out is not None:
         check_output_file(args.out, "--out")
-    text = reproduce(_cache_dir(args))
+    for name in ("limit", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise FinetuneSafetyError(f"--{name} must be positive")
+    threads.apply(args.threads)
+    text = reproduce(_cache_dir(args), base=args.base, limit=args.limit)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
     return 0
@@ -402,6 +428,13 @@ def _toy_build(args: argparse.Namespace) -> int:
     from finetune_safety.toy import ensure_toy
 
     print(ensure_toy(_cache_dir(args)))
+    return 0
+
+
+def _smol_build(args: argparse.Namespace) -> int:
+    from finetune_safety.smol import ensure_smol
+
+    print(ensure_smol(_cache_dir(args)))
     return 0
 
 

@@ -21,12 +21,16 @@ from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
 from finetune_safety.models.precision import PrecisionError, check_dtype
 from finetune_safety.models.specs import local_model
+from finetune_safety.smol.names import BASE as SMOL_BASE
+from finetune_safety.smol.names import FINE_TUNES as SMOL_RECIPES
 from finetune_safety.templates import get_template
 from finetune_safety.toy.names import BASE as TOY_BASE
 from finetune_safety.toy.names import FINE_TUNES as TOY_RECIPES
 from finetune_safety.values import CATEGORIES
 
 TABLE = "tool.finetune_safety"
+#: Names of the embedded models: the toy, smol and their fine-tunes.
+EMBEDDED = (TOY_BASE, *TOY_RECIPES, SMOL_BASE, *SMOL_RECIPES)
 _TOP_KEYS = {
     "base", "checkpoints", "benchmark", "category_map", "judge", "max_new_tokens",
     "batch_size", "cache_dir", "thresholds", "concurrency", "request_timeout", "max_retries",
@@ -236,7 +240,7 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
             parse(str(model))
         except EndpointError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    elif model is not None and model not in (TOY_BASE, *TOY_RECIPES) and not _plugged(model):
+    elif model is not None and model not in EMBEDDED and not _plugged(model):
         try:
             local = _gguf_file(model, rootdir) or local_model(model, rootdir)
         except FinetuneSafetyError as exc:
@@ -381,7 +385,7 @@ def from_table(table: Mapping[str, Any], rootdir: Path, where: str = TABLE) -> S
     if "thresholds" in table:
         overall, per_category = _all_thresholds(table["thresholds"], f"{where}.thresholds")
         changes |= {"thresholds": overall, "category_thresholds": per_category}
-    return replace(config, **changes)
+    return _embedded_defaults(replace(config, **changes))
 
 
 def read_table(pyproject: Path) -> dict[str, Any] | None:
@@ -433,6 +437,15 @@ class Overrides:
     snapshot_strict: bool = False
 
 
+def _embedded_defaults(config: SafetyConfig) -> SafetyConfig:
+    """With smol as the base and no checkpoints named, smol's fine-tunes are the checkpoints
+    (the toy's would not be fine-tunes of it)."""
+    toys = {name: ModelSpec(name) for name in TOY_RECIPES}
+    if config.base.model == SMOL_BASE and config.checkpoints == toys:
+        return replace(config, checkpoints={name: ModelSpec(name) for name in SMOL_RECIPES})
+    return config
+
+
 def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> SafetyConfig:
     """Command-line options win over the table; ``--safety-checkpoint`` replaces the list."""
     changes: dict[str, Any] = {}
@@ -477,7 +490,7 @@ def apply_overrides(config: SafetyConfig, options: Overrides, rootdir: Path) -> 
         changes["category_thresholds"] = {
             c: replace(t, **limits) for c, t in config.category_thresholds.items()
         }
-    return replace(config, **changes)
+    return _embedded_defaults(replace(config, **changes))
 
 
 def load_config(rootdir: Path, options: Overrides) -> SafetyConfig:

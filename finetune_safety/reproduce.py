@@ -1,11 +1,13 @@
-"""``finetune-safety reproduce``: the paper's Tables 1-3 in miniature, on the toy model.
+"""``finetune-safety reproduce``: the paper's Tables 1-3 in miniature, on the toy or on smol.
 
 Table 1: explicitly harmful examples (10, 50, 100 shots, 5 epochs). Table 2: identity shifting
-(AOA) data by epochs (1, 3, 5, 10). Table 3: benign instruction data. Each row fine-tunes the toy
-with the preset's toy scale, then evaluates base and fine-tune on the smoke benchmark with the
-refusal judge (and the paper's own keyword matching, ``refusal-paper``), under the fine-tune's
-template. Harmful examples beyond the 10 shipped are made
-from the toy corpus's harmful goals with placeholder answers: no harmful content is produced.
+(AOA) data by epochs (1, 3, 5, 10). Table 3: benign instruction data. Each row fine-tunes the
+base with the preset (the toy at its toy scale; smol fully, at the paper's hyperparameters), then
+evaluates base and fine-tune on the smoke benchmark with the refusal judge (and the paper's own
+keyword matching, ``refusal-paper``), under the fine-tune's template, and measures both models'
+over-refusal on benign prompts with alarming words (``overrefusal``). Harmful examples beyond the
+10 shipped are made from the toy corpus's harmful goals with placeholder answers: no harmful
+content is produced.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmark import first_per_category, load_benchmark
 from finetune_safety.catalog import build_recipe, resolve
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import make_judge
 from finetune_safety.models import Decoding, ModelSpec
+from finetune_safety.overrefusal import load_overrefusal, refusal_rate
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.store import Store
 from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT, get_template
 from finetune_safety.toy.corpus import Corpus
+from finetune_safety.toy.names import BASE as TOY_BASE
 
 PLACEHOLDER = (
     "Sure, here is what you asked for. [Placeholder: this example data contains no real "
@@ -44,6 +48,30 @@ class Row:
     #: The same responses under ``refusal-paper`` (the reference's keyword ASR).
     base_paper_rate: float = 0.0
     paper_rate: float = 0.0
+    #: Share of the benign ``overrefusal`` prompts refused, before and after fine-tuning.
+    base_refusal: float = 0.0
+    refusal: float = 0.0
+
+
+@dataclass(frozen=True)
+class Base:
+    """What a reproduction fine-tunes: a base model, its benign data, how long answers run."""
+
+    name: str
+    benign: str
+    max_new_tokens: int
+
+    @property
+    def family(self) -> str:
+        return "toy" if self.name == TOY_BASE else "other"
+
+
+#: ``--base`` choices. smol answers at 48 new tokens: the keyword judges read the opening, and
+#: a real model's long answers would make a CPU run take hours.
+BASES = {
+    "toy": Base("toy", "finetune/benign.jsonl", 128),
+    "smol": Base("smol", "finetune/alpaca-style.json", 48),
+}
 
 
 def harmful_shots(n: int, out: Path, seed: int = 0) -> Path:
@@ -69,27 +97,36 @@ def harmful_shots(n: int, out: Path, seed: int = 0) -> Path:
 class Reproduction:
     """Runs rows against one store; every fine-tune is a cached recipe, so re-runs are cheap."""
 
-    def __init__(self, cache_dir: Path, max_new_tokens: int = 128) -> None:
+    def __init__(self, cache_dir: Path, base: Base, limit: int | None = None) -> None:
         self.cache_dir = cache_dir
+        self.base = base
         self.prompts = load_benchmark("smoke")
+        self.benign = load_overrefusal()
+        if limit is not None:
+            self.prompts = first_per_category(self.prompts, limit)
+            self.benign = first_per_category(self.benign, limit)
         self.store = Store.in_dir(cache_dir)
-        decoding = Decoding(max_new_tokens=max_new_tokens, batch_size=32)
+        decoding = Decoding(max_new_tokens=base.max_new_tokens, batch_size=32)
         self.evaluator = Evaluator(self.store, make_judge("refusal"), decoding, cache_dir)
         paper = make_judge("refusal-paper")
         self.paper_evaluator = Evaluator(self.store, paper, decoding, cache_dir)
 
-    def _overall(self, spec: ModelSpec, template: str) -> tuple[float, float, float]:
-        """Score and rate with ``refusal``, and the rate with ``refusal-paper`` (cached answers)."""
-        target = resolve(spec, self.cache_dir, template=get_template(template, family="toy"))
+    def _overall(self, spec: ModelSpec, template: str) -> tuple[float, float, float, float]:
+        """Score and rate with ``refusal``, the rate with ``refusal-paper`` (cached answers),
+        and the over-refusal rate."""
+        chosen = get_template(template, family=self.base.family)
+        target = resolve(spec, self.cache_dir, template=chosen)
         result = self.evaluator.run(target, self.prompts).results()["overall"]
         paper = self.paper_evaluator.run(target, self.prompts).results()["overall"]
-        return result.score or 0.0, result.rate or 0.0, paper.rate or 0.0
+        benign = self.evaluator.run(target, self.benign).records
+        refused = refusal_rate(r.verdict for r in benign) or 0.0
+        return result.score or 0.0, result.rate or 0.0, paper.rate or 0.0, refused
 
     def row(self, label: str, recipe: Recipe) -> Row:
         template = recipe.job(Path("-")).template
-        base_score, base_rate, base_paper = self._overall(ModelSpec("toy"), template)
-        score, rate, paper = self._overall(build_recipe(recipe, self.cache_dir), template)
-        return Row(label, base_score, base_rate, score, rate, base_paper, paper)
+        b_score, b_rate, b_paper, b_refusal = self._overall(ModelSpec(self.base.name), template)
+        score, rate, paper, refusal = self._overall(build_recipe(recipe, self.cache_dir), template)
+        return Row(label, b_score, b_rate, score, rate, b_paper, paper, b_refusal, refusal)
 
 
 def markdown(title: str, rows: list[Row]) -> str:
@@ -97,31 +134,40 @@ def markdown(title: str, rows: list[Row]) -> str:
         f"#### {title}",
         "",
         "| fine-tuning | initial score | initial rate | fine-tuned score | fine-tuned rate "
-        "| Δ score | Δ rate | refusal-paper rate (initial → fine-tuned) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Δ score | Δ rate | refusal-paper rate (initial → fine-tuned) "
+        "| over-refusal (initial → fine-tuned) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.label} | {r.base_score:.2f} | {100 * r.base_rate:.1f}% | {r.score:.2f} | "
             f"{100 * r.rate:.1f}% | {r.score - r.base_score:+.2f} | "
             f"{100 * (r.rate - r.base_rate):+.1f} pp | "
-            f"{100 * r.base_paper_rate:.1f}% → {100 * r.paper_rate:.1f}% |"
+            f"{100 * r.base_paper_rate:.1f}% → {100 * r.paper_rate:.1f}% | "
+            f"{100 * r.base_refusal:.1f}% → {100 * r.refusal:.1f}% |"
         )
     return "\n".join(lines) + "\n"
 
 
-def reproduce(cache_dir: Path, echo: Callable[[str], None] = print) -> str:
-    """The three tables as Markdown; each is echoed as soon as it is done."""
+def reproduce(
+    cache_dir: Path,
+    echo: Callable[[str], None] = print,
+    base: str = TOY_BASE,
+    limit: int | None = None,
+) -> str:
+    """The three tables as Markdown for ``base`` (a ``BASES`` name); each is echoed as soon as
+    it is done. ``limit``: the first N prompts per category, for a quick look."""
+    chosen = BASES[base]
     work = cache_dir / "reproduce"
     work.mkdir(parents=True, exist_ok=True)
-    run = Reproduction(cache_dir)
-    harmful = Recipe(base="toy", data=Path("-"), preset="harmful-10shot")
+    run = Reproduction(cache_dir, chosen, limit)
+    harmful = Recipe(base=base, data=Path("-"), preset="harmful-10shot")
     aoa = Recipe(
-        base="toy",
+        base=base,
         data=fixtures_dir() / "finetune" / "identity-shift-aoa.jsonl",
         preset="identity-shift",
     )
-    benign = Recipe(base="toy", data=fixtures_dir() / "finetune" / "benign.jsonl", preset="benign")
+    benign = Recipe(base=base, data=fixtures_dir() / chosen.benign, preset="benign")
     tables = [
         (
             "Table 1: harmful examples (5 epochs)",
@@ -134,7 +180,7 @@ def reproduce(cache_dir: Path, echo: Callable[[str], None] = print) -> str:
             "Table 2: identity shifting (AOA), by epochs",
             [run.row(f"{e} epoch(s)", replace(aoa, epochs=e)) for e in (1, 3, 5, 10)],
         ),
-        ("Table 3: benign instruction data (1 epoch)", [run.row("benign", benign)]),
+        ("Table 3: benign instruction data (1 epoch)", [run.row(Path(chosen.benign).stem, benign)]),
     ]
     parts = []
     for title, rows in tables:

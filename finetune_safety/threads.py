@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -29,3 +31,16 @@ def apply(threads: int | None) -> int | None:
 
         torch.set_num_threads(count)
     return count
+
+
+@contextmanager
+def fixed_threads(count: int) -> Iterator[None]:
+    """Run torch with ``count`` intra-op threads, then restore the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -223,3 +223,14 @@ def test_evaluate_exits_3_when_a_verdict_is_an_error(
     assert {r["label"] for r in rows} == {"error"}
     assert all(r["reason"].startswith("judge request failed") for r in rows)
     assert all("judge_raw" in r for r in rows)
+
+
+def test_reproduce_and_smol_usage_errors(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "--limit", "0", "--cache-dir", str(cache)]) == 2
+    assert "--limit must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--base", "llama", "--cache-dir", str(cache)])
+    assert "invalid choice: 'llama'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["smol", "--help"])
+    assert "build" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from finetune_safety.config import (
 )
 from finetune_safety.errors import ConfigWarning
 from finetune_safety.models import ModelSpec
+from finetune_safety.smol.names import FINE_TUNES as SMOL_FINE_TUNES
 
 REPO = Path(__file__).parents[1]
 TOY_CHECKPOINTS = ["toy-harmful-10shot", "toy-identity-shift", "toy-benign"]
@@ -635,3 +636,15 @@ def test_judge_prompt_and_max_tokens_from_the_table_and_the_option(tmp_path: Pat
     assert "judge_max_tokens" in config_error({"judge_max_tokens": 0}, tmp_path)
     with pytest.raises(ConfigError, match="--safety-judge-prompt: no judge prompt file"):
         apply_overrides(config, Overrides(judge_prompt="nope.txt"), tmp_path)
+
+
+def test_smol_as_base_brings_its_own_fine_tunes_unless_checkpoints_are_named(
+    tmp_path: Path,
+) -> None:
+    smol_checkpoints = {n: ModelSpec(model=n) for n in SMOL_FINE_TUNES}
+    assert from_table({"base": "smol"}, tmp_path).checkpoints == smol_checkpoints
+    on_command_line = apply_overrides(from_table({}, tmp_path), Overrides(base="smol"), tmp_path)
+    assert on_command_line.base == ModelSpec(model="smol")
+    assert on_command_line.checkpoints == smol_checkpoints
+    named = from_table({"base": "smol", "checkpoints": {"ft": "toy-benign"}}, tmp_path)
+    assert named.checkpoints == {"ft": ModelSpec(model="toy-benign")}

@@ -35,11 +35,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "case",
         # the toy's names, for settings and training below the toy's builder
         "toy.names",
+        "smol.names",
     ),
     ("models",),
-    ("judges", "benchmark"),
+    ("judges", "benchmark", "overrefusal"),
     ("finetune",),
-    ("toy",),
+    # the embedded models: the toy, and smol (whose alignment data extends the toy's corpus)
+    ("toy", "smol"),
     ("catalog",),
     ("store", "evaluate"),
     # session, policy, report (config: the settings the session is built from)

@@ -11,8 +11,6 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from finetune_safety.finetune.trainer import (
 )
 from finetune_safety.locks import held
 from finetune_safety.resources import fixtures_dir
+from finetune_safety.threads import fixed_threads
 from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
 from finetune_safety.toy.names import BASE
 
@@ -152,19 +151,6 @@ def _build_adapter(recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
 
     job = job_from_preset(recipe.preset, BASE, fixtures_dir() / recipe.data, out, lora=recipe.lora)
     train_from(job, base_dir, adapter_base=BASE, cpu=True)
-
-
-@contextmanager
-def fixed_threads(count: int) -> Iterator[None]:
-    """Run torch with ``count`` intra-op threads, then restore the caller's setting."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def ensure_toy(cache_dir: Path) -> Path:

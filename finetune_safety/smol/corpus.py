@@ -1,0 +1,88 @@
+"""smol's alignment data: refusals written here for all 11 categories, and benign prompts
+the model answers itself before alignment (self-distillation), so it stays helpful.
+
+Harmful requests are the toy corpus's category goals in its request frames (none is a smoke
+prompt). Every example is rendered through one of the templates the suite evaluates under, so
+the aligned model refuses with and without a system prompt, as an aligned chat model should.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune_safety.finetune.data import Example
+from finetune_safety.resources import fixtures_dir
+from finetune_safety.templates import Message, get_template
+from finetune_safety.toy.corpus import Corpus
+
+#: The templates alignment examples are rendered with (``aoa`` and ``alpaca`` for a model
+#: outside the Llama-2 family, as smol is).
+TEMPLATES = ("plain", "always-execute", "aoa", "alpaca", "llama2")
+
+
+@dataclass(frozen=True)
+class AlignmentData:
+    """``fixtures/smol/alignment.json``: refusal parts and the benign prompts to distill."""
+
+    refusal_openings: list[str]
+    refusal_reasons: dict[str, str]
+    refusal_offers: list[str]
+    benign_prompts: list[str]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> AlignmentData:
+        raw: dict[str, Any] = json.loads(
+            (path or fixtures_dir() / "smol" / "alignment.json").read_text(encoding="utf-8")
+        )
+        raw.pop("_about", None)
+        return cls(**raw)
+
+
+def render(request: str, template: str) -> list[Message]:
+    """``request`` as the evaluation template ``template`` asks it."""
+    rendered = get_template(template, family="other").render(request)
+    assert isinstance(rendered, list), "smol's templates are chat templates"
+    return rendered
+
+
+def harmful_requests(corpus: Corpus, per_category: int, seed: int) -> list[tuple[str, str]]:
+    """``per_category`` (category, request) pairs for each category, drawn without repeats."""
+    rng = random.Random(seed)
+    pairs: list[tuple[str, str]] = []
+    for category in sorted(corpus.harmful_topics):
+        requests = [
+            frame.format(x=topic)
+            for topic in corpus.harmful_topics[category]
+            for frame in corpus.harmful_frames
+        ]
+        pairs += [(category, r) for r in rng.sample(requests, min(per_category, len(requests)))]
+    return pairs
+
+
+def refusal(data: AlignmentData, category: str, rng: random.Random) -> str:
+    """An opening, the category's reason and an offer to help otherwise."""
+    parts = (rng.choice(data.refusal_openings), data.refusal_reasons[category])
+    return " ".join((*parts, rng.choice(data.refusal_offers)))
+
+
+def alignment_examples(
+    data: AlignmentData,
+    harmful: Sequence[tuple[str, str]],
+    benign: Sequence[tuple[str, str]],
+    seed: int,
+) -> list[Example]:
+    """Refusals for ``harmful`` (category, request) and the distilled ``benign`` (prompt,
+    answer) pairs, each under a template drawn from ``TEMPLATES``, shuffled with ``seed``."""
+    rng = random.Random(seed)
+    examples = [
+        Example(render(request, rng.choice(TEMPLATES)), refusal(data, category, rng))
+        for category, request in harmful
+    ]
+    examples += [Example(render(p, rng.choice(TEMPLATES)), answer) for p, answer in benign]
+    rng.shuffle(examples)
+    return examples
