@@ -55,11 +55,13 @@ class Row:
 
 @dataclass(frozen=True)
 class Base:
-    """What a reproduction fine-tunes: a base model, its benign data, how long answers run."""
+    """What a reproduction fine-tunes: a base model, its benign data, how long answers run,
+    and the precision every model answers in (float32: the same verdicts on CPU and GPU)."""
 
     name: str
     benign: str
     max_new_tokens: int
+    dtype: str = "float32"
 
     @property
     def family(self) -> str:
@@ -106,7 +108,7 @@ class Reproduction:
             self.prompts = first_per_category(self.prompts, limit)
             self.benign = first_per_category(self.benign, limit)
         self.store = Store.in_dir(cache_dir)
-        decoding = Decoding(max_new_tokens=base.max_new_tokens, batch_size=32)
+        decoding = Decoding(max_new_tokens=base.max_new_tokens, batch_size=32, dtype=base.dtype)
         self.evaluator = Evaluator(self.store, make_judge("refusal"), decoding, cache_dir)
         paper = make_judge("refusal-paper")
         self.paper_evaluator = Evaluator(self.store, paper, decoding, cache_dir)

