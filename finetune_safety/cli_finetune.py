@@ -55,6 +55,11 @@ def _dest(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
+def _given(value: object) -> bool:
+    """Typed on the command line: the defaults are None, and False for switches (0 is given)."""
+    return value is not None and value is not False
+
+
 def backend_flags() -> dict[str, tuple[str, ...]]:
     """Each backend's own flags, as typed."""
     local = (*LOCAL_FLAGS, *(SETTING[name].flag_name for name in LOCAL_SETTINGS))
@@ -96,7 +101,7 @@ def _check_backend(args: argparse.Namespace) -> str:
     backend: str = args.backend or ("openai" if is_endpoint(args.base) else "local")
     flags = backend_flags()
     for other in BACKENDS:
-        given = [f for f in flags[other] if getattr(args, _dest(f)) not in (None, False)]
+        given = [f for f in flags[other] if _given(getattr(args, _dest(f)))]
         if other != backend and given:
             takes = ", ".join(flags[backend])
             raise FinetuneSafetyError(

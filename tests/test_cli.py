@@ -224,3 +224,58 @@ def test_evaluate_exits_3_when_a_verdict_is_an_error(
     assert {r["label"] for r in rows} == {"error"}
     assert all(r["reason"].startswith("judge request failed") for r in rows)
     assert all("judge_raw" in r for r in rows)
+
+
+# --- issue 11: evaluate reads [tool.finetune_safety], its flags win --------------------------
+
+
+@pytest.fixture
+def project(cache: Path, tmp_path: Path, smoke66: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project whose table sets the model, benchmark, token budget and cache; the command
+    runs in a subdirectory."""
+    monkeypatch.delenv("FINETUNE_SAFETY_CACHE", raising=False)
+    root = tmp_path / "project"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(smoke66, root / "bench.jsonl")
+    (root / "pyproject.toml").write_text(
+        "[tool.finetune_safety]\n"
+        'base = "toy-harmful-10shot"\n'
+        'benchmark = "jsonl:bench.jsonl"\n'
+        "max_new_tokens = 8\n"
+        "limit = 1\n"
+        f'cache_dir = "{cache}"\n'
+        "[tool.finetune_safety.checkpoints]\n"
+        'later = "out/not-trained-yet"\n'
+    )
+    monkeypatch.chdir(root / "sub")
+    return root
+
+
+def test_evaluate_reads_the_project_table_and_its_flags_override_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate"]) == 0  # checkpoints are not evaluate's: one not yet trained is fine
+    printed = capsys.readouterr().out
+    assert "model: toy-harmful-10shot (template always-execute" in printed
+    assert f"benchmark: jsonl:{project / 'bench.jsonl'} (11 prompts)" in printed
+    assert "generated 11," in printed
+    # 8 tokens as a flag: the same generation key as the table's 8 (not the default 512)
+    assert main(["evaluate", "--max-new-tokens", "8"]) == 0
+    assert "generated 0," in capsys.readouterr().out
+    # flags win: another budget is another key; --limit and --model replace the table's
+    assert main(["evaluate", "--max-new-tokens", "9", "--limit", "2", "--model", "toy"]) == 0
+    printed = capsys.readouterr().out
+    assert "model: toy (" in printed and "(22 prompts)" in printed
+    assert "generated 22," in printed
+
+
+def test_evaluate_stops_on_a_bad_table_value_naming_the_key(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace("limit = 1", "limit = 0"))
+    assert main(["evaluate", "--out", "r.jsonl"]) == 2
+    err = capsys.readouterr().err
+    expected = "tool.finetune_safety.limit: expected a positive integer, got 0"
+    assert err == f"finetune-safety: error: {expected}\n"
+    assert not (project / "sub" / "r.jsonl").exists()
