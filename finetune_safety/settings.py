@@ -21,8 +21,8 @@ from finetune_safety.models import ModelSpec
 from finetune_safety.models.precision import DTYPES
 from finetune_safety.toy.names import BASE as TOY_BASE
 from finetune_safety.toy.names import FINE_TUNES as TOY_RECIPES
+from finetune_safety.validate import Check
 
-Check = Callable[[Any, str, Path], object]
 OPTION_PREFIX = "--safety-"
 #: The section of the table that holds the gate's limits (global, or per category).
 THRESHOLDS = "thresholds"

@@ -8,7 +8,7 @@ settings schema (``settings.py``) says which check each setting uses on every su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from finetune_safety.templates import TEMPLATE_NAMES, get_template
 from finetune_safety.toy.names import BASE as TOY_BASE
 from finetune_safety.toy.names import FINE_TUNES as TOY_RECIPES
 
+#: A check: the value, where it came from (key, option or flag), the base of relative paths.
+Check = Callable[[Any, str, Path], object]
 TABLE = "tool.finetune_safety"
 MODES = ("delta", "significant")
 #: A model spec's keys (a table in ``base`` or ``checkpoints``; ``evaluate``'s model flags), and
