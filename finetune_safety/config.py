@@ -200,7 +200,7 @@ class Overrides:
     flags: bool
 
     def __init__(self, *, flags: bool = False, **values: Any) -> None:
-        unknown = set(values) - OVERRIDABLE - {s.name for s in SETTINGS if s.flag and s.config}
+        unknown = set(values) - OVERRIDABLE
         if unknown:
             raise TypeError(f"not settings a command line overrides: {sorted(unknown)}")
         given = {k: v for k, v in values.items() if not (v is None or v is False or v in ([], ()))}

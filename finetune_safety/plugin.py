@@ -31,7 +31,6 @@ from finetune_safety.endpoint import redact
 from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
-from finetune_safety.outputs import check_output_file
 from finetune_safety.progress_pytest import terminal_sink
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.report.record import PROPERTY, CaseRecord
@@ -57,6 +56,7 @@ MARKERS = {
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
 }
 CACHE_OPTION = SETTING["cache_dir"].option_name
+REPORTS = ("report_json", "report_md", "report_png")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -141,9 +141,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     try:  # paths the user named: checked before any work, safety tests or not
-        for option in ("safety_report_json", "safety_report_md", "safety_report_png"):
-            if config.getoption(option):
-                check_output_file(config.getoption(option), f"--{option.replace('_', '-')}")
+        for report in (SETTING[name] for name in REPORTS):
+            if path := config.getoption(report.option_dest):
+                report.from_command_line(path, report.option_name, config.invocation_params.dir)
     except FinetuneSafetyError as exc:
         raise pytest.UsageError(f"finetune-safety: {exc}") from None
     if config.getoption("safety_report_png"):

@@ -297,7 +297,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "report_json",
         "write the JSON run report",
-        v.text,
+        v.output_file,
         metavar="PATH",
         table=False,
         config=False,
@@ -305,7 +305,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "report_md",
         "write the Markdown run report",
-        v.text,
+        v.output_file,
         metavar="PATH",
         table=False,
         config=False,
@@ -313,7 +313,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "report_png",
         "draw base vs checkpoint rates (matplotlib)",
-        v.text,
+        v.output_file,
         metavar="PATH",
         table=False,
         config=False,

@@ -20,6 +20,7 @@ from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
 from finetune_safety.models.precision import PrecisionError, check_dtype
 from finetune_safety.models.specs import local_model
+from finetune_safety.outputs import check_output_file
 from finetune_safety.templates import TEMPLATE_NAMES, get_template
 from finetune_safety.toy.names import BASE as TOY_BASE
 from finetune_safety.toy.names import FINE_TUNES as TOY_RECIPES
@@ -119,6 +120,11 @@ def judge_prompt(value: object, where: str, base: Path) -> Path:
     path = directory(value, where, base)
     check(path.is_file(), where, f"no judge prompt file at {path}")
     return path
+
+
+def output_file(value: object, where: str, base: Path) -> Path:
+    """A report path a file can be written to, relative to the working directory."""
+    return check_output_file(text(value, where, base), where)
 
 
 def benchmark(value: object, where: str, base: Path) -> str:
