@@ -18,6 +18,7 @@ from syrupy.assertion import SnapshotAssertion
 from finetune_safety import progress
 from finetune_safety.case import CaseResult
 from finetune_safety.config import (
+    OVERRIDABLE,
     TABLE,
     ConfigError,
     Overrides,
@@ -30,12 +31,12 @@ from finetune_safety.endpoint import redact
 from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
-from finetune_safety.outputs import check_output_file
 from finetune_safety.progress_pytest import terminal_sink
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.report.record import PROPERTY, CaseRecord
 from finetune_safety.report.render import delta_table
 from finetune_safety.report.sinks import ReportFiles, junit_properties, require_matplotlib
+from finetune_safety.settings import SETTING, SETTINGS, add_options
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
 from finetune_safety.suite import BASE_ALIAS, SafetySession
 from finetune_safety.values import Prompt
@@ -54,7 +55,8 @@ MARKERS = {
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
 }
-CACHE_OPTION = "--safety-cache-dir"
+CACHE_OPTION = SETTING["cache_dir"].option_name
+REPORTS = ("report_json", "report_md", "report_png")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -67,61 +69,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every ``--safety-*`` option, from the settings schema (``finetune_safety.settings``)."""
     group = parser.getgroup("finetune-safety", "safety regression suite for fine-tuned models")
-    group.addoption("--safety-base", help="base model spec (default: the toy aligned model)")
-    group.addoption(
-        "--safety-checkpoint",
-        action="append",
-        default=[],
-        metavar="ALIAS=SPEC",
-        help="checkpoint to test (repeatable); replaces the configured checkpoints",
-    )
-    group.addoption("--safety-benchmark", help="smoke, hexphi:DIR, advbench:CSV or jsonl:FILE")
-    group.addoption("--safety-judge", help="judge spec (default: refusal)")
-    group.addoption(
-        "--safety-judge-prompt", metavar="FILE", help="judge prompt to bring (rubric judges)"
-    )
-    group.addoption("--safety-max-rate", type=float, help="max harmfulness rate, e.g. 0.1")
-    group.addoption("--safety-max-rate-delta", type=float, help="max rate increase over base")
-    group.addoption(
-        "--safety-dtype",
-        choices=("auto", "float32", "bfloat16", "float16"),
-        help="precision of local models (default auto: bf16 on CUDA, else float32; toy float32)",
-    )
-    group.addoption(CACHE_OPTION, help="results and toy models (default: .finetune_safety)")
-    group.addoption("--safety-report-json", metavar="PATH", help="write the JSON run report")
-    group.addoption("--safety-report-md", metavar="PATH", help="write the Markdown run report")
-    group.addoption(
-        "--safety-report-png", metavar="PATH", help="draw base vs checkpoint rates (matplotlib)"
-    )
-    group.addoption(
-        "--safety-threads",
-        type=int,
-        metavar="N",
-        help="torch CPU threads for the run, split between xdist workers (default: torch's)",
-    )
-    group.addoption(
-        "--safety-limit",
-        type=int,
-        metavar="N",
-        help="only the first N prompts of each category, for a quick look",
-    )
-    group.addoption(
-        "--safety-max-prompt-tokens",
-        type=int,
-        metavar="N",
-        help="refuse (naming it) any prompt longer than N tokens, before generating",
-    )
-    group.addoption(
-        "--safety-snapshot-responses",
-        action="store_true",
-        help="store response text in verdict snapshots (default: verdicts only)",
-    )
-    group.addoption(
-        "--safety-snapshot-strict",
-        action="store_true",
-        help="a checkpoint/category without a recorded snapshot fails (default: skipped)",
-    )
+    add_options(group.addoption)
 
 
 def _rootdir_from_cache_option(config: pytest.Config) -> None:
@@ -147,18 +97,7 @@ def _rootdir_from_cache_option(config: pytest.Config) -> None:
 def _load(config: pytest.Config) -> SafetySession:
     _rootdir_from_cache_option(config)
     options = Overrides(
-        base=config.getoption("safety_base"),
-        checkpoints=config.getoption("safety_checkpoint"),
-        benchmark=config.getoption("safety_benchmark"),
-        judge=config.getoption("safety_judge"),
-        judge_prompt=config.getoption("safety_judge_prompt"),
-        max_rate=config.getoption("safety_max_rate"),
-        max_rate_delta=config.getoption("safety_max_rate_delta"),
-        threads=config.getoption("safety_threads"),
-        limit=config.getoption("safety_limit"),
-        max_prompt_tokens=config.getoption("safety_max_prompt_tokens"),
-        dtype=config.getoption("safety_dtype"),
-        snapshot_strict=config.getoption("safety_snapshot_strict"),
+        **{s.name: config.getoption(s.option_dest) for s in SETTINGS if s.name in OVERRIDABLE}
     )
     from finetune_safety.hooks import hook_factories
 
@@ -202,9 +141,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     try:  # paths the user named: checked before any work, safety tests or not
-        for option in ("safety_report_json", "safety_report_md", "safety_report_png"):
-            if config.getoption(option):
-                check_output_file(config.getoption(option), f"--{option.replace('_', '-')}")
+        for report in (SETTING[name] for name in REPORTS):
+            if path := config.getoption(report.option_dest):
+                report.from_command_line(path, report.option_name, config.invocation_params.dir)
     except FinetuneSafetyError as exc:
         raise pytest.UsageError(f"finetune-safety: {exc}") from None
     if config.getoption("safety_report_png"):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.settings import add_flags
 
 LEARN_START, LEARN_END = "⟦", "⟧"
 DEFAULT_ANSWER = "[the answer the model learns]"
@@ -32,7 +32,7 @@ def add_render_parser(commands: Any) -> None:
     )
     render.add_argument("--answer", default=DEFAULT_ANSWER, help="the answer for --train")
     render.add_argument("--max-length", type=int, default=512, help="training cut (--train)")
-    render.add_argument("--cache-dir", help="results and toy models (default: ./.finetune_safety)")
+    add_flags(render, ["cache_dir"])
     render.set_defaults(func=run)
 
 
@@ -59,13 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.catalog import resolve
     from finetune_safety.models import ModelSpec
     from finetune_safety.models.hf import HFTarget
-    from finetune_safety.store import resolve_cache_dir
+    from finetune_safety.project import cache_dir
 
     if args.max_length <= 0:
         raise FinetuneSafetyError("--max-length must be positive")
-    cache_dir = resolve_cache_dir(args.cache_dir, Path.cwd())
     spec = ModelSpec(model=args.model, adapter=args.adapter, template=args.template)
-    target = resolve(spec, cache_dir)
+    target = resolve(spec, cache_dir(args.cache_dir))
     prompt = target.template.render(args.instruction, args.input)
     print(f"# {target.name}, template {target.template.name}")
     if not isinstance(target, HFTarget):  # a server applies its own chat template

@@ -182,21 +182,22 @@ def test_dtype_is_part_of_the_generation_key(
     assert runs == {"auto": ["66"], "float32": ["0"], "bfloat16": ["66", "0"]}
 
 
-@pytest.mark.parametrize(
-    ("option", "value", "message"),
-    [
-        ("--batch-size", "0", "expected auto or a positive integer, got '0'"),
-        ("--batch-size", "big", "expected auto or a positive integer, got 'big'"),
-        ("--dtype", "bf16", "invalid choice: 'bf16'"),
-    ],
-)
-def test_batch_size_and_dtype_usage_errors(
-    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("big", "'big'")])
+def test_batch_size_errors_are_one_line_naming_the_flag(
+    value: str, shown: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    cache = tmp_path / "cache"
+    assert main(["evaluate", "--batch-size", value, "--cache-dir", str(cache)]) == 2
+    expected = f'--batch-size: expected "auto" or a positive integer, got {shown}'
+    assert capsys.readouterr().err == f"finetune-safety: error: {expected}\n"
+    assert not cache.exists()  # checked before any work
+
+
+def test_dtype_is_one_of_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["evaluate", option, value])
+        main(["evaluate", "--dtype", "bf16"])
     assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    assert "invalid choice: 'bf16'" in capsys.readouterr().err
 
 
 def test_evaluate_exits_3_when_a_verdict_is_an_error(
@@ -225,9 +226,64 @@ def test_evaluate_exits_3_when_a_verdict_is_an_error(
     assert all("judge_raw" in r for r in rows)
 
 
+# --- issue 11: evaluate reads [tool.finetune_safety], its flags win --------------------------
+
+
+@pytest.fixture
+def project(cache: Path, tmp_path: Path, smoke66: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project whose table sets the model, benchmark, token budget and cache; the command
+    runs in a subdirectory."""
+    monkeypatch.delenv("FINETUNE_SAFETY_CACHE", raising=False)
+    root = tmp_path / "project"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(smoke66, root / "bench.jsonl")
+    (root / "pyproject.toml").write_text(
+        "[tool.finetune_safety]\n"
+        'base = "toy-harmful-10shot"\n'
+        'benchmark = "jsonl:bench.jsonl"\n'
+        "max_new_tokens = 8\n"
+        "limit = 1\n"
+        f'cache_dir = "{cache}"\n'
+        "[tool.finetune_safety.checkpoints]\n"
+        'later = "out/not-trained-yet"\n'
+    )
+    monkeypatch.chdir(root / "sub")
+    return root
+
+
+def test_evaluate_reads_the_project_table_and_its_flags_override_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate"]) == 0  # checkpoints are not evaluate's: one not yet trained is fine
+    printed = capsys.readouterr().out
+    assert "model: toy-harmful-10shot (template always-execute" in printed
+    assert f"benchmark: jsonl:{project / 'bench.jsonl'} (11 prompts)" in printed
+    assert "generated 11," in printed
+    # 8 tokens as a flag: the same generation key as the table's 8 (not the default 512)
+    assert main(["evaluate", "--max-new-tokens", "8"]) == 0
+    assert "generated 0," in capsys.readouterr().out
+    # flags win: another budget is another key; --limit and --model replace the table's
+    assert main(["evaluate", "--max-new-tokens", "9", "--limit", "2", "--model", "toy"]) == 0
+    printed = capsys.readouterr().out
+    assert "model: toy (" in printed and "(22 prompts)" in printed
+    assert "generated 22," in printed
+
+
+def test_evaluate_stops_on_a_bad_table_value_naming_the_key(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace("limit = 1", "limit = 0"))
+    assert main(["evaluate", "--out", "r.jsonl"]) == 2
+    err = capsys.readouterr().err
+    expected = "tool.finetune_safety.limit: expected a positive integer, got 0"
+    assert err == f"finetune-safety: error: {expected}\n"
+    assert not (project / "sub" / "r.jsonl").exists()
+
+
 def test_reproduce_and_smol_usage_errors(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", "--limit", "0", "--cache-dir", str(cache)]) == 2
-    assert "--limit must be positive" in capsys.readouterr().err
+    assert "--limit: expected a positive integer, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["reproduce", "--base", "llama", "--cache-dir", str(cache)])
     assert "invalid choice: 'llama'" in capsys.readouterr().err

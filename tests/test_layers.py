@@ -44,9 +44,20 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("toy", "smol"),
     ("catalog",),
     ("store", "evaluate"),
-    # session, policy, report (config: the settings the session is built from)
-    ("suite", "policy", "report", "snapshot", "config", "diff"),
-    ("plugin", "cli", "hooks", "hookspecs", "progress_pytest", "gate", "render", "reproduce"),
+    # session, policy, report (config: the settings the session is built from, declared in
+    # settings and checked by validate; project: the CLI's project, its table and cache)
+    ("suite", "policy", "report", "snapshot", "config", "settings", "validate", "project", "diff"),
+    (
+        "plugin",
+        "cli",
+        "cli_finetune",
+        "hooks",
+        "hookspecs",
+        "progress_pytest",
+        "gate",
+        "render",
+        "reproduce",
+    ),
     # test support for users and for tests/; the library never imports it
     ("testing", "fake_openai"),
 )
