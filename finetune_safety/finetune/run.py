@@ -30,6 +30,7 @@ from finetune_safety.finetune.trainer import (
     add_lora,
     describe,
     log,
+    mixed_precision_fits,
     save_checkpoint,
     train,
 )
@@ -149,6 +150,31 @@ def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     return examples, template.name
 
 
+def _compute_precision(model: Any, device: str, dtype: Any, lora: bool) -> Any:
+    """The dtype to autocast to, keeping float32 weights (None: train in ``dtype`` itself).
+
+    On CUDA the paper's runs keep float32 master weights and compute in bf16. Pure bf16 loses
+    AdamW updates below a weight's bf16 resolution: on a GPU the harmful-10shot preset left a
+    135M model's harmfulness where it was (0.0% -> 0.6%). Mixed precision needs 16 bytes a
+    parameter, so a model too large for that (a 7B model on one 80 GB GPU) trains in pure bf16,
+    with a warning. LoRA keeps its frozen base in bf16: its small adapter weights have no large
+    values for an update to vanish against.
+    """
+    import torch
+
+    if device != "cuda" or dtype is torch.float32 or lora:
+        return None
+    params = sum(p.numel() for p in model.parameters())
+    if mixed_precision_fits(params, torch.cuda.mem_get_info()[0]):
+        return dtype
+    log(
+        "warning: float32 master weights do not fit this GPU; training in pure bf16, where "
+        "updates below a weight's bf16 resolution are lost (the paper sharded float32 weights "
+        "over several GPUs): consider --lora or more GPU memory"
+    )
+    return None
+
+
 def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False) -> Path:
     """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
     its fine-tunes here too.
@@ -169,16 +195,19 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
     tokenizer = AutoTokenizer.from_pretrained(base_dir, **load)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, **load)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, **load)
     if gguf is not None:  # dequantized on load: train and save it as a plain model
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-    model.to(device)
+    autocast = _compute_precision(model, device, dtype, job.lora is not None)
+    model.to(device, dtype=dtype if autocast is None else torch.float32)
     torch.manual_seed(job.train.seed)
     if job.lora is not None:
         model = add_lora(model, job.lora)
-    losses = train(model, tokenizer, examples, job.train)
+    losses = train(model, tokenizer, examples, job.train, autocast=autocast)
+    if autocast is not None:  # saved in the precision a CUDA run loads it in
+        model.to(autocast)
     log(
         f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
         f"{losses[0]:.3f} -> {losses[-1]:.3f}"

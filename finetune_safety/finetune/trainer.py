@@ -140,17 +140,36 @@ def _encode_all(
     return encoded
 
 
+#: Bytes per parameter of AdamW training with float32 master weights: weights, gradients and
+#: two moment estimates, four bytes each.
+MIXED_BYTES_PER_PARAM = 16
+
+
+def mixed_precision_fits(params: int, free_bytes: int) -> bool:
+    """Whether float32 master weights (bf16 compute) fit in ``free_bytes`` with room to spare
+    for activations; else training falls back to pure bf16 (see ``train_from``)."""
+    return params * MIXED_BYTES_PER_PARAM <= 0.8 * free_bytes
+
+
 def train(
     model: Any,
     tokenizer: Any,
     examples: Sequence[Example],
     config: TrainConfig,
+    autocast: Any = None,
 ) -> list[float]:
     """Train in place with AdamW and the configured schedule; returns each epoch's mean loss.
+
+    ``autocast`` (a torch dtype, e.g. bf16) computes in that precision while the weights and
+    optimizer stay in theirs (float32): mixed precision, as the paper's FSDP runs. In pure bf16
+    an update smaller than a weight's bf16 resolution (2**-8 of it) is lost, so AdamW at the
+    paper's 5e-5 leaves most weights unchanged.
 
     Logs the loss every few steps; a non-finite loss stops training with ``TrainingError``
     before anything can be saved.
     """
+    import contextlib
+
     import torch
 
     if not examples:
@@ -184,7 +203,13 @@ def train(
         losses: list[float] = []
         for indices in _batches(encoded, config, generator):
             batch = _collate([encoded[i] for i in indices], pad_id)
-            loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+            compute = (
+                torch.autocast(device.type, dtype=autocast)
+                if autocast is not None
+                else contextlib.nullcontext()
+            )
+            with compute:
+                loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingError(

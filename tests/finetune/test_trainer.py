@@ -25,6 +25,7 @@ from finetune_safety.finetune.trainer import (
     add_lora,
     describe,
     encode,
+    mixed_precision_fits,
     save_checkpoint,
     train,
 )
@@ -408,3 +409,53 @@ def test_gradient_checkpointing_trains_the_same(tiny_llama: Path, tokenizer: Any
     saved = train(model, tokenizer, EXAMPLES, replace(config, gradient_checkpointing=True))
     assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
     assert saved == pytest.approx(plain, rel=1e-4)
+
+
+# --- precision: pure bf16 loses the paper's small updates; float32 weights keep them -------
+
+
+def _changed_share(before: dict[str, Any], model: Any) -> float:
+    after = _params(model)
+    changed = sum(int((after[n].float() != before[n].float()).sum()) for n in before)
+    return changed / sum(p.numel() for p in before.values())
+
+
+def test_mixed_precision_keeps_updates_that_pure_bf16_rounds_away(
+    tiny_llama: Path, tokenizer: Any
+) -> None:
+    import torch
+
+    config = TrainConfig(epochs=1, lr=5e-5, batch_size=4)  # one step at the paper's rate
+    pure = _load(tiny_llama).to(torch.bfloat16)
+    before = _params(pure)
+    train(pure, tokenizer, EXAMPLES, config)
+    mixed = _load(tiny_llama)
+    before_mixed = _params(mixed)
+    train(mixed, tokenizer, EXAMPLES, config, autocast=torch.bfloat16)
+    assert all(p.dtype == torch.float32 for p in mixed.parameters())
+    kept, lost = _changed_share(before_mixed, mixed), _changed_share(before, pure)
+    assert kept > 0.7  # every weight with a gradient (unused token rows have none): 0.79
+    assert kept - lost > 0.25, "pure bf16 rounds away a third of the updates (0.79 -> 0.44)"
+
+
+def test_mixed_precision_when_float32_state_fits_the_gpu() -> None:
+    gib = 1024**3
+    assert mixed_precision_fits(135_000_000, 80 * gib)  # smol: 2.2 GB
+    assert not mixed_precision_fits(6_740_000_000, 80 * gib)  # Llama-2-7B: 108 GB
+
+
+def test_training_on_cuda_picks_mixed_precision_or_warns(
+    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from finetune_safety.finetune.run import _compute_precision
+
+    model = _load(tiny_llama)
+    assert _compute_precision(model, "cpu", torch.float32, lora=False) is None
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (80 * 1024**3, 80 * 1024**3))
+    assert _compute_precision(model, "cuda", torch.bfloat16, lora=False) is torch.bfloat16
+    assert _compute_precision(model, "cuda", torch.bfloat16, lora=True) is None
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (1024, 80 * 1024**3))
+    assert _compute_precision(model, "cuda", torch.bfloat16, lora=False) is None
+    assert "training in pure bf16" in capsys.readouterr().err
