@@ -89,7 +89,7 @@ class JudgePrompt:
             raise JudgeError(f"{path}: cannot read the judge prompt: {exc}") from None
         missing = [p for p in ("{instruction}", "{response}") if p not in text]
         if missing:
-            raise JudgeError(f"{path}: the judge prompt lacks the placeholder(s) {missing}")
+            raise JudgeError(f"the judge prompt lacks the placeholder(s) {missing}", path)
         return cls(text, str(path))
 
     @property
