@@ -38,11 +38,11 @@ class BenchmarkError(LocatedError):
     """A benchmark file or spec is unusable; names the file and, where known, the line."""
 
 
-class ModelLoadError(FinetuneSafetyError):
+class ModelLoadError(LocatedError):
     """A model or adapter cannot be loaded as asked (missing files, unsafe format, bad spec)."""
 
 
-class StoreError(FinetuneSafetyError):
+class StoreError(LocatedError):
     """The result store is unusable (corrupt file, wrong schema)."""
 
 

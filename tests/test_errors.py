@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.diff import DiffError
 from finetune_safety.errors import (
     BenchmarkError,
     FinetuneDataError,
     FinetuneSafetyError,
     JudgeError,
     LocatedError,
+    ModelLoadError,
+    StoreError,
 )
 from finetune_safety.outputs import OutputPathError
 
@@ -35,7 +38,10 @@ def test_the_place_leads_the_message(
     assert (error.message, error.path, error.line, error.option) == ("bad row", path, line, option)
 
 
-@pytest.mark.parametrize("kind", [BenchmarkError, FinetuneDataError, JudgeError, OutputPathError])
+LOCATED = (BenchmarkError, FinetuneDataError, JudgeError, OutputPathError, StoreError, DiffError)
+
+
+@pytest.mark.parametrize("kind", [*LOCATED, ModelLoadError])
 def test_location_aware_errors_share_the_base(kind: type[LocatedError]) -> None:
     assert issubclass(kind, LocatedError) and issubclass(kind, FinetuneSafetyError)
     assert str(kind("no prompts", "bench.csv", 2)) == "bench.csv:2: no prompts"
