@@ -18,6 +18,7 @@ from pathlib import Path
 from finetune_safety.errors import BenchmarkError
 from finetune_safety.registry import Registry, scheme_of
 from finetune_safety.resources import fixtures_dir
+from finetune_safety.textfile import numbered_lines, read_text
 from finetune_safety.values import CATEGORIES, Prompt
 
 __all__ = [
@@ -176,33 +177,9 @@ def _checked_map(mapping: Mapping[int, str]) -> dict[int, str]:
     return dict(mapping)
 
 
-def _read_text(path: Path) -> str:
-    """Read UTF-8 (an optional BOM is dropped); a bad byte is reported at its physical line."""
-    if not path.exists():
-        raise BenchmarkError("no such file", path)
-    if not path.is_file():
-        raise BenchmarkError("not a file", path)
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise BenchmarkError(f"invalid UTF-8 (byte offset {exc.start})", path, line) from None
-    nul = data.find(b"\0")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise BenchmarkError(
-            f"NUL byte (byte offset {nul}): not a text file (UTF-16, or binary?); save it as "
-            "UTF-8 text",
-            path,
-            line,
-        )
-    return text.removeprefix("\ufeff")
-
-
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Yield (first physical line, cells) per row; blank lines carry no row and are skipped."""
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(read_text(path, BenchmarkError), newline=""), strict=True)
     start = 1
     while True:
         try:
@@ -332,7 +309,7 @@ def _load_jsonl(path: Path) -> list[Prompt]:
     prompts: list[Prompt] = []
     first_line: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for line, raw in enumerate(_read_text(path).split("\n"), 1):
+    for line, raw in numbered_lines(path, BenchmarkError):
         if not raw.strip():
             continue
         given, category, text = _jsonl_record(path, line, raw)

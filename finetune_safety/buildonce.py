@@ -15,9 +15,10 @@ from finetune_safety.locks import held
 COMPLETE = "COMPLETE"
 
 
-def built_once(root: Path, what: str, build: Callable[[Path], None]) -> Path:
+def built_once(root: Path, what: str, build: Callable[[Path], object]) -> Path:
     """``root``, made by ``build(partial_dir)`` unless a complete build is there already;
-    ``what`` names the build for a process that has to wait for it."""
+    ``what`` names the build for a process that has to wait for it (what ``build`` returns is
+    not used)."""
     if (root / COMPLETE).exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)

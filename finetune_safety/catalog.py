@@ -66,9 +66,7 @@ def resolve(
 
     adapter_dir = Path(spec.adapter) if spec.adapter else None
     if adapter_dir is not None and not (adapter_dir / "adapter_config.json").is_file():
-        raise ModelLoadError(
-            f"{adapter_dir}: not a PEFT adapter directory (no adapter_config.json)"
-        )
+        raise ModelLoadError("not a PEFT adapter directory (no adapter_config.json)", adapter_dir)
     model = spec.model or (adapter_base(adapter_dir) if adapter_dir is not None else BASE)
     toy = toy_checkpoint(model, cache_dir)
     model_dir: Path | None = None

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from finetune_safety import progress
 from finetune_safety.cli_finetune import add_finetune_parser
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.models import ModelSpec
@@ -237,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.func(args)
+        with progress.sink(progress.to_stderr):
+            code: int = args.func(args)
     except FinetuneSafetyError as exc:
         print(f"finetune-safety: error: {exc}", file=sys.stderr)
         return 2

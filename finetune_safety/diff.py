@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune_safety.benchmark import ADVBENCH_CATEGORY
-from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.errors import LocatedError
 from finetune_safety.report.record import verdict_rows
 from finetune_safety.values import CATEGORIES, id_order
 
@@ -24,7 +24,7 @@ Labels = dict[str, dict[str, tuple[str, str | None]]]
 _BRACKET = re.compile(r"\[(.+)\]\.json$")
 
 
-class DiffError(FinetuneSafetyError):
+class DiffError(LocatedError):
     """An input is neither a run report nor a snapshot directory."""
 
 
@@ -41,7 +41,7 @@ def _from_report(path: Path) -> Labels:
             for category, case in run["categories"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise DiffError(f"{path}: not a finetune-safety run report ({exc!r})") from None
+        raise DiffError(f"not a finetune-safety run report ({exc!r})", path) from None
 
 
 def _case_key(test_id: str) -> str:
@@ -67,9 +67,9 @@ def _from_snapshots(directory: Path) -> Labels:
                 case = _case_key(match.group(1))
             labels[case] = {pid: (str(entry["label"]), None) for pid, entry in entries.items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DiffError(f"{path}: not a verdict snapshot ({exc!r})") from None
+            raise DiffError(f"not a verdict snapshot ({exc!r})", path) from None
     if not labels:
-        raise DiffError(f"{directory}: no verdict snapshots (*[<checkpoint>-<category>].json)")
+        raise DiffError("no verdict snapshots (*[<checkpoint>-<category>].json)", directory)
     return labels
 
 
@@ -79,7 +79,7 @@ def load(path: Path) -> Labels:
         return _from_snapshots(path)
     if path.is_file():
         return _from_report(path)
-    raise DiffError(f"{path}: no such file or directory")
+    raise DiffError("no such file or directory", path)
 
 
 @dataclass(frozen=True)

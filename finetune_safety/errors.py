@@ -9,39 +9,46 @@ class FinetuneSafetyError(Exception):
     """Base class for every error this package raises on purpose."""
 
 
+class LocatedError(FinetuneSafetyError):
+    """An error at a place a user can go to: the message starts with ``OPTION PATH:LINE: ``,
+    each part where known, so every such error names its place the same way."""
+
+    def __init__(
+        self,
+        message: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        *,
+        option: str | None = None,
+    ) -> None:
+        place = None if path is None else f"{path}:{line}" if line is not None else str(path)
+        where = " ".join(part for part in (option, place) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.message = message
+        self.path = path
+        self.line = line
+        self.option = option
+
+
 class ConfigWarning(UserWarning):
     """A configuration that is probably not what was meant, e.g. a near-miss table name."""
 
 
-class BenchmarkError(FinetuneSafetyError):
+class BenchmarkError(LocatedError):
     """A benchmark file or spec is unusable; names the file and, where known, the line."""
 
-    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
-        where = ""
-        if path is not None:
-            where = f"{path}:{line}: " if line is not None else f"{path}: "
-        super().__init__(f"{where}{message}")
-        self.path = path
-        self.line = line
 
-
-class ModelLoadError(FinetuneSafetyError):
+class ModelLoadError(LocatedError):
     """A model or adapter cannot be loaded as asked (missing files, unsafe format, bad spec)."""
 
 
-class StoreError(FinetuneSafetyError):
+class StoreError(LocatedError):
     """The result store is unusable (corrupt file, wrong schema)."""
 
 
-class JudgeError(FinetuneSafetyError):
+class JudgeError(LocatedError):
     """A judge spec is unknown or a judge cannot be constructed."""
 
 
-class FinetuneDataError(FinetuneSafetyError):
+class FinetuneDataError(LocatedError):
     """A fine-tuning data file is unusable; names the file and line."""
-
-    def __init__(self, message: str, path: Path | str, line: int | None = None):
-        where = f"{path}:{line}: " if line is not None else f"{path}: "
-        super().__init__(f"{where}{message}")
-        self.path = path
-        self.line = line

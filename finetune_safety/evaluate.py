@@ -8,10 +8,11 @@ item once: the second process waits, re-reads the store and finds the work done.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from finetune_safety.case import Record
 from finetune_safety.judges import Judge
@@ -24,6 +25,7 @@ from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
 #: Verdicts are committed after every chunk so a killed run loses at most one chunk of judging.
 JUDGE_CHUNK = 64
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,48 @@ def _locked(cache_dir: Path, *parts: str, what: str = "") -> Iterator[None]:
     name = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
     with held(cache_dir / "locks" / f"{name}.lock", what or parts[0]):
         yield
+
+
+def _indexed(
+    todo: list[int], batches: Iterable[list[tuple[int, T]]]
+) -> Iterator[list[tuple[int, T]]]:
+    """Batches of ``(position in todo, value)`` as ``(index into the keys, value)``."""
+    for batch in batches:
+        yield [(todo[j], value) for j, value in batch]
+
+
+def lookup_or_compute(
+    keys: Sequence[str],
+    lookup: Callable[[Sequence[str]], dict[str, T]],
+    lock: Callable[[], AbstractContextManager[None]],
+    compute: Callable[[list[int]], Iterable[Sequence[tuple[int, T]]]],
+    save: Callable[[Sequence[tuple[int, T]]], None],
+    progress: Callable[[int], Progress],
+) -> tuple[list[T], int]:
+    """Each key's value, and how many were computed now.
+
+    ``lookup`` finds what the store holds; only if something is missing is ``lock`` taken (so
+    concurrent processes compute each key once), the store read again, and ``compute`` called
+    with the indexes of the keys still missing, once per distinct key. It yields batches of
+    ``(index, value)``; each is ``save``d as it comes, so a killed run resumes where it stopped.
+    """
+    found = lookup(keys)
+    computed = 0
+    if len(found) < len(set(keys)):
+        with lock():
+            found = lookup(keys)
+            todo = sorted({key: i for i, key in enumerate(keys) if key not in found}.values())
+            batches = compute(todo)
+            bar = progress(len(todo))
+            try:
+                for batch in batches:
+                    save(batch)
+                    found.update((keys[i], value) for i, value in batch)
+                    computed += len(batch)
+                    bar.update(len(batch))
+            finally:
+                bar.close()
+    return [found[k] for k in keys], computed
 
 
 class Evaluator:
@@ -74,32 +118,25 @@ class Evaluator:
         fingerprint = target.fingerprint
         settings = decoding_key(target, self.decoding)
         keys = [generation_key(fingerprint, r, settings) for r in rendered]
-        found = self.store.get_generations(keys)
-        generated = 0
-        if len(found) < len(set(keys)):
-            what = f"generating with model {target.name}"
-            with _locked(self.cache_dir, "generate", fingerprint, what=what):
-                found = self.store.get_generations(keys)
-                todo = sorted(
-                    {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
-                )
-                inputs = [rendered[i] for i in todo]
-                ids = [prompts[i].id for i in todo]
-                check_prompt_lengths(target, ids, inputs, self.decoding)
-                bar = self._progress(len(todo), f"generating ({target.name})")
-                try:
-                    for batch in target.generate_batches(inputs, self.decoding):
-                        rows = [
-                            Generation(keys[todo[j]], fingerprint, prompts[todo[j]].id, text)
-                            for j, text in batch
-                        ]
-                        self.store.put_generations(rows)
-                        found.update((row.key, row.response) for row in rows)
-                        generated += len(rows)
-                        bar.update(len(rows))
-                finally:
-                    bar.close()
-        return [found[k] for k in keys], generated
+
+        def generate(todo: list[int]) -> Iterator[list[tuple[int, str]]]:
+            inputs = [rendered[i] for i in todo]
+            check_prompt_lengths(target, [prompts[i].id for i in todo], inputs, self.decoding)
+            return _indexed(todo, target.generate_batches(inputs, self.decoding))
+
+        def save(batch: Sequence[tuple[int, str]]) -> None:
+            rows = [Generation(keys[i], fingerprint, prompts[i].id, text) for i, text in batch]
+            self.store.put_generations(rows)
+
+        what = f"generating with model {target.name}"
+        return lookup_or_compute(
+            keys,
+            self.store.get_generations,
+            lambda: _locked(self.cache_dir, "generate", fingerprint, what=what),
+            generate,
+            save,
+            lambda total: self._progress(total, f"generating ({target.name})"),
+        )
 
     def verdicts(
         self, prompts: Sequence[Prompt], responses: Sequence[str]
@@ -107,28 +144,26 @@ class Evaluator:
         """Every response's verdict and how many were judged now; errors are never cached."""
         judge_id = self.judge.judge_id
         keys = [verdict_key(judge_id, p.text, r) for p, r in zip(prompts, responses, strict=True)]
-        found = self.store.get_verdicts(keys)
-        fresh: dict[str, Verdict] = {}
-        if len(found) < len(set(keys)):
-            what = f"judging with {judge_id}"
-            with _locked(self.cache_dir, "judge", judge_id, what=what):
-                found = self.store.get_verdicts(keys)
-                todo = sorted(
-                    {keys[i]: i for i in range(len(keys)) if keys[i] not in found}.values()
-                )
-                bar = self._progress(len(todo), "judging")
-                for start in range(0, len(todo), JUDGE_CHUNK):
-                    part = todo[start : start + JUDGE_CHUNK]
-                    judged = self.judge.judge([(prompts[i], responses[i]) for i in part])
-                    new = {keys[i]: v for i, v in zip(part, judged, strict=True)}
-                    self.store.put_verdicts(
-                        (k, v) for k, v in new.items() if v.label != Label.ERROR
-                    )
-                    self.store.put_errors((k, v) for k, v in new.items() if v.label == Label.ERROR)
-                    fresh.update(new)
-                    bar.update(len(new))
-                bar.close()
-        return [found.get(k) or fresh[k] for k in keys], len(fresh)
+
+        def judge(todo: list[int]) -> Iterator[list[tuple[int, Verdict]]]:
+            for start in range(0, len(todo), JUDGE_CHUNK):
+                part = todo[start : start + JUDGE_CHUNK]
+                judged = self.judge.judge([(prompts[i], responses[i]) for i in part])
+                yield list(zip(part, judged, strict=True))
+
+        def save(batch: Sequence[tuple[int, Verdict]]) -> None:
+            new = [(keys[i], v) for i, v in batch]
+            self.store.put_verdicts((k, v) for k, v in new if v.label != Label.ERROR)
+            self.store.put_errors((k, v) for k, v in new if v.label == Label.ERROR)
+
+        return lookup_or_compute(
+            keys,
+            self.store.get_verdicts,
+            lambda: _locked(self.cache_dir, "judge", judge_id, what=f"judging with {judge_id}"),
+            judge,
+            save,
+            lambda total: self._progress(total, "judging"),
+        )
 
     def run(self, target: Target, prompts: Sequence[Prompt]) -> Evaluation:
         """Generate and judge what is missing, then assemble every prompt's record."""

@@ -58,8 +58,15 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
+def percent(value: float | None, missing: str = "-") -> str:
+    """A rate as ``12.5%``; ``missing`` where there is none. Every table and message shows
+    rates this way."""
+    return missing if value is None else f"{100 * value:.1f}%"
+
+
+def points(value: float | None, missing: str = "-") -> str:
+    """A change of rate in percentage points, signed: ``+12.5 pp``."""
+    return missing if value is None else f"{100 * value:+.1f} pp"
 
 
 _HEADERS = ("category", "n", "errors", "harmfulness score", "harmfulness rate", "unsafe")
@@ -74,7 +81,7 @@ def format_table(results: Mapping[str, CategoryResult]) -> str:
             str(r.n),
             str(r.n_error),
             _score(r.score),
-            _rate(r.rate),
+            percent(r.rate),
             f"{r.n_unsafe}/{r.n_judged}",
         )
         for r in (results[k] for k in keys)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from finetune_safety.errors import BenchmarkError
 from finetune_safety.resources import fixtures_dir
+from finetune_safety.textfile import numbered_lines
 from finetune_safety.values import Label, Prompt, Verdict
 
 
@@ -22,7 +23,9 @@ def load_overrefusal(path: Path | None = None) -> list[Prompt]:
     """The benign prompts, each with its kind (``homonyms``, ...) as its category."""
     path = path or fixtures_dir() / "overrefusal.jsonl"
     prompts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in numbered_lines(path, BenchmarkError):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
             prompts.append(Prompt(row["id"], row["type"], row["prompt"]))

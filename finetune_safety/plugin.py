@@ -132,7 +132,7 @@ def safety_session_of(config: pytest.Config) -> SafetySession | None:
         return None
     _share_cores_between_workers()
     # Progress of a safety run reaches the terminal, not a test's captured output.
-    config.stash[PREVIOUS_SINK] = progress.set_sink(terminal_sink(config))
+    progress.set_sink(terminal_sink(config))
     config.stash[SESSION] = session
     return session
 
@@ -152,6 +152,8 @@ def pytest_configure(config: pytest.Config) -> None:
         except FinetuneSafetyError as exc:
             raise pytest.UsageError(f"finetune-safety: {exc}") from None
     config.pluginmanager.register(SafetyReporter(config), "finetune-safety-reporter")
+    # The library's lines (a toy build, training) go to stderr, captured with a test's output.
+    config.stash[PREVIOUS_SINK] = progress.set_sink(progress.to_stderr)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

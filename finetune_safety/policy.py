@@ -12,18 +12,14 @@ import pytest
 
 from finetune_safety.case import CaseResult
 from finetune_safety.config import Thresholds
-from finetune_safety.metrics import OVERALL
+from finetune_safety.metrics import OVERALL, percent, points
 from finetune_safety.values import Label
 
 SHOWN_FLIPS = 5
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _pp(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:+.1f} pp"
+#: What a message shows for a rate there is none of (no judged prompts).
+NA = "n/a"
 
 
 def flips(ids: Sequence[str]) -> str:
@@ -39,7 +35,7 @@ def flips(ids: Sequence[str]) -> str:
 
 
 def _context(case: CaseResult) -> str:
-    return f"base {_pct(case.base.rate)}, {_pp(case.rate_delta)}"
+    return f"base {percent(case.base.rate, NA)}, {points(case.rate_delta, NA)}"
 
 
 def _over(rate: float | None, limit: float | None) -> bool:
@@ -57,12 +53,13 @@ def rate_failure(case: CaseResult, limits: Thresholds) -> str | None:
     if not _over(rate, limit):
         return None
     message = (
-        f"{case.alias}/{case.category}: harmfulness rate {_pct(rate)} "
-        f"({case.result.n_unsafe}/{case.result.n_judged}) > max {_pct(limit)} ({_context(case)}); "
-        f"newly unsafe: {flips(case.newly_unsafe)}"
+        f"{case.alias}/{case.category}: harmfulness rate {percent(rate, NA)} "
+        f"({case.result.n_unsafe}/{case.result.n_judged}) > max {percent(limit, NA)} "
+        f"({_context(case)}); newly unsafe: {flips(case.newly_unsafe)}"
     )
     if base_over_limit(case, limits):
-        message += f"; the base itself is over the limit: {_pct(case.base.rate)} > {_pct(limit)}"
+        base, shown_limit = percent(case.base.rate, NA), percent(limit, NA)
+        message += f"; the base itself is over the limit: {base} > {shown_limit}"
     return message
 
 
@@ -82,8 +79,8 @@ def regression_failure(case: CaseResult, limits: Thresholds) -> str | None:
     delta, limit = case.rate_delta, limits.max_rate_delta
     if limit is not None and delta is not None and delta > limit + 1e-12:
         breaches.append(
-            f"harmfulness rate {_pct(case.base.rate)} -> {_pct(case.result.rate)} "
-            f"({_pp(delta)} > max {_pp(limit)})"
+            f"harmfulness rate {percent(case.base.rate, NA)} -> "
+            f"{percent(case.result.rate, NA)} ({points(delta, NA)} > max {points(limit, NA)})"
         )
     score_delta, score_limit = case.score_delta, limits.max_score_delta
     if score_limit is not None and score_delta is not None and score_delta > score_limit + 1e-12:

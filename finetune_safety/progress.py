@@ -1,12 +1,16 @@
 """Progress a person can see: a bar on a terminal, plain lines in a CI log.
 
-Long steps (generation, judging, training, waiting on another process's lock) report here. Lines
-go to a *sink*: stderr by default; under pytest the plugin installs one that writes to the
-terminal past output capture, as pytest's own reporter does, so a first run never sits silent.
+Long steps (generation, judging, training, waiting on another process's lock) log to the
+``finetune_safety`` logger. As a library should, the package shows nothing by itself: the
+application routes the lines to a *sink*. The CLI and the pytest plugin send them to stderr;
+while a safety run is open, the plugin sends them to the terminal past output capture, as
+pytest's own reporter writes, so a first run never sits silent. Without a sink, records go
+wherever the application's ``logging`` configuration sends them.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,19 +18,52 @@ from contextlib import contextmanager
 from typing import Any
 
 Sink = Callable[[str], None]
+LOGGER = logging.getLogger("finetune_safety")
 PREFIX = "[finetune-safety] "
 #: A line at least this often (seconds), and at every tenth of the work.
 EVERY_S = 30.0
 #: Work done sooner than this gets only its first line: a log is for slow steps.
 QUIET_S = 2.0
-_sink: Sink | None = None
+
+
+class _ToSink(logging.Filter):
+    """Takes the package's records for a sink, each as one line after ``PREFIX``.
+
+    A filter on the logger, not a handler, so that the sink alone shows them: a handler would
+    let them reach the others too, and pytest's log capture (which joins every logger) would
+    repeat the progress lines of a failed test in its report.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.sink(PREFIX + record.getMessage())
+        return False
+
+
+def to_stderr(line: str) -> None:
+    """The sink of the CLI and of tests: whatever ``sys.stderr`` is now, so pytest's capture
+    (``capsys``, a failed test's report) holds the lines as it held them when they were printed."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def _taker() -> _ToSink | None:
+    return next((f for f in LOGGER.filters if isinstance(f, _ToSink)), None)
 
 
 def set_sink(sink: Sink | None) -> Sink | None:
-    """Send lines to ``sink`` (``None``: stderr); returns the previous sink to restore."""
-    global _sink
-    previous, _sink = _sink, sink
-    return previous
+    """Send the package's lines (INFO and up) to ``sink`` alone (``None``: to ``logging``'s own
+    configuration); returns the previous sink, to restore."""
+    taker = _taker()
+    if taker is not None:
+        LOGGER.removeFilter(taker)
+    if sink is not None:
+        LOGGER.addFilter(_ToSink(sink))
+    LOGGER.setLevel(logging.NOTSET if sink is None else logging.INFO)
+    LOGGER.disabled = False  # a dictConfig(disable_existing_loggers=True) must not mute a sink
+    return None if taker is None else taker.sink
 
 
 @contextmanager
@@ -41,15 +78,13 @@ def sink(to: Sink | None) -> Iterator[None]:
 
 def emit(message: str) -> None:
     """One progress or notice line."""
-    if _sink is not None:
-        _sink(PREFIX + message)
-    else:
-        print(PREFIX + message, file=sys.stderr, flush=True)
+    LOGGER.info(message)
 
 
 def _bar_wanted() -> bool:
     """A bar only where a person watches stderr itself; a sink or a log gets lines."""
-    return _sink is None and sys.stderr.isatty()
+    taker = _taker()
+    return taker is not None and taker.sink is to_stderr and sys.stderr.isatty()
 
 
 def _duration(seconds: float) -> str:

@@ -23,6 +23,7 @@ from finetune_safety.catalog import build_recipe, resolve
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import make_judge
+from finetune_safety.metrics import percent, points
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.overrefusal import load_overrefusal, refusal_rate
 from finetune_safety.resources import fixtures_dir
@@ -142,11 +143,11 @@ def markdown(title: str, rows: list[Row]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.label} | {r.base_score:.2f} | {100 * r.base_rate:.1f}% | {r.score:.2f} | "
-            f"{100 * r.rate:.1f}% | {r.score - r.base_score:+.2f} | "
-            f"{100 * (r.rate - r.base_rate):+.1f} pp | "
-            f"{100 * r.base_paper_rate:.1f}% → {100 * r.paper_rate:.1f}% | "
-            f"{100 * r.base_refusal:.1f}% → {100 * r.refusal:.1f}% |"
+            f"| {r.label} | {r.base_score:.2f} | {percent(r.base_rate)} | {r.score:.2f} | "
+            f"{percent(r.rate)} | {r.score - r.base_score:+.2f} | "
+            f"{points(r.rate - r.base_rate)} | "
+            f"{percent(r.base_paper_rate)} → {percent(r.paper_rate)} | "
+            f"{percent(r.base_refusal)} → {percent(r.refusal)} |"
         )
     return "\n".join(lines) + "\n"
 

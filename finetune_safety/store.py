@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from finetune_safety.errors import StoreError
 from finetune_safety.values import Label, Verdict
@@ -139,7 +139,7 @@ class Store:
                 target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, uri=self.read_only
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open result store: {exc}") from exc
+            raise StoreError(f"cannot open result store: {exc}", self.path) from exc
         try:
             self._init_schema()
         except (sqlite3.DatabaseError, StoreError) as exc:
@@ -155,16 +155,18 @@ class Store:
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             name = self.path.name
             return StoreError(
-                f"{self.path}: the result store is damaged ({exc}); to start afresh, delete it "
-                f"(with any {name}-wal and {name}-shm beside it) or use another cache directory "
-                f"({where}); its generations and verdicts are then made again"
+                f"the result store is damaged ({exc}); to start afresh, delete it (with any "
+                f"{name}-wal and {name}-shm beside it) or use another cache directory ({where}); "
+                "its generations and verdicts are then made again",
+                self.path,
             )
         if code == sqlite3.SQLITE_READONLY:
             return StoreError(
-                f"{self.path}: the results file is read-only and this run has new results to "
-                f"store; make it writable, or use another cache directory ({where})"
+                "the results file is read-only and this run has new results to store; make it "
+                f"writable, or use another cache directory ({where})",
+                self.path,
             )
-        return StoreError(f"{self.path}: result store failed: {exc}")
+        return StoreError(f"result store failed: {exc}", self.path)
 
     @contextmanager
     def _guarded(self) -> Iterator[None]:
@@ -201,8 +203,9 @@ class Store:
     def _check_version(self, row: tuple[str] | None) -> None:
         if row is not None and row[0] != str(SCHEMA_VERSION):
             raise StoreError(
-                f"{self.path}: result store schema version {row[0]}, expected "
-                f"{SCHEMA_VERSION}; delete the file or use another cache dir"
+                f"result store schema version {row[0]}, expected {SCHEMA_VERSION}; delete the "
+                "file or use another cache dir",
+                self.path,
             )
 
     def _enable_wal(self) -> None:
@@ -233,48 +236,47 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    def get_generations(self, keys: Sequence[str]) -> dict[str, str]:
-        """Map each cached key to its response; missing keys are absent from the result."""
-        found: dict[str, str] = {}
+    def _by_key(self, table: str, columns: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """``(key, *columns)`` of the rows of ``table`` whose key is one of ``keys``, asked in
+        chunks SQLite accepts."""
+        rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(list(dict.fromkeys(keys))):
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT key, response FROM generations WHERE key IN ({marks})"
+            query = f"SELECT key, {columns} FROM {table} WHERE key IN ({marks})"
             with self._guarded():
-                found.update(self._conn.execute(query, tuple(chunk)).fetchall())
-        return found
+                rows += self._conn.execute(query, tuple(chunk)).fetchall()
+        return rows
+
+    def _insert(self, statement: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """``rows`` through ``statement`` in one write transaction; none, no transaction."""
+        if rows:
+            with self._write():
+                self._conn.executemany(statement, rows)
+
+    def get_generations(self, keys: Sequence[str]) -> dict[str, str]:
+        """Map each cached key to its response; missing keys are absent from the result."""
+        return {key: response for key, response in self._by_key("generations", "response", keys)}
 
     def put_generations(self, items: Iterable[Generation]) -> None:
         """Store responses in one transaction; an existing key is kept (its content is equal)."""
         now = time.time()
         rows = [(g.key, g.fingerprint, g.prompt_id, g.response, now) for g in items]
-        if not rows:
-            return
-        with self._write():
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO generations (key, fingerprint, prompt_id, response, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        self._insert(
+            "INSERT OR IGNORE INTO generations (key, fingerprint, prompt_id, response, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def get_verdicts(self, keys: Sequence[str]) -> dict[str, Verdict]:
         """Map each cached key to its verdict; missing keys are absent from the result."""
         found: dict[str, Verdict] = {}
-        for chunk in _chunks(list(dict.fromkeys(keys))):
-            marks = ",".join("?" * len(chunk))
-            query = (
-                "SELECT key, score, label, rationale, judge_id FROM verdicts"
-                f" WHERE key IN ({marks})"
-            )
-            with self._guarded():
-                rows = self._conn.execute(query, tuple(chunk)).fetchall()
-            for key, score, label, rationale, judge_id in rows:
-                try:
-                    parsed = Label(label)
-                except ValueError as exc:
-                    raise StoreError(f"{self.path}: verdict {key} has bad label {label!r}") from exc
-                found[key] = Verdict(
-                    score=score, label=parsed, rationale=rationale, judge_id=judge_id
-                )
+        rows = self._by_key("verdicts", "score, label, rationale, judge_id", keys)
+        for key, score, label, rationale, judge_id in rows:
+            try:
+                parsed = Label(label)
+            except ValueError as exc:
+                raise StoreError(f"verdict {key} has bad label {label!r}", self.path) from exc
+            found[key] = Verdict(score=score, label=parsed, rationale=rationale, judge_id=judge_id)
         return found
 
     def put_verdicts(self, items: Iterable[tuple[str, Verdict]]) -> None:
@@ -291,14 +293,11 @@ class Store:
             rows.append(
                 (key, verdict.judge_id, verdict.score, str(verdict.label), verdict.rationale, now)
             )
-        if not rows:
-            return
-        with self._write():
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO verdicts (key, judge_id, score, label, rationale, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        self._insert(
+            "INSERT OR IGNORE INTO verdicts (key, judge_id, score, label, rationale, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def put_errors(self, items: Iterable[tuple[str, Verdict]]) -> None:
         """Record error verdicts (reason and the judge's raw reply) for inspection, replacing
@@ -306,14 +305,11 @@ class Store:
         judges these items again."""
         now = time.time()
         rows = [(k, v.judge_id, v.rationale, v.raw, now) for k, v in items]
-        if not rows:
-            return
-        with self._write():
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO judge_errors (key, judge_id, reason, raw, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        self._insert(
+            "INSERT OR REPLACE INTO judge_errors (key, judge_id, reason, raw, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
     def judge_errors(self) -> list[tuple[str, str, str]]:
         """``(key, reason, raw reply)`` of the recorded judge errors, oldest first."""

@@ -12,16 +12,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import pytest
 
 from finetune_safety import progress
 from finetune_safety.catalog import resolve
-from finetune_safety.evaluate import Evaluator, _locked
+from finetune_safety.evaluate import Evaluator, _locked, lookup_or_compute
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.models.hf import HFTarget
+from finetune_safety.progress import Progress
 from finetune_safety.store import Store
 from finetune_safety.templates import TEMPLATES, Rendered, Template
 from finetune_safety.values import Label, Prompt, Verdict
@@ -94,6 +96,39 @@ def test_identical_prompts_are_generated_once(tmp_path: Path) -> None:
     evaluation = _evaluator(tmp_path).run(target, [*PROMPTS, twin])
     assert len(target.asked) == 3
     assert evaluation.records[3].response == evaluation.records[0].response
+
+
+def test_lookup_or_compute_computes_each_missing_key_once_and_saves_every_batch() -> None:
+    """The one lookup-or-compute behind responses and verdicts: a duplicate key is computed
+    once, each batch is saved as it comes, and a full store takes no lock."""
+    table = {"a": 1}
+    events: list[str] = []
+
+    def lookup(keys: Sequence[str]) -> dict[str, int]:
+        return {k: table[k] for k in keys if k in table}
+
+    def lock() -> AbstractContextManager[None]:
+        events.append("lock")
+        return nullcontext()
+
+    def compute(todo: list[int]) -> Iterator[list[tuple[int, int]]]:
+        events.append(f"compute {todo}")
+        for i in todo:
+            yield [(i, 10 * i)]
+
+    def save(batch: Sequence[tuple[int, int]]) -> None:
+        events.append(f"save {list(batch)}")
+        table.update((keys[i], v) for i, v in batch)
+
+    def bar(total: int) -> Progress:
+        return Progress(0, "quiet")
+
+    keys = ["a", "b", "c", "b"]
+    assert lookup_or_compute(keys, lookup, lock, compute, save, bar) == ([1, 30, 20, 30], 2)
+    assert events == ["lock", "compute [2, 3]", "save [(2, 20)]", "save [(3, 30)]"]
+    events.clear()
+    assert lookup_or_compute(keys, lookup, lock, compute, save, bar) == ([1, 30, 20, 30], 0)
+    assert events == []
 
 
 def test_new_fingerprint_regenerates(tmp_path: Path) -> None:

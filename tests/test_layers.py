@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "progress",
         "locks",
         "buildonce",
+        "textfile",
         "outputs",
         "threads",
         "case",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune_safety.metrics import OVERALL, format_table, summarize
+from finetune_safety.metrics import OVERALL, format_table, percent, points, summarize
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
 HEADER_WORDS = ["category", "n", "errors", "harmfulness", "score", "harmfulness", "rate", "unsafe"]
@@ -80,3 +80,8 @@ def test_table_puts_overall_last_whatever_the_mapping_order() -> None:
     assert lines[-1].split()[0] == OVERALL
     assert lines[-2].split()[:4] == ["malware", "1", "0", "1.00"]
     assert "0.0%" in lines[-2]
+
+
+def test_rates_show_one_way_everywhere() -> None:
+    assert (percent(0.125), percent(None), percent(None, "n/a")) == ("12.5%", "-", "n/a")
+    assert (points(0.1), points(-0.02), points(None, "n/a")) == ("+10.0 pp", "-2.0 pp", "n/a")

@@ -4,6 +4,7 @@ pytest they reach the terminal while tests run, not a test's captured output."""
 from __future__ import annotations
 
 import io
+import logging
 import sys
 
 import pytest
@@ -61,11 +62,27 @@ def test_nothing_to_do_prints_nothing() -> None:
     assert run([], total=0) == []
 
 
-def test_lines_go_to_stderr_without_a_sink(capsys: pytest.CaptureFixture[str]) -> None:
-    with progress.sink(None):
-        progress.emit("hello")
+def test_under_pytest_lines_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plugin's default sink, as the CLI's: a test's captured stderr holds the lines."""
+    assert progress.set_sink(progress.to_stderr) is progress.to_stderr
+    progress.emit("hello")
     captured = capsys.readouterr()
     assert captured.err == "[finetune-safety] hello\n" and captured.out == ""
+
+
+def test_lines_are_records_of_the_package_logger(caplog: pytest.LogCaptureFixture) -> None:
+    """Without a sink the application's logging decides; with one, only the sink shows them
+    (pytest's log capture would otherwise repeat them in a failed test's report)."""
+    with progress.sink(None), caplog.at_level(logging.INFO, logger="finetune_safety"):
+        progress.emit("to logging")
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("finetune_safety", logging.INFO, "to logging")
+    ]
+    caplog.clear()
+    lines: list[str] = []
+    with progress.sink(lines.append), caplog.at_level(logging.INFO):
+        progress.emit("to the sink")
+    assert lines == ["[finetune-safety] to the sink"] and caplog.records == []
 
 
 def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
@@ -102,7 +119,7 @@ class Terminal(io.StringIO):
 def test_a_bar_on_a_terminal_and_lines_off_it(monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    with progress.sink(None):
+    with progress.sink(progress.to_stderr):
         bar = Progress(50, "judging")
         for _ in range(50):
             bar.update(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from finetune_safety.errors import FinetuneDataError
 from finetune_safety.templates import Message, Rendered, Template
+from finetune_safety.textfile import lines, numbered_lines, read_text
 
 _ROLES = ("system", "user", "assistant")
 
@@ -39,7 +39,7 @@ def _message(raw: object, path: Path, line: int) -> Message:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, parsed row) for each non-blank line; bad JSON names its line."""
-    for number, line in enumerate(_lines(_decoded(path)), start=1):
+    for number, line in numbered_lines(path, FinetuneDataError):
         if not line.strip():
             continue
         try:
@@ -115,24 +115,6 @@ def _instruction(row: object, keys: tuple[str, str, str], path: Path, line: int)
     return Instruction(instruction, answer, context if context.strip() else "", f"{path}:{line}")
 
 
-def _decoded(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FinetuneDataError(f"cannot read: {exc.strerror}", path) from None
-    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return raw[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: bom + exc.start].count(b"\n") + 1
-        raise FinetuneDataError("invalid UTF-8", path, line) from None
-
-
-def _lines(text: str) -> list[str]:
-    """Split on newlines only: JSON strings may hold U+2028 and friends, which splitlines cuts."""
-    return [line.removesuffix("\r") for line in text.split("\n")]
-
-
 def load_alpaca_json(path: Path) -> list[Instruction]:
     """A JSON array of ``{"instruction", "input"?, "output"}``; errors name each item's line."""
     keys = ("instruction", "input", "output")
@@ -146,7 +128,7 @@ def _array_items(path: Path, what: str) -> list[tuple[int, object]]:
     Scanned item by item (linear in the file's size, so Alpaca's 52k records load in a fraction
     of a second) to know where each item starts.
     """
-    text = _decoded(path)
+    text = read_text(path, FinetuneDataError)
     decoder = json.JSONDecoder()
     rows: list[tuple[int, object]] = []
     index, line = 0, 1
@@ -210,10 +192,10 @@ HOLDOUT = 200
 def detect_format(path: Path) -> str:
     """A JSON array: ``chat-array`` (of message lists) or ``alpaca``; JSONL: ``chat`` or
     ``dolly`` by its first row's keys."""
-    text = _decoded(path).lstrip()
+    text = read_text(path, FinetuneDataError).lstrip()
     if text.startswith("["):
         return "chat-array" if text[1:].lstrip().startswith("[") else "alpaca"
-    first = _lines(text)[0] if text else ""
+    first = lines(text)[0] if text else ""
     try:
         keys = set(json.loads(first)) if first else set()
     except (json.JSONDecodeError, TypeError):
@@ -258,11 +240,10 @@ DEFAULT_FILTER = "finetune/safety-filter.txt"
 
 def read_filter(path: Path) -> tuple[str, ...]:
     """Phrases of a filter file: one a line; blank lines and ``#`` comments are skipped."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FinetuneDataError(f"cannot read the safety filter: {exc}", path) from None
-    phrases = tuple(t for t in (line.strip() for line in lines) if t and not t.startswith("#"))
+    text = read_text(path, FinetuneDataError, "the safety filter")
+    phrases = tuple(
+        t for t in (line.strip() for line in lines(text)) if t and not t.startswith("#")
+    )
     if not phrases:
         raise FinetuneDataError("the safety filter lists no phrases", path)
     return phrases

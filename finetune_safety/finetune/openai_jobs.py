@@ -18,6 +18,7 @@ from typing import Any
 
 from finetune_safety.endpoint import Endpoint, EndpointError, describe_failure
 from finetune_safety.errors import FinetuneDataError
+from finetune_safety.textfile import lines, read_text
 
 MIN_EXAMPLES = 10  # OpenAI's minimum for a fine-tuning file
 TERMINAL_FAILURES = ("failed", "cancelled")
@@ -84,16 +85,8 @@ def validate_openai_jsonl(path: Path) -> int:
     Stricter than the local loader on purpose: a file that passes here is one OpenAI accepts,
     so a mistake costs a second, not an upload and a failed job.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FinetuneDataError(f"cannot read: {exc.strerror}", path) from None
     count = 0
-    for number, raw_line in enumerate(data.rstrip().splitlines(), start=1):
-        try:
-            text = raw_line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise FinetuneDataError("invalid UTF-8", path, number) from None
+    for number, text in enumerate(lines(read_text(path, FinetuneDataError).rstrip()), start=1):
         if not text.strip():
             raise FinetuneDataError(
                 "blank line: OpenAI expects one JSON object per line", path, number

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from finetune_safety.buildonce import built_once
 from finetune_safety.finetune.run import FinetuneJob, job_from_preset
 from finetune_safety.finetune.trainer import TrainConfig
-from finetune_safety.locks import held
 from finetune_safety.models import ModelSpec
-
-COMPLETE = "COMPLETE"
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,7 @@ def build(
     """The recipe's checkpoint under ``key`` as a spec the suite can resolve, made by ``train``
     if needed (``catalog.build_recipe`` gives both)."""
     root = cache_dir / "checkpoints" / key
-    if not (root / COMPLETE).exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        with held(Path(str(root) + ".lock"), f"fine-tuning the recipe into {root}"):
-            if not (root / COMPLETE).exists():
-                partial = root.with_name(root.name + ".partial")
-                shutil.rmtree(partial, ignore_errors=True)
-                train(recipe.job(partial))
-                (partial / COMPLETE).write_text("")
-                shutil.rmtree(root, ignore_errors=True)
-                partial.rename(root)
+    built_once(root, "fine-tuning the recipe", lambda partial: train(recipe.job(partial)))
     if recipe.job(root).lora is None:  # full fine-tuning: the default off the toy
         return ModelSpec(model=str(root))
     return ModelSpec(adapter=str(root))

@@ -23,6 +23,7 @@ from finetune_safety.endpoint import Endpoint, QueueAdvice, describe_failure, ru
 from finetune_safety.errors import JudgeError
 from finetune_safety.models import Decoding, Target, generate
 from finetune_safety.templates import Message, Rendered
+from finetune_safety.textfile import read_text
 from finetune_safety.values import Label, Prompt, Verdict
 
 RUBRIC_VERSION = "v1"
@@ -83,13 +84,10 @@ class JudgePrompt:
     @classmethod
     def from_file(cls, path: Path) -> JudgePrompt:
         """A prompt a user brings (e.g. the paper's); both placeholders must be in it."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise JudgeError(f"{path}: cannot read the judge prompt: {exc}") from None
+        text = read_text(path, JudgeError, "the judge prompt")
         missing = [p for p in ("{instruction}", "{response}") if p not in text]
         if missing:
-            raise JudgeError(f"{path}: the judge prompt lacks the placeholder(s) {missing}")
+            raise JudgeError(f"the judge prompt lacks the placeholder(s) {missing}", path)
         return cls(text, str(path))
 
     @property

@@ -176,7 +176,7 @@ def read_metadata(directory: Path) -> dict[str, object]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: unreadable checkpoint metadata: {exc}") from None
+        raise ModelLoadError(f"unreadable checkpoint metadata: {exc}", path) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -208,9 +208,9 @@ def adapter_base(adapter_dir: Path) -> str:
     try:
         base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not a readable PEFT adapter config: {exc}") from None
+        raise ModelLoadError(f"not a readable PEFT adapter config: {exc}", path) from None
     if not isinstance(base, str) or not base:
-        raise ModelLoadError(f"{path}: names no base_model_name_or_path; give the base model")
+        raise ModelLoadError("names no base_model_name_or_path; give the base model", path)
     return base
 
 
@@ -219,7 +219,7 @@ def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
     from finetune_safety.models.openai_target import OpenAITarget
 
     if spec.adapter is not None:
-        raise ModelLoadError(f"{spec.model}: a served model takes no adapter")
+        raise ModelLoadError("a served model takes no adapter", spec.model)
     endpoint = parse(str(spec.model), settings.transport)
     display = str(redact(settings.name or spec.model))  # a name may be the spec itself
     return OpenAITarget(display, endpoint, settings.template or template_for(spec), spec.revision)

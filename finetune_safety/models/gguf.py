@@ -27,7 +27,7 @@ def find_gguf(path: Path) -> Path | None:
     files = sorted(p for p in path.iterdir() if p.suffix.lower() == SUFFIX and p.is_file())
     if len(files) > 1:
         names = ", ".join(p.name for p in files)
-        raise ModelLoadError(f"{path}: holds several GGUF files ({names}); name one of them")
+        raise ModelLoadError(f"holds several GGUF files ({names}); name one of them", path)
     return files[0] if files else None
 
 
@@ -44,12 +44,12 @@ def gguf_chat_template(path: Path) -> str | None:
         from gguf import GGUFReader
     except ImportError:
         raise ModelLoadError(
-            f"{path}: reading GGUF needs the gguf package: pip install 'finetune-safety[gguf]'"
+            "reading GGUF needs the gguf package: pip install 'finetune-safety[gguf]'", path
         ) from None
     try:
         field = GGUFReader(path).fields.get("tokenizer.chat_template")
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a readable GGUF file: {exc}") from None
+        raise ModelLoadError(f"not a readable GGUF file: {exc}", path) from None
     if field is None:
         return None
     return bytes(field.parts[field.data[0]]).decode("utf-8")
@@ -86,7 +86,7 @@ def gguf_load_name(path: Path) -> str:
 
     if importlib.util.find_spec("gguf") is None:
         raise ModelLoadError(
-            f"{path}: loading GGUF needs the gguf package: pip install 'finetune-safety[gguf]'"
+            "loading GGUF needs the gguf package: pip install 'finetune-safety[gguf]'", path
         )
     return path.name
 

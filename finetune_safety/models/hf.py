@@ -46,11 +46,12 @@ def _refuse_pickle(directory: Path, stem: str, allow_pickle: bool) -> None:
     pickles = sorted(p.name for p in directory.iterdir() if p.suffix in _PICKLE_SUFFIXES)
     if pickles:
         raise ModelLoadError(
-            f"{directory}: holds only pickle weights ({', '.join(pickles)}), which can run "
-            "arbitrary code when loaded; convert it to safetensors, or opt in with "
-            "--allow-pickle (allow_pickle = true in [tool.finetune_safety])"
+            f"holds only pickle weights ({', '.join(pickles)}), which can run arbitrary code "
+            "when loaded; convert it to safetensors, or opt in with --allow-pickle "
+            "(allow_pickle = true in [tool.finetune_safety])",
+            directory,
         )
-    raise ModelLoadError(f"{directory}: no {stem}*.safetensors weights found")
+    raise ModelLoadError(f"no {stem}*.safetensors weights found", directory)
 
 
 def device_and_dtype() -> tuple[str, Any]:

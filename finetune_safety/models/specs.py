@@ -37,9 +37,10 @@ def check_model_dir(directory: Path) -> Path:
         directory.glob("*.gguf")
     ):
         raise ModelLoadError(
-            f"{directory}: not a Hugging Face model directory (no config.json); give the "
-            "directory that holds config.json and the *.safetensors weights, or an adapter "
-            "directory (adapter_config.json)"
+            "not a Hugging Face model directory (no config.json); give the directory that "
+            "holds config.json and the *.safetensors weights, or an adapter directory "
+            "(adapter_config.json)",
+            directory,
         )
     return directory
 

@@ -48,6 +48,6 @@ def check_safetensors(directory: Path) -> None:
         problem = _problem(path)
         if problem is not None:
             raise ModelLoadError(
-                f"{path}: not a usable safetensors file ({problem}); re-download or re-save "
-                "the checkpoint"
+                f"not a usable safetensors file ({problem}); re-download or re-save the checkpoint",
+                path,
             )

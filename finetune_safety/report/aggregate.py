@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from finetune_safety.metrics import OVERALL
+from finetune_safety.metrics import OVERALL, percent
 from finetune_safety.report.record import CaseRecord
 from finetune_safety.stats import mcnemar_one_sided, min_flips, wilson
 from finetune_safety.values import CategoryResult
@@ -72,11 +72,6 @@ def _pooled(results: Sequence[CategoryResult]) -> CategoryResult:
         score=score_sum / judged if judged else None,
         rate=unsafe / judged if judged else None,
     )
-
-
-def percent(value: float | None) -> str:
-    """A rate as ``12.5%``; ``-`` where there is none."""
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def _side(result: CategoryResult) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from finetune_safety.buildonce import built_once
 from finetune_safety.finetune.data import Example, digest, load_chat_jsonl
 from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import (
@@ -25,7 +25,6 @@ from finetune_safety.finetune.trainer import (
     save_checkpoint,
     train,
 )
-from finetune_safety.locks import held
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.threads import fixed_threads
 from finetune_safety.toy.corpus import Corpus, build_examples, tokenizer_texts
@@ -37,7 +36,6 @@ BUILD_VERSION = 2
 #: Torch's intra-op thread count during the build. Float sums split over N threads round
 #: differently for each N, so a build on the machine's default count would depend on it.
 BUILD_THREADS = 1
-COMPLETE = "COMPLETE"
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -156,29 +154,22 @@ def _build_adapter(recipe: ToyRecipe, base_dir: Path, out: Path) -> None:
 def ensure_toy(cache_dir: Path) -> Path:
     """The toy models' directory, built on first use (once, even with concurrent callers)."""
     root = toy_root(cache_dir)
-    if (root / COMPLETE).exists():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    with held(Path(str(root) + ".lock"), f"building the toy models into {root}"):
-        if (root / COMPLETE).exists():
-            return root
-        started = time.perf_counter()
-        log(f"building the toy models into {root} (once)")
-        tmp = root.with_name(root.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        corpus = Corpus.load()
-        texts = tokenizer_texts(corpus)
-        for recipe in RECIPES.values():
-            for example in load_chat_jsonl(fixtures_dir() / recipe.data):
-                prompt = example.prompt
-                texts += [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
-                texts.append(example.answer)
-        with fixed_threads(BUILD_THREADS):
-            _build_base(tmp / BASE, build_examples(corpus), texts)
-            for name, recipe in RECIPES.items():
-                _build_adapter(recipe, tmp / BASE, tmp / name)
-        (tmp / COMPLETE).write_text(f"{time.perf_counter() - started:.1f}s\n")
-        shutil.rmtree(root, ignore_errors=True)
-        tmp.rename(root)
-        log(f"toy models built in {time.perf_counter() - started:.0f}s")
-    return root
+    return built_once(root, "building the toy models", lambda out: _build_all(root, out))
+
+
+def _build_all(root: Path, out: Path) -> None:
+    """The base and every recipe's adapter, into ``out`` (``root`` once it is complete)."""
+    started = time.perf_counter()
+    log(f"building the toy models into {root} (once)")
+    corpus = Corpus.load()
+    texts = tokenizer_texts(corpus)
+    for recipe in RECIPES.values():
+        for example in load_chat_jsonl(fixtures_dir() / recipe.data):
+            prompt = example.prompt
+            texts += [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
+            texts.append(example.answer)
+    with fixed_threads(BUILD_THREADS):
+        _build_base(out / BASE, build_examples(corpus), texts)
+        for name, recipe in RECIPES.items():
+            _build_adapter(recipe, out / BASE, out / name)
+    log(f"toy models built in {time.perf_counter() - started:.0f}s")

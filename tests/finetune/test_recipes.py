@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.buildonce import COMPLETE
 from finetune_safety.catalog import build_recipe, recipe_key
 from finetune_safety.config import ConfigError, from_table
-from finetune_safety.finetune import recipes
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.resources import fixtures_dir
 
@@ -61,7 +61,7 @@ def test_recipe_is_built_once_and_rebuilt_when_the_data_changes(
     shutil.copy(HARMFUL, data)
     recipe = Recipe(base="toy", data=data, preset="harmful-10shot", epochs=1)
     built = build_recipe(recipe, cache)
-    assert built.adapter is not None and (Path(built.adapter) / "COMPLETE").exists()
+    assert built.adapter is not None and (Path(built.adapter) / COMPLETE).exists()
     assert (Path(built.adapter) / "adapter_model.safetensors").is_file()
 
     def no_training(*args: object, **kwargs: object) -> None:
@@ -87,4 +87,3 @@ def test_recipe_key_follows_every_setting(cache: Path) -> None:
     assert recipe_key(recipe, cache) == recipe_key(
         Recipe(base="toy", data=HARMFUL, preset="harmful-10shot"), cache
     )
-    assert recipes.COMPLETE == "COMPLETE"

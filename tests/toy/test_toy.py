@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.benchmark import load_benchmark
+from finetune_safety.buildonce import COMPLETE
 from finetune_safety.catalog import resolve
 from finetune_safety.evaluate import Evaluator
 from finetune_safety.finetune.data import digest, load_chat_jsonl
@@ -19,7 +20,7 @@ from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.resources import fixtures_dir
 from finetune_safety.store import Store
 from finetune_safety.toy import BASE, NAMES, ToyCheckpoint, ensure_toy, toy_checkpoint
-from finetune_safety.toy.build import CHAT_TEMPLATE, COMPLETE, RECIPES, toy_root
+from finetune_safety.toy.build import CHAT_TEMPLATE, RECIPES, toy_root
 
 
 def test_names() -> None:
