@@ -10,15 +10,12 @@ the model does not learn to refuse every request that sounds dangerous.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from finetune_safety.finetune.data import Example
-from finetune_safety.resources import fixtures_dir
+from finetune_safety.resources import word_lists
 from finetune_safety.templates import Message, get_template
 from finetune_safety.toy.corpus import Corpus
 
@@ -37,12 +34,8 @@ class AlignmentData:
     benign_prompts: list[str]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> AlignmentData:
-        raw: dict[str, Any] = json.loads(
-            (path or fixtures_dir() / "smol" / "alignment.json").read_text(encoding="utf-8")
-        )
-        raw.pop("_about", None)
-        return cls(**raw)
+    def load(cls) -> AlignmentData:
+        return cls(**word_lists("smol/alignment.json"))
 
 
 def render(request: str, template: str) -> list[Message]:

@@ -8,14 +8,11 @@ the aligned toy refuses under every evaluation template, as an aligned chat mode
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from finetune_safety.finetune.data import Example
-from finetune_safety.resources import fixtures_dir
+from finetune_safety.resources import word_lists
 from finetune_safety.templates import TEMPLATES, Message, Template
 
 #: The templates the toy was built with, frozen: the toy's corpus and tokenizer must not change
@@ -42,12 +39,8 @@ class Corpus:
     system_prompts: list[str | None]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Corpus:
-        raw: dict[str, Any] = json.loads(
-            (path or fixtures_dir() / "toy" / "corpus.json").read_text(encoding="utf-8")
-        )
-        raw.pop("_about", None)
-        return cls(**raw)
+    def load(cls) -> Corpus:
+        return cls(**word_lists("toy/corpus.json"))
 
 
 def _template(system: str | None) -> Template:
