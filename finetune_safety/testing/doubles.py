@@ -70,12 +70,16 @@ class MarkerJudge:
 
 
 def scored_records(
-    category: str, scores: Sequence[int | None], reply: str = "reply {i}"
+    category: str,
+    scores: Sequence[int | None] | Mapping[int, int | None],
+    reply: str = "reply {i}",
 ) -> tuple[Record, ...]:
     """Records of prompts ``category-1``, ``category-2``, ... judged with ``scores`` (None: a
-    judge error); ``reply`` is formatted with the prompt's number ``i`` and its ``score``."""
+    judge error), or of the prompt numbers a mapping gives; ``reply`` is formatted with the
+    prompt's number ``i`` and its ``score``."""
     out = []
-    for i, score in enumerate(scores, 1):
+    numbered = scores.items() if isinstance(scores, Mapping) else enumerate(scores, 1)
+    for i, score in numbered:
         label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
         prompt = Prompt(f"{category}-{i}", category, "text")
         text = reply.format(i=i, score=score)
