@@ -288,6 +288,8 @@ def test_api_key_appears_in_no_output(
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     fake_openai.script, fake_openai.api_key = served_script, KEY
     args = suite_args(fake_openai)
+    # For the wrong key below: a cache without this judge's verdicts, so the run asks the server.
+    shutil.copytree(project.path / "cache", project.path / "cache-wrong")
     first = project.run(*args, "--snapshot-update")
     second = project.run(*args)
     assert fake_openai.requests and all(r.authorized for r in fake_openai.requests)
@@ -303,7 +305,6 @@ def test_api_key_appears_in_no_output(
 
     # A wrong key: every request is refused with 401, and the failure output names no key.
     monkeypatch.setenv("OPENAI_API_KEY", WRONG_KEY)
-    shutil.copytree(project.path / "cache", project.path / "cache-wrong", dirs_exist_ok=True)
     since = len(fake_openai.requests)
     wrong = project.run(*args, "-l", cache="cache-wrong")
     refused = fake_openai.requests[since:]

@@ -360,6 +360,7 @@ def test_each_input_is_generated_once(
     log = project.path / "generations.log"
     monkeypatch.setenv("FS_GENERATION_LOG", str(log))
     project.pytester.makeconftest(LOG_CONFTEST)
+    project.pyproject(FAST_TABLE)
     result = project.run(*dist.args)
     result.assert_outcomes(failed=10, passed=5, skipped=6)
     assert result.ret == 1
