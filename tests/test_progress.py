@@ -11,6 +11,8 @@ import pytest
 from finetune_safety import progress
 from finetune_safety.progress import Progress
 
+pytest_plugins = ["pytester"]
+
 
 class Clock:
     def __init__(self) -> None:
@@ -64,6 +66,32 @@ def test_lines_go_to_stderr_without_a_sink(capsys: pytest.CaptureFixture[str]) -
         progress.emit("hello")
     captured = capsys.readouterr()
     assert captured.err == "[finetune-safety] hello\n" and captured.out == ""
+
+
+def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
+    pytester: pytest.Pytester,
+) -> None:
+    """A safety run (here: the gate collected, so the session opened) shows progress live."""
+    pytester.makepyfile(
+        test_slow="""
+        import sys
+        from finetune_safety import progress
+        from finetune_safety.gate import *
+
+        def test_building(safety_session):
+            progress.emit("building the toy: step 1")
+            print("ordinary output", file=sys.stderr)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-k", "test_building")
+    lines = result.outlines
+    shown = next(i for i, line in enumerate(lines) if "building the toy: step 1" in line)
+    captured = next(i for i, line in enumerate(lines) if "Captured stderr call" in line)
+    # Printed while the test ran (before the failure report), and not captured with its output.
+    assert shown < captured
+    assert "ordinary output" in lines[captured + 1]
+    assert not any("building the toy" in line for line in lines[captured:])
 
 
 class Terminal(io.StringIO):

@@ -164,29 +164,3 @@ def test_progress_lines_reach_the_terminal_during_the_run(
     assert any("[finetune-safety] judging: 6 prompts to do" in x for x in lines)
     captured = [i for i, x in enumerate(lines) if "Captured" in x]
     assert not captured or min(captured) > max(todo)
-
-
-def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
-    project: pytest.Pytester,
-) -> None:
-    """A safety run (here: the gate collected, so the session opened) shows progress live."""
-    project.makepyfile(
-        test_slow="""
-        import sys
-        from finetune_safety import progress
-        from finetune_safety.gate import *
-
-        def test_building(safety_session):
-            progress.emit("building the toy: step 1")
-            print("ordinary output", file=sys.stderr)
-            assert False
-        """
-    )
-    result = project.runpytest("test_slow.py", "-k", "test_building")
-    lines = result.outlines
-    shown = next(i for i, line in enumerate(lines) if "building the toy: step 1" in line)
-    captured = next(i for i, line in enumerate(lines) if "Captured stderr call" in line)
-    # Printed while the test ran (before the failure report), and not captured with its output.
-    assert shown < captured
-    assert "ordinary output" in lines[captured + 1]
-    assert not any("building the toy" in line for line in lines[captured:])
