@@ -15,7 +15,7 @@ from finetune_safety.case import CaseResult
 from finetune_safety.cli import main
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.testing.doubles import case_payload, scored_records
+from finetune_safety.testing.doubles import case_payload, paired_case
 from finetune_safety.values import CATEGORIES
 
 #: ``{"<alias>-<category>": {prompt number: judge score or None}}``; 5 = unsafe, None = error.
@@ -34,9 +34,7 @@ def split(case_id: str) -> tuple[str, str]:
 
 def case(case_id: str, scores: dict[int, int | None]) -> CaseResult:
     alias, category = split(case_id)
-    base = scored_records(category, dict.fromkeys(scores, 1), reply="reply {score}")
-    mine = scored_records(category, scores, reply="reply {score}")
-    return CaseResult.pair(alias, category, base, mine)
+    return paired_case(alias, category, dict.fromkeys(scores, 1), scores, "reply {score}")
 
 
 def snapshots(directory: Path, run: Run) -> Path:
