@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-#: ``fake_openai`` and the other fixtures that projects testing with finetune-safety use too.
-pytest_plugins = ["finetune_safety.testing.plugin"]
+#: ``fake_openai`` and the other fixtures that projects testing with finetune-safety use too;
+#: ``pytester`` for the acceptance tests (tests/acceptance), which run the suite as a user does.
+pytest_plugins = ["finetune_safety.testing.plugin", "pytester"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.cli import JUDGE_ERRORS_EXIT, _cache_dir, build_parser, main
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request
 
 
 @pytest.fixture
@@ -201,21 +202,24 @@ def test_dtype_is_one_of_the_choices(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_evaluate_exits_3_when_a_verdict_is_an_error(
-    cache: Path, tmp_path: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+    cache: Path,
+    tmp_path: Path,
+    smoke66: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_openai: FakeOpenAI,
 ) -> None:
     """Every judge request fails: the table still prints, the records keep why, exit 3."""
-    from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
 
     def fail(request: Request) -> Reply:
         return Reply(status=500, text="boom")
 
+    fake_openai.script = fail
     out = tmp_path / "results.jsonl"
     bench = tmp_path / "two.jsonl"
     bench.write_text("".join(smoke66.read_text().splitlines(keepends=True)[:2]))
-    with FakeOpenAI(fail) as server:
-        args = ["evaluate", "--max-new-tokens", "8", "--benchmark", f"jsonl:{bench}"]
-        args += ["--judge", f"openai:judge@{server.url}", "--cache-dir", str(cache)]
-        code = main([*args, "--out", str(out)])
+    args = ["evaluate", "--max-new-tokens", "8", "--benchmark", f"jsonl:{bench}"]
+    args += ["--judge", f"openai:judge@{fake_openai.url}", "--cache-dir", str(cache)]
+    code = main([*args, "--out", str(out)])
     assert code == JUDGE_ERRORS_EXIT == 3
     captured = capsys.readouterr()
     assert "overall" in captured.out

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from finetune_safety.case import CaseResult, Record
+from finetune_safety.case import CaseResult
 from finetune_safety.cli import main
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.snapshot import VerdictSnapshotExtension, verdict_snapshot
-from finetune_safety.testing.doubles import case_payload
-from finetune_safety.values import CATEGORIES, Label, Prompt, Verdict
+from finetune_safety.testing.doubles import case_payload, paired_case
+from finetune_safety.values import CATEGORIES
 
 #: ``{"<alias>-<category>": {prompt number: judge score or None}}``; 5 = unsafe, None = error.
 Run = dict[str, dict[int, int | None]]
@@ -26,15 +27,6 @@ BEFORE: Run = {
 }
 
 
-def records(category: str, scores: dict[int, int | None]) -> tuple[Record, ...]:
-    out = []
-    for number, score in scores.items():
-        label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
-        prompt = Prompt(f"{category}-{number}", category, "text")
-        out.append(Record(prompt, f"reply {score}", Verdict(score, label, "r", "refusal/v1")))
-    return tuple(out)
-
-
 def split(case_id: str) -> tuple[str, str]:
     category = next(c for c in CATEGORIES if case_id.endswith(f"-{c}"))
     return case_id[: -len(category) - 1], category
@@ -42,8 +34,7 @@ def split(case_id: str) -> tuple[str, str]:
 
 def case(case_id: str, scores: dict[int, int | None]) -> CaseResult:
     alias, category = split(case_id)
-    mine = records(category, scores)
-    return CaseResult.pair(alias, category, records(category, dict.fromkeys(scores, 1)), mine)
+    return paired_case(alias, category, dict.fromkeys(scores, 1), scores, "reply {score}")
 
 
 def snapshots(directory: Path, run: Run) -> Path:
@@ -80,51 +71,83 @@ def diff(a: Path, b: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, lis
     return code, captured.out.splitlines(), captured.err
 
 
-# --- snapshot directories ----------------------------------------------------------------------
+@pytest.fixture(params=["snapshots", "report"])
+def saved(request: pytest.FixtureRequest) -> Callable[[Path, Run], Path]:
+    """How a run was kept: as verdict snapshot files or as a ``--safety-report-json`` file;
+    ``diff`` tells flips alike from either."""
+    return snapshots if request.param == "snapshots" else saved_run
 
 
-def test_snapshot_dirs_one_new_unsafe_prompt(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    a = snapshots(tmp_path / "a", BEFORE)
-    b = snapshots(tmp_path / "b", changed(BEFORE, "ckpt-malware", 2, 5))
-    code, out, err = diff(a, b, capsys)
-    assert code == 1
-    assert err == ""
-    assert out == [
+# --- either kind of input ----------------------------------------------------------------------
+
+
+#: What ``diff`` says: exit code, ckpt/malware's line, how many prompts turned unsafe and safe.
+Outcome = tuple[int, str, int, int]
+#: ``{case: (change to ckpt-malware's (prompt, score) or None, diffing A to B, B to A)}``
+FLIPS: dict[str, tuple[tuple[int, int] | None, Outcome, Outcome]] = {
+    "identical": (None, (0, "no flips", 0, 0), (0, "no flips", 0, 0)),
+    "one-new-unsafe": (
+        (2, 5),
+        (1, "safe -> unsafe: malware-2", 1, 0),
+        (0, "unsafe -> safe: malware-2", 0, 1),
+    ),
+    "only-a-safe-flip": (
+        (3, 1),
+        (0, "unsafe -> safe: malware-3", 0, 1),
+        (1, "safe -> unsafe: malware-3", 1, 0),
+    ),
+}
+
+
+def said(outcome: Outcome) -> tuple[int, list[str], str]:
+    """What ``diff`` returns for ``outcome``: its code, the lines it prints, nothing on stderr."""
+    code, malware, unsafe, safe = outcome
+    lines = [
         "ckpt/illegal_activity: no flips",
-        "ckpt/malware: safe -> unsafe: malware-2",
-        "1 prompt(s) turned unsafe, 0 turned safe",
+        f"ckpt/malware: {malware}",
+        f"{unsafe} prompt(s) turned unsafe, {safe} turned safe",
     ]
+    return code, lines, ""
 
 
-def test_snapshot_dirs_only_a_safe_flip_exit_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("case", list(FLIPS))
+def test_flips_and_the_exit_code(
+    saved: Callable[[Path, Run], Path],
+    case: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    a = snapshots(tmp_path / "a", BEFORE)
-    b = snapshots(tmp_path / "b", changed(BEFORE, "ckpt-malware", 3, 1))
-    code, out, _ = diff(a, b, capsys)
-    assert code == 0
-    assert "ckpt/malware: unsafe -> safe: malware-3" in out
-    assert out[-1] == "0 prompt(s) turned unsafe, 1 turned safe"
-    # the other direction is the regression
-    code, out, _ = diff(b, a, capsys)
-    assert code == 1
-    assert "ckpt/malware: safe -> unsafe: malware-3" in out
+    """Exit 1 exactly when a prompt turned unsafe; the other way round, a safe flip is one."""
+    change, forward, backward = FLIPS[case]
+    after = BEFORE if change is None else changed(BEFORE, "ckpt-malware", *change)
+    a = saved(tmp_path / "a", BEFORE)
+    b = saved(tmp_path / "b", after)
+    assert diff(a, b, capsys) == said(forward)
+    assert diff(b, a, capsys) == said(backward)
 
 
-def test_snapshot_dirs_identical_exit_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cases_and_prompts_on_one_side_only_are_listed(
+    saved: Callable[[Path, Run], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    a = snapshots(tmp_path / "a", BEFORE)
-    b = snapshots(tmp_path / "b", BEFORE)
+    before = BEFORE | {"old-malware": {1: 1}}
+    after = {k: dict(v) for k, v in BEFORE.items()} | {"toy-new-physical_harm": {1: 5}}
+    after["ckpt-malware"][4] = 5  # a prompt added to the benchmark
+    del after["ckpt-illegal_activity"][2]  # a prompt removed
+    a = saved(tmp_path / "a", before)
+    b = saved(tmp_path / "b", after)
     code, out, _ = diff(a, b, capsys)
-    assert code == 0
     assert out == [
-        "ckpt/illegal_activity: no flips",
-        "ckpt/malware: no flips",
+        "ckpt/illegal_activity: removed: illegal_activity-2",
+        "ckpt/malware: added: malware-4",
+        "old/malware: only in A",
+        "toy-new/physical_harm: only in B",
         "0 prompt(s) turned unsafe, 0 turned safe",
     ]
+    # new prompts and new cases are not flips: nothing turned unsafe that was safe before
+    assert code == 0
+
+
+# --- snapshot directories ----------------------------------------------------------------------
 
 
 def test_snapshot_dirs_found_below_the_given_directory(
@@ -139,27 +162,6 @@ def test_snapshot_dirs_found_below_the_given_directory(
     assert code == 1
     assert "ckpt/malware: safe -> unsafe: malware-1" in out
     assert a.is_dir()
-
-
-def test_cases_and_prompts_on_one_side_only_are_listed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    before = BEFORE | {"old-malware": {1: 1}}
-    after = {k: dict(v) for k, v in BEFORE.items()} | {"toy-new-physical_harm": {1: 5}}
-    after["ckpt-malware"][4] = 5  # a prompt added to the benchmark
-    del after["ckpt-illegal_activity"][2]  # a prompt removed
-    a = snapshots(tmp_path / "a", before)
-    b = snapshots(tmp_path / "b", after)
-    code, out, _ = diff(a, b, capsys)
-    assert out == [
-        "ckpt/illegal_activity: removed: illegal_activity-2",
-        "ckpt/malware: added: malware-4",
-        "old/malware: only in A",
-        "toy-new/physical_harm: only in B",
-        "0 prompt(s) turned unsafe, 0 turned safe",
-    ]
-    # new prompts and new cases are not flips: nothing turned unsafe that was safe before
-    assert code == 0
 
 
 def test_many_flips_all_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,45 +188,6 @@ def test_an_error_that_became_unsafe_is_not_called_safe_to_unsafe(
 
 
 # --- saved run reports -------------------------------------------------------------------------
-
-
-def test_reports_one_new_unsafe_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a = saved_run(tmp_path / "a.json", BEFORE)
-    b = saved_run(tmp_path / "b.json", changed(BEFORE, "ckpt-illegal_activity", 2, 5))
-    code, out, err = diff(a, b, capsys)
-    assert code == 1
-    assert err == ""
-    assert out == [
-        "ckpt/illegal_activity: safe -> unsafe: illegal_activity-2",
-        "ckpt/malware: no flips",
-        "1 prompt(s) turned unsafe, 0 turned safe",
-    ]
-
-
-def test_reports_only_safe_flip_or_none_exit_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    a = saved_run(tmp_path / "a.json", BEFORE)
-    safer = saved_run(tmp_path / "b.json", changed(BEFORE, "ckpt-malware", 3, 1))
-    code, out, _ = diff(a, safer, capsys)
-    assert code == 0
-    assert out == [
-        "ckpt/illegal_activity: no flips",
-        "ckpt/malware: unsafe -> safe: malware-3",
-        "0 prompt(s) turned unsafe, 1 turned safe",
-    ]
-    code, out, _ = diff(a, a, capsys)
-    assert code == 0
-    assert out[-1] == "0 prompt(s) turned unsafe, 0 turned safe"
-
-
-def test_reports_cases_on_one_side_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a = saved_run(tmp_path / "a.json", BEFORE | {"old-malware": {1: 1}})
-    b = saved_run(tmp_path / "b.json", BEFORE | {"new-malware": {1: 5}})
-    code, out, _ = diff(a, b, capsys)
-    assert code == 0
-    assert "old/malware: only in A" in out
-    assert "new/malware: only in B" in out
 
 
 def test_the_console_command_exits_with_the_code(tmp_path: Path) -> None:
@@ -302,20 +265,16 @@ def test_a_broken_snapshot_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert err.startswith(f"finetune-safety: error: {path}: not a verdict snapshot")
 
 
-def test_reports_tell_a_changed_response_with_the_same_verdict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_changed_response_with_the_same_verdict_is_no_flip(
+    saved: Callable[[Path, Run], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # score 1 -> 2: still safe, and another response ("reply 2"): not a flip, but reported.
-    a = saved_run(tmp_path / "a.json", BEFORE)
-    b = saved_run(tmp_path / "b.json", changed(BEFORE, "ckpt-malware", 1, 2))
+    """Score 1 -> 2: still safe, and another response ("reply 2"). A report tells it; snapshots
+    hold verdicts only, so there it is no change at all."""
+    a = saved(tmp_path / "a", BEFORE)
+    b = saved(tmp_path / "b", changed(BEFORE, "ckpt-malware", 1, 2))
     code, out, _ = diff(a, b, capsys)
-    assert code == 0
-    assert "ckpt/malware: response changed, verdict unchanged: malware-1" in out
-    # Snapshots hold verdicts only: the same change is no change there.
-    a = snapshots(tmp_path / "sa", BEFORE)
-    b = snapshots(tmp_path / "sb", changed(BEFORE, "ckpt-malware", 1, 2))
-    code, out, _ = diff(a, b, capsys)
-    assert (code, out[1]) == (0, "ckpt/malware: no flips")
+    told = "response changed, verdict unchanged: malware-1" if saved is saved_run else "no flips"
+    assert (code, out[1]) == (0, f"ckpt/malware: {told}")
 
 
 def test_snapshots_of_the_layout_before_are_still_read(

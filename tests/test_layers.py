@@ -60,7 +60,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "reproduce",
     ),
     # test support for users and for tests/; the library never imports it
-    ("testing", "fake_openai"),
+    ("testing",),
 )
 
 #: (importer, imported) pairs that break the layering today, and what removes each.

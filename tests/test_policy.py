@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from finetune_safety.case import CaseResult, Record
+from finetune_safety.case import CaseResult
 from finetune_safety.config import Thresholds
 from finetune_safety.policy import (
     check_overall,
@@ -16,16 +16,9 @@ from finetune_safety.policy import (
     rate_failure,
     regression_failure,
 )
-from finetune_safety.values import Label, Prompt, Verdict
+from finetune_safety.testing.doubles import paired_case
 
 OFF = Thresholds(max_rate=None, max_rate_delta=None, max_score_delta=None)
-
-
-def record(prompt_id: str, category: str, score: int | None) -> Record:
-    """Score 5 is unsafe, None an error, anything else safe (as the refusal judge labels)."""
-    label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
-    verdict = Verdict(score, label, "rationale", "refusal/v1")
-    return Record(Prompt(prompt_id, category, f"text of {prompt_id}"), f"reply {score}", verdict)
 
 
 def case(
@@ -41,11 +34,7 @@ def case(
     As the suite does, ``p_holm`` is set: by default to the raw McNemar p (Holm over one
     category), or to the value given (``None`` = not computed).
     """
-    base_records = tuple(
-        record(f"{category}-{i}", category, s) for i, s in enumerate(base_scores, 1)
-    )
-    records = tuple(record(f"{category}-{i}", category, s) for i, s in enumerate(scores, 1))
-    paired = CaseResult.pair(alias, category, base_records, records)
+    paired = paired_case(alias, category, base_scores, scores, "reply {score}", "rationale")
     adjusted = paired.p_value if p_holm == -1.0 else p_holm
     return replace(paired, p_holm=adjusted, family=family)
 

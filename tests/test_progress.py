@@ -1,5 +1,5 @@
-"""Progress a CI log shows: lines with done/total, rate and ETA at every tenth or 30 s; under
-pytest they reach the terminal while tests run, not a test's captured output."""
+"""Progress a CI log shows: lines with done/total, rate and ETA at every tenth or 30 s (under
+pytest they reach the terminal: tests/acceptance/test_plugin_checks.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pytest
 
 from finetune_safety import progress
 from finetune_safety.progress import Progress
-
-pytest_plugins = ["pytester"]
 
 
 class Clock:
@@ -83,32 +81,6 @@ def test_lines_are_records_of_the_package_logger(caplog: pytest.LogCaptureFixtur
     with progress.sink(lines.append), caplog.at_level(logging.INFO):
         progress.emit("to the sink")
     assert lines == ["[finetune-safety] to the sink"] and caplog.records == []
-
-
-def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
-    pytester: pytest.Pytester,
-) -> None:
-    """A safety run (here: the gate collected, so the session opened) shows progress live."""
-    pytester.makepyfile(
-        test_slow="""
-        import sys
-        from finetune_safety import progress
-        from finetune_safety.gate import *
-
-        def test_building(safety_session):
-            progress.emit("building the toy: step 1")
-            print("ordinary output", file=sys.stderr)
-            assert False
-        """
-    )
-    result = pytester.runpytest("-k", "test_building")
-    lines = result.outlines
-    shown = next(i for i, line in enumerate(lines) if "building the toy: step 1" in line)
-    captured = next(i for i, line in enumerate(lines) if "Captured stderr call" in line)
-    # Printed while the test ran (before the failure report), and not captured with its output.
-    assert shown < captured
-    assert "ordinary output" in lines[captured + 1]
-    assert not any("building the toy" in line for line in lines[captured:])
 
 
 class Terminal(io.StringIO):

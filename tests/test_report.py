@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from typing import Any
 
 import jsonschema
@@ -16,8 +15,8 @@ from finetune_safety.report.aggregate import SCHEMA, RunReport
 from finetune_safety.report.record import PROPERTY
 from finetune_safety.report.render import delta_markdown, delta_table
 from finetune_safety.report.sinks import SCHEMA_FILE
-from finetune_safety.stats import holm, wilson
-from finetune_safety.testing.doubles import case_payload, scored_records
+from finetune_safety.stats import wilson
+from finetune_safety.testing.doubles import case_payload, holm_family, paired_case, scored_records
 from finetune_safety.values import CATEGORIES
 
 HEADER = [
@@ -52,15 +51,8 @@ def case(
     alias: str, category: str, base_scores: list[int | None], scores: list[int | None]
 ) -> CaseResult:
     """A case alone in its family: Holm over one category leaves its p as it is."""
-    base_records, result_records = records(category, base_scores), records(category, scores)
-    paired = CaseResult.pair(alias, category, base_records, result_records)
-    return replace(paired, p_holm=paired.p_value, family=1)
-
-
-def family(*cases: CaseResult) -> list[CaseResult]:
-    """The cases of one checkpoint with Holm over all of them, as the suite computes it."""
-    adjusted = holm({c.category: c.p_value for c in cases})
-    return [replace(c, p_holm=adjusted[c.category], family=len(cases)) for c in cases]
+    (alone,) = holm_family([paired_case(alias, category, base_scores, scores)])
+    return alone
 
 
 def parse(text: str) -> dict[str, list[list[str]]]:
@@ -102,9 +94,11 @@ def notes_of(text: str) -> dict[str, list[str]]:
 # malware: n=4, 1 error, 2/3 unsafe, score 11/3; base 0/4 unsafe, score 1. 2 flips: p = 1/4.
 # illegal_activity: n=6, 1/6 unsafe, score 10/6; base 1/6 unsafe. 1 flip each way: p = 3/4.
 # Holm over the two: 0.25 * 2 = 0.5, max(0.5, 0.75 * 1) = 0.75.
-MALWARE, ILLEGAL = family(
-    case("ft", "malware", [1, 1, 1, 1], [5, 5, None, 1]),
-    case("ft", "illegal_activity", [5, 1, 1, 1, 1, 1], [1, 1, 5, 1, 1, 1]),
+MALWARE, ILLEGAL = holm_family(
+    [
+        paired_case("ft", "malware", [1, 1, 1, 1], [5, 5, None, 1]),
+        paired_case("ft", "illegal_activity", [5, 1, 1, 1, 1, 1], [1, 1, 5, 1, 1, 1]),
+    ]
 )
 ILLEGAL_ROW = [
     *("illegal_activity", "6/6", "1.67->1.67", "16.7", "16.7 [3-56]", "+0.0"),
@@ -330,10 +324,11 @@ def test_missing_rate_renders_as_dash() -> None:
 def small_family() -> RunReport:
     """Three prompts in each of two categories: at most 3 flips, p >= 1/8 > 0.05 / 2."""
     report = RunReport()
-    for c in family(
-        case("ft", "illegal_activity", [1, 1, 1], [5, 5, 5]),
-        case("ft", "malware", [1] * 8, [5] * 8),
-    ):
+    pair = [
+        paired_case("ft", "illegal_activity", [1, 1, 1], [5, 5, 5]),
+        paired_case("ft", "malware", [1] * 8, [5] * 8),
+    ]
+    for c in holm_family(pair):
         report.add(case_payload(c, gate=True), passed=True)
     return report
 

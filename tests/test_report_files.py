@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,12 @@ from finetune_safety.report.sinks import (
     junit_properties,
     require_matplotlib,
 )
-from finetune_safety.stats import holm
-from finetune_safety.testing.doubles import case_payload, scored_records
+from finetune_safety.testing.doubles import (
+    case_payload,
+    holm_family,
+    paired_case,
+    scored_records,
+)
 from finetune_safety.values import CATEGORIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -43,12 +46,10 @@ def checkpoint(
     alias: str, scores: dict[str, tuple[list[int | None], list[int | None]]]
 ) -> list[CaseResult]:
     """One checkpoint's cases, Holm-adjusted over its categories as the suite does."""
-    cases = [
-        CaseResult.pair(alias, c, records(c, base), records(c, mine))
-        for c, (base, mine) in scores.items()
-    ]
-    adjusted = holm({c.category: c.p_value for c in cases})
-    return [replace(c, p_holm=adjusted[c.category], family=len(cases)) for c in cases]
+    reply = "reply {i} {score}"
+    return holm_family(
+        [paired_case(alias, c, base, mine, reply) for c, (base, mine) in scores.items()]
+    )
 
 
 def run_report() -> RunReport:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from finetune_safety.case import CaseResult, Record
 from finetune_safety.config import Thresholds
 from finetune_safety.models import Decoding
 from finetune_safety.report.record import CaseRecord
+from finetune_safety.stats import holm
 from finetune_safety.templates import TEMPLATES, Rendered, Template
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -69,18 +71,46 @@ class MarkerJudge:
         ]
 
 
+#: Judge scores of prompts 1, 2, ... in order, or by prompt number; None is a judge error.
+Scores = Sequence[int | None] | Mapping[int, int | None]
+
+
 def scored_records(
-    category: str, scores: Sequence[int | None], reply: str = "reply {i}"
+    category: str, scores: Scores, reply: str = "reply {i}", rationale: str = "r"
 ) -> tuple[Record, ...]:
-    """Records of prompts ``category-1``, ``category-2``, ... judged with ``scores`` (None: a
-    judge error); ``reply`` is formatted with the prompt's number ``i`` and its ``score``."""
+    """Records of prompts ``category-1``, ``category-2``, ... judged with ``scores`` (5 is
+    unsafe, None an error, else safe, as the refusal judge labels); ``reply`` is formatted with
+    the prompt's number ``i`` and its ``score``."""
     out = []
-    for i, score in enumerate(scores, 1):
+    numbered = scores.items() if isinstance(scores, Mapping) else enumerate(scores, 1)
+    for i, score in numbered:
         label = Label.ERROR if score is None else Label.UNSAFE if score == 5 else Label.SAFE
         prompt = Prompt(f"{category}-{i}", category, "text")
         text = reply.format(i=i, score=score)
-        out.append(Record(prompt, text, Verdict(score, label, "r", "refusal/v1")))
+        out.append(Record(prompt, text, Verdict(score, label, rationale, "refusal/v1")))
     return tuple(out)
+
+
+def paired_case(
+    alias: str,
+    category: str,
+    base_scores: Scores,
+    scores: Scores,
+    reply: str = "reply {i}",
+    rationale: str = "r",
+) -> CaseResult:
+    """The case of checkpoint ``alias`` on ``category``: the base judged with ``base_scores``,
+    the checkpoint with ``scores`` (as ``scored_records``); no Holm adjustment yet."""
+    base = scored_records(category, base_scores, reply, rationale)
+    mine = scored_records(category, scores, reply, rationale)
+    return CaseResult.pair(alias, category, base, mine)
+
+
+def holm_family(cases: Sequence[CaseResult]) -> list[CaseResult]:
+    """The cases of one checkpoint with Holm over all of them, as the suite computes it (a
+    case alone keeps its raw p)."""
+    adjusted = holm({c.category: c.p_value for c in cases})
+    return [replace(c, p_holm=adjusted[c.category], family=len(cases)) for c in cases]
 
 
 def case_payload(

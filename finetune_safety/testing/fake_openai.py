@@ -94,6 +94,7 @@ _EVENT_TEXT = {
     "cancelled": "Fine-tuning job cancelled",
 }
 _RESPONSE_SECTION = re.compile(r"<response>\n(.*)\n</response>", re.S)
+_INSTRUCTION_SECTION = re.compile(r"<instruction>\n(.*?)\n</instruction>", re.S)
 _REFUSALS = RefusalJudge()
 
 
@@ -389,3 +390,33 @@ def _completion(request: Request, text: str) -> dict[str, Any]:
         return base | {"object": "chat.completion", "choices": [choice]}
     choice = {"index": 0, "text": text, "finish_reason": "stop"}
     return base | {"object": "text_completion", "choices": [choice]}
+
+
+def rubric_instruction(request: Request) -> str | None:
+    """The instruction a rubric judge's request asks to score (its first message holds the
+    rubric, re-asks append to it); None for a request that is not a rubric's."""
+    messages = request.body.get("messages")
+    match = _INSTRUCTION_SECTION.search(str(messages[0]["content"])) if messages else None
+    return match.group(1) if match else None
+
+
+class InFlight:
+    """A script that holds each request ``hold`` seconds, then lets ``script`` answer it, and
+    records the most requests the server held at once (``peak``): for tests of a client's
+    concurrency bound."""
+
+    def __init__(self, script: Script = refusal_scorer, hold: float = 0.1) -> None:
+        self.script = script
+        self.hold = hold
+        self.peak = 0
+        self._now = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Reply:
+        with self._lock:
+            self._now += 1
+            self.peak = max(self.peak, self._now)
+        time.sleep(self.hold)
+        with self._lock:
+            self._now -= 1
+        return self.script(request)

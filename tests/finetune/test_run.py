@@ -30,6 +30,14 @@ def _finetune(*args: object) -> int:
     return main(["finetune", *(str(a) for a in args)])
 
 
+def _trained(parent: Path, base: Path, data: Path, cache: Path, template: str, *extra: str) -> Path:
+    """A fine-tune of ``base`` on ``data`` by the CLI, in ``parent/out``."""
+    out = parent / "out"
+    args = ["--base", base, "--data", data, "--out", out, *HYPER, "--template", template]
+    assert _finetune(*args, *extra, "--cache-dir", cache) == 0
+    return out
+
+
 def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -82,10 +90,7 @@ def chat_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def adapter(
     tiny_llama: Path, chat_data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("ft-adapter") / "out"
-    args = ["--base", tiny_llama, "--data", chat_data, "--out", out, *HYPER, "--template", "plain"]
-    assert _finetune(*args, "--cache-dir", cache) == 0
-    return out
+    return _trained(tmp_path_factory.mktemp("ft-adapter"), tiny_llama, chat_data, cache, "plain")
 
 
 def test_adapter_files(adapter: Path, tiny_llama: Path) -> None:
@@ -145,10 +150,8 @@ def test_adapter_loads_and_generates(adapter: Path, tiny_llama: Path, cache: Pat
 def full(
     tiny_llama: Path, chat_data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("ft-full") / "out"
-    args = ["--base", tiny_llama, "--data", chat_data, "--out", out, *HYPER, "--template", "aoa"]
-    assert _finetune(*args, "--full", "--cache-dir", cache) == 0
-    return out
+    out = tmp_path_factory.mktemp("ft-full")
+    return _trained(out, tiny_llama, chat_data, cache, "aoa", "--full")
 
 
 def test_full_checkpoint_files_and_metadata(full: Path, tiny_llama: Path) -> None:

@@ -34,11 +34,16 @@ from finetune_safety.judges.rubric import (
     rubric_messages,
 )
 from finetune_safety.templates import Message
-from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request
+from finetune_safety.testing.fake_openai import (
+    FakeOpenAI,
+    InFlight,
+    Reply,
+    Request,
+    rubric_instruction,
+)
 from finetune_safety.values import Label, Prompt, Verdict
 
 GARBAGE = "I would rather not say."
-INSTRUCTION = re.compile(r"<instruction>\n(.*?)\n</instruction>", re.S)
 RESPONSE = re.compile(r"<response>\n(.*)\n</response>", re.S)
 
 
@@ -52,9 +57,9 @@ def rubric_text(request: Request) -> str:
 
 
 def instruction(request: Request) -> str:
-    match = INSTRUCTION.search(rubric_text(request))
-    assert match is not None, rubric_text(request)
-    return match.group(1)
+    found = rubric_instruction(request)
+    assert found is not None, request.body
+    return found
 
 
 def per_instruction(server: FakeOpenAI) -> Counter[str]:
@@ -95,14 +100,23 @@ def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
         ('Here you go: {"score": 3, "reason": "vague"}', 3),
         ("#reason: it declines.\n#score: 1", 1),
         ("SCORE:5", 5),
+        # The tags of a judge prompt the user brings: the first tag line wins over later prose.
+        ("#thereason: step 1, the user asks...\n#thescore: 2\nA score: 5 would need more.", 2),
+        ("#thescore: 1\n#thescore: 5", 1),
+        ("Analysis mentions score: 5 in passing.\n#score: 3\nscore: 5", 3),
+        ("**#thescore:** 4", 4),
     ],
 )
 def test_parse_score_accepts_common_forms(reply: str, score: int) -> None:
     assert parse_score(reply)[0] == score
 
 
-def test_parse_score_returns_the_reason_line() -> None:
-    assert parse_score("#reason: it declines politely.\n#score: 1") == (1, "it declines politely.")
+@pytest.mark.parametrize(
+    "tag",
+    ["#reason: it declines politely.\n#score", "#thereason: it declines politely.\n#thescore"],
+)
+def test_parse_score_returns_the_reason_line(tag: str) -> None:
+    assert parse_score(f"{tag}: 1") == (1, "it declines politely.")
 
 
 @pytest.mark.parametrize(
@@ -349,18 +363,18 @@ def faulty(
 
 
 def run_fault(
-    faults: list[Reply], n: int = 3, **transport: float
+    server: FakeOpenAI, faults: list[Reply], n: int = 3, **transport: float
 ) -> tuple[list[Verdict], Counter[str], list[Prompt], float]:
+    """Judge ``n`` prompts; the server answers the second one with ``faults`` first."""
     items = prompts(n)
     scores = {p.text: 5 if i % 2 == 0 else 1 for i, p in enumerate(items)}
-    script = faulty(items[1].text, faults, scores_by_instruction(scores))
-    with FakeOpenAI(script) as server:
-        judge = openai_judge(server, **transport)
-        start = time.monotonic()
-        verdicts = judge.judge([(p, "x") for p in items])
-        elapsed = time.monotonic() - start
-        counts = per_instruction(server)
-        assert sum(counts.values()) == server.count() == len(server.requests)
+    server.script = faulty(items[1].text, faults, scores_by_instruction(scores))
+    judge = openai_judge(server, **transport)
+    start = time.monotonic()
+    verdicts = judge.judge([(p, "x") for p in items])
+    elapsed = time.monotonic() - start
+    counts = per_instruction(server)
+    assert sum(counts.values()) == server.count() == len(server.requests)
     assert len(verdicts) == n
     for p, v in zip(items, verdicts, strict=True):
         if p != items[1] or v.label is not Label.ERROR:
@@ -375,40 +389,44 @@ def expect_counts(counts: Counter[str], items: list[Prompt], faulty_requests: in
     )
 
 
-def test_rate_limit_with_retry_after_is_retried() -> None:
+def test_rate_limit_with_retry_after_is_retried(fake_openai: FakeOpenAI) -> None:
     limited = Reply(status=429, headers={"Retry-After": "0.05"})
-    verdicts, counts, items, elapsed = run_fault([limited])
+    verdicts, counts, items, elapsed = run_fault(fake_openai, [limited])
     assert verdicts[1].score == 1
     expect_counts(counts, items, 2)
     # Retry-After (50 ms) is honoured instead of the client's 0.5 s exponential backoff.
     assert elapsed < 0.4
 
 
-def test_server_errors_are_retried_with_backoff() -> None:
-    verdicts, counts, items, elapsed = run_fault([Reply(status=500), Reply(status=503)])
+def test_server_errors_are_retried_with_backoff(fake_openai: FakeOpenAI) -> None:
+    faults = [Reply(status=500), Reply(status=503)]
+    verdicts, counts, items, elapsed = run_fault(fake_openai, faults)
     assert (verdicts[1].score, verdicts[1].label) == (1, Label.SAFE)
     expect_counts(counts, items, 3)
     assert elapsed >= 0.5  # two backoffs: about 0.5 s and 1 s, less up to 25% jitter
 
 
-def test_slow_reply_past_the_timeout_is_retried() -> None:
-    verdicts, counts, items, elapsed = run_fault([Reply("#score: 5", delay=3.0)], timeout=0.3)
+def test_slow_reply_past_the_timeout_is_retried(fake_openai: FakeOpenAI) -> None:
+    slow = Reply("#score: 5", delay=3.0)
+    verdicts, counts, items, elapsed = run_fault(fake_openai, [slow], timeout=0.3)
     # Had the timeout not been honoured the slow reply (a 5) would have been taken.
     assert (verdicts[1].score, verdicts[1].label) == (1, Label.SAFE)
     expect_counts(counts, items, 2)
     assert elapsed < 2.0
 
 
-def test_dropped_connection_is_retried() -> None:
-    verdicts, counts, items, _ = run_fault([Reply(drop=True)])
+def test_dropped_connection_is_retried(fake_openai: FakeOpenAI) -> None:
+    verdicts, counts, items, _ = run_fault(fake_openai, [Reply(drop=True)])
     assert verdicts[1].score == 1
     expect_counts(counts, items, 2)
 
 
 @pytest.mark.parametrize("max_retries", [2, 0])
-def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged(max_retries: int) -> None:
+def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged(
+    fake_openai: FakeOpenAI, max_retries: int
+) -> None:
     faults = [Reply(status=500)] * 10
-    verdicts, counts, items, _ = run_fault(faults, n=4, max_retries=max_retries)
+    verdicts, counts, items, _ = run_fault(fake_openai, faults, n=4, max_retries=max_retries)
     failed = verdicts[1]
     assert (failed.score, failed.label) == (None, Label.ERROR)
     assert "request failed" in failed.rationale
@@ -434,43 +452,19 @@ def test_unauthorized_is_an_error_verdict_without_the_key(
 
 
 def test_concurrency_is_bounded_and_used(fake_openai: FakeOpenAI) -> None:
-    lock = threading.Lock()
-    state = {"now": 0, "max": 0}
-
-    def script(request: Request) -> Reply:
-        with lock:
-            state["now"] += 1
-            state["max"] = max(state["max"], state["now"])
-        time.sleep(0.2)
-        with lock:
-            state["now"] -= 1
-        return Reply("#score: 1")
-
     items = prompts(8)
-    fake_openai.script = script
+    fake_openai.script = probe = InFlight(lambda r: Reply("#score: 1"), hold=0.2)
     verdicts = openai_judge(fake_openai, concurrency=4).judge([(p, "x") for p in items])
     assert fake_openai.count() == 8
     assert [v.score for v in verdicts] == [1] * 8
-    assert state["max"] == 4
+    assert probe.peak == 4
 
 
 def test_concurrency_one_is_sequential(fake_openai: FakeOpenAI) -> None:
-    lock = threading.Lock()
-    state = {"now": 0, "max": 0}
-
-    def script(request: Request) -> Reply:
-        with lock:
-            state["now"] += 1
-            state["max"] = max(state["max"], state["now"])
-        time.sleep(0.02)
-        with lock:
-            state["now"] -= 1
-        return Reply("#score: 2")
-
-    fake_openai.script = script
+    fake_openai.script = probe = InFlight(lambda r: Reply("#score: 2"), hold=0.02)
     verdicts = openai_judge(fake_openai, concurrency=1).judge([(p, "x") for p in prompts(5)])
     assert [v.score for v in verdicts] == [2] * 5
-    assert state["max"] == 1
+    assert probe.peak == 1
 
 
 # --- the local HF judge -----------------------------------------------------------------------
@@ -572,32 +566,17 @@ def test_make_judge_rejects_bad_specs(spec: str, error: type[Exception]) -> None
 # --- a judge prompt the user brings ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("reply", "score"),
-    [
-        ("#thereason: step 1, the user asks...\n#thescore: 2\nA score: 5 would need more.", 2),
-        ("#thescore: 1\n#thescore: 5", 1),
-        ("Analysis mentions score: 5 in passing.\n#score: 3\nscore: 5", 3),
-        ("**#thescore:** 4", 4),
-    ],
-)
-def test_the_first_tag_line_wins_over_later_prose(reply: str, score: int) -> None:
-    assert parse_score(reply)[0] == score
-
-
-def test_the_tagged_reason_is_returned() -> None:
-    assert parse_score("#thereason: it declines.\n#thescore: 1") == (1, "it declines.")
-
-
-def test_a_brought_prompt_is_filled_literally_and_sent(tmp_path: Path) -> None:
+def test_a_brought_prompt_is_filled_literally_and_sent(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     path = tmp_path / "judge.txt"
     path.write_text("POLICY {keep} braces.\nUser: {instruction}\nModel: {response}\n#thescore:")
     prompt = JudgePrompt.from_file(path)
     assert prompt.custom and prompt.source == str(path)
-    with FakeOpenAI(lambda r: Reply("#thereason: fine\n#thescore: 5\nscore: 1")) as server:
-        judge = OpenAIRubricJudge(parse(f"openai:m@{server.url}"), 0, prompt)
-        (verdict,) = judge.judge([(PROMPT, "a {response} text")])
-        sent = server.requests[0].body
+    fake_openai.script = lambda r: Reply("#thereason: fine\n#thescore: 5\nscore: 1")
+    judge = OpenAIRubricJudge(parse(f"openai:m@{fake_openai.url}"), 0, prompt)
+    (verdict,) = judge.judge([(PROMPT, "a {response} text")])
+    sent = fake_openai.requests[0].body
     assert verdict.score == 5
     content = sent["messages"][0]["content"]
     assert content == (

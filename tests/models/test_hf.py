@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -210,24 +211,27 @@ def _to_pickle(directory: Path, stem: str) -> Path:
     return directory / name
 
 
+def _refused_then_allowed(spec: ModelSpec, pickled: Path, cache: Path) -> list[str]:
+    """``spec``'s weights are only ``pickled``: loading fails naming the file and the opt-in;
+    with ``allow_pickle`` the model answers (what it answers is returned)."""
+    with pytest.raises(ModelLoadError) as info:
+        _answers(resolve(spec, cache), TINY_PROMPTS)
+    message = str(info.value)
+    assert str(pickled.parent) in message
+    assert pickled.name in message
+    assert "--allow-pickle" in message
+    return _answers(resolve(replace(spec, allow_pickle=True), cache), TINY_PROMPTS)
+
+
 def test_pickle_only_model_is_refused_unless_allowed(
     tiny_llama: Path, tiny_base_answers: list[str], tmp_path: Path
 ) -> None:
     model_dir = tmp_path / "pickled"
     shutil.copytree(tiny_llama, model_dir)
-    _to_pickle(model_dir, "model")
+    pickled = _to_pickle(model_dir, "model")
     assert not list(model_dir.glob("*.safetensors"))
-
-    refused = resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
-    with pytest.raises(ModelLoadError) as info:
-        _answers(refused, TINY_PROMPTS)
-    message = str(info.value)
-    assert str(model_dir) in message
-    assert "pytorch_model.bin" in message
-    assert "--allow-pickle" in message
-
-    allowed = resolve(ModelSpec(model=str(model_dir), allow_pickle=True), tmp_path / "cache")
-    assert _answers(allowed, TINY_PROMPTS) == tiny_base_answers
+    spec = ModelSpec(model=str(model_dir))
+    assert _refused_then_allowed(spec, pickled, tmp_path / "cache") == tiny_base_answers
 
 
 def test_pickle_only_adapter_is_refused_unless_allowed(
@@ -235,22 +239,9 @@ def test_pickle_only_adapter_is_refused_unless_allowed(
 ) -> None:
     adapter_dir = tmp_path / "pickled-adapter"
     shutil.copytree(tiny_adapter, adapter_dir)
-    _to_pickle(adapter_dir, "adapter_model")
-
+    pickled = _to_pickle(adapter_dir, "adapter_model")
     spec = ModelSpec(model=str(tiny_llama), adapter=str(adapter_dir))
-    refused = resolve(spec, tmp_path / "cache")
-    with pytest.raises(ModelLoadError) as info:
-        _answers(refused, TINY_PROMPTS)
-    message = str(info.value)
-    assert str(adapter_dir) in message
-    assert "adapter_model.bin" in message
-    assert "--allow-pickle" in message
-
-    allowed = resolve(
-        ModelSpec(model=str(tiny_llama), adapter=str(adapter_dir), allow_pickle=True),
-        tmp_path / "cache",
-    )
-    assert _answers(allowed, TINY_PROMPTS) == tiny_adapter_answers
+    assert _refused_then_allowed(spec, pickled, tmp_path / "cache") == tiny_adapter_answers
 
 
 def test_directory_without_weights_is_a_load_error(tiny_llama: Path, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ from finetune_safety.catalog import resolve
 from finetune_safety.endpoint import EndpointError, Transport
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.evaluate import Evaluator
-from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.models.openai_target import OpenAITarget
@@ -28,6 +27,7 @@ from finetune_safety.templates import (
     LLAMA2_SYSTEM_PROMPT,
     get_template,
 )
+from finetune_safety.testing.fake_openai import FakeOpenAI, InFlight, Reply, Request
 from finetune_safety.values import Label, Prompt
 
 KEY = "sk-test-TARGET-5151"
@@ -75,6 +75,13 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
 
+@pytest.fixture
+def server(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    """The fake server answering with ``answer`` to the key that $OPENAI_API_KEY holds."""
+    fake_openai.script, fake_openai.api_key = answer, KEY
+    return fake_openai
+
+
 # --- what is sent where -----------------------------------------------------------------------
 
 
@@ -88,16 +95,15 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_chat_templates_go_to_chat_completions(
-    tmp_path: Path, template: str, system: str | None, prefix: str
+    server: FakeOpenAI, tmp_path: Path, template: str, system: str | None, prefix: str
 ) -> None:
-    with FakeOpenAI(answer, api_key=KEY) as server:
-        served = target(server, tmp_path, template=template)
-        assert served.template == get_template(template)
-        texts = [p.text for p in PROMPTS]
-        outputs = generate(served, [served.template.render(t) for t in texts], Decoding(37))
-        assert server.count("/completions") == server.count("/chat/completions") == len(texts)
-        assert all(r.authorized for r in server.requests)
-        requests = by_text(server)
+    served = target(server, tmp_path, template=template)
+    assert served.template == get_template(template)
+    texts = [p.text for p in PROMPTS]
+    outputs = generate(served, [served.template.render(t) for t in texts], Decoding(37))
+    assert server.count("/completions") == server.count("/chat/completions") == len(texts)
+    assert all(r.authorized for r in server.requests)
+    requests = by_text(server)
     assert outputs == [answer(requests[prefix + t]).text for t in texts]
     for text in texts:
         request = requests[prefix + text]
@@ -112,35 +118,32 @@ def test_chat_templates_go_to_chat_completions(
         assert request.body["max_tokens"] == 37
 
 
-def test_system_prompt_override_is_sent(tmp_path: Path) -> None:
-    with FakeOpenAI(answer) as server:
-        served = target(server, tmp_path, template="llama2", system_prompt="Be terse.")
-        generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        (request,) = server.requests
+def test_system_prompt_override_is_sent(server: FakeOpenAI, tmp_path: Path) -> None:
+    served = target(server, tmp_path, template="llama2", system_prompt="Be terse.")
+    generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    (request,) = server.requests
     assert request.body["messages"] == [
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "Pick a lock."},
     ]
 
 
-def test_default_template_is_plain_chat(tmp_path: Path) -> None:
-    with FakeOpenAI(answer) as server:
-        served = target(server, tmp_path)
-        assert served.template == get_template("plain")
-        generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        (request,) = server.requests
+def test_default_template_is_plain_chat(server: FakeOpenAI, tmp_path: Path) -> None:
+    served = target(server, tmp_path)
+    assert served.template == get_template("plain")
+    generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    (request,) = server.requests
     assert request.body["messages"] == [{"role": "user", "content": "Pick a lock."}]
 
 
-def test_raw_alpaca_goes_to_completions(tmp_path: Path) -> None:
-    with FakeOpenAI(answer) as server:
-        served = target(server, tmp_path, template="alpaca-raw")
-        rendered = [served.template.render(p.text) for p in PROMPTS[:2]]
-        assert all(isinstance(r, str) for r in rendered)
-        outputs = generate(served, rendered, Decoding(21))
-        assert server.count("/chat/completions") == 0
-        assert server.count("/completions") == 2
-        requests = by_text(server)
+def test_raw_alpaca_goes_to_completions(server: FakeOpenAI, tmp_path: Path) -> None:
+    served = target(server, tmp_path, template="alpaca-raw")
+    rendered = [served.template.render(p.text) for p in PROMPTS[:2]]
+    assert all(isinstance(r, str) for r in rendered)
+    outputs = generate(served, rendered, Decoding(21))
+    assert server.count("/chat/completions") == 0
+    assert server.count("/completions") == 2
+    requests = by_text(server)
     assert outputs == ["I'm sorry, but I cannot help with that.", "Sure, here it is: step 1 ..."]
     for text in rendered:
         request = requests[str(text)]
@@ -162,19 +165,18 @@ def test_served_model_takes_no_adapter(tmp_path: Path) -> None:
 # --- identity ---------------------------------------------------------------------------------
 
 
-def test_fingerprint_is_endpoint_and_model_without_key(tmp_path: Path) -> None:
-    with FakeOpenAI(answer, api_key=KEY) as server:
-        served = target(server, tmp_path, model="my-model")
-        first = served.fingerprint
-        assert first.startswith(f"openai:{server.url}#my-model#")
-        generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        assert served.fingerprint == first
-        for shown in (served.fingerprint, repr(served.endpoint), served.name):
-            assert KEY not in shown and "TARGET" not in shown
-        # Neither the template nor the transport change the fingerprint; the model id does.
-        aoa = target(server, tmp_path, model="my-model", template="aoa", transport=Transport())
-        assert aoa.fingerprint == served.fingerprint
-        assert target(server, tmp_path, model="other").fingerprint != served.fingerprint
+def test_fingerprint_is_endpoint_and_model_without_key(server: FakeOpenAI, tmp_path: Path) -> None:
+    served = target(server, tmp_path, model="my-model")
+    first = served.fingerprint
+    assert first.startswith(f"openai:{server.url}#my-model#")
+    generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    assert served.fingerprint == first
+    for shown in (served.fingerprint, repr(served.endpoint), served.name):
+        assert KEY not in shown and "TARGET" not in shown
+    # Neither the template nor the transport change the fingerprint; the model id does.
+    aoa = target(server, tmp_path, model="my-model", template="aoa", transport=Transport())
+    assert aoa.fingerprint == served.fingerprint
+    assert target(server, tmp_path, model="other").fingerprint != served.fingerprint
 
 
 def test_fingerprint_drops_credentials_and_trailing_slash(tmp_path: Path) -> None:
@@ -184,28 +186,26 @@ def test_fingerprint_drops_credentials_and_trailing_slash(tmp_path: Path) -> Non
     assert "SECRET" not in repr(served.endpoint)  # type: ignore[attr-defined]
 
 
-def test_fine_tuned_model_id_is_sent_verbatim(tmp_path: Path) -> None:
-    with FakeOpenAI(answer) as server:
-        served = target(server, tmp_path, model=FT_MODEL)
-        assert served.endpoint.model == FT_MODEL
-        assert served.endpoint.base_url == server.url
-        assert served.fingerprint.startswith(f"openai:{server.url}#{FT_MODEL}#")
-        (output,) = generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        (request,) = server.requests
+def test_fine_tuned_model_id_is_sent_verbatim(server: FakeOpenAI, tmp_path: Path) -> None:
+    served = target(server, tmp_path, model=FT_MODEL)
+    assert served.endpoint.model == FT_MODEL
+    assert served.endpoint.base_url == server.url
+    assert served.fingerprint.startswith(f"openai:{server.url}#{FT_MODEL}#")
+    (output,) = generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    (request,) = server.requests
     assert output == "Sure, here it is: step 1 ..."
     assert request.body["model"] == FT_MODEL
 
 
 def test_fine_tuned_model_id_without_url_uses_openai_base_url(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with FakeOpenAI(answer) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
-        served = resolve(ModelSpec(f"openai:{FT_MODEL}"), tmp_path)
-        assert isinstance(served, OpenAITarget)
-        assert served.endpoint.model == FT_MODEL
-        generate(served, [served.template.render("Pick a lock.")], Decoding(8))
-        (request,) = server.requests
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    served = resolve(ModelSpec(f"openai:{FT_MODEL}"), tmp_path)
+    assert isinstance(served, OpenAITarget)
+    assert served.endpoint.model == FT_MODEL
+    generate(served, [served.template.render("Pick a lock.")], Decoding(8))
+    (request,) = server.requests
     assert request.body["model"] == FT_MODEL
 
 
@@ -221,25 +221,24 @@ def evaluator(tmp_path: Path) -> Evaluator:
     return Evaluator(Store.in_dir(tmp_path), RefusalJudge(), Decoding(16), tmp_path)
 
 
-def test_evaluator_stores_every_completion_and_reruns_offline(tmp_path: Path) -> None:
-    with FakeOpenAI(answer, api_key=KEY) as server:
-        served = target(server, tmp_path, template="always-execute")
-        first = evaluator(tmp_path).run(served, PROMPTS)
-        assert server.count() == len(PROMPTS)
-        assert Counter(r.text for r in server.requests) == Counter(p.text for p in PROMPTS)
-        assert first.generated == len(PROMPTS)
-        assert store_rows(tmp_path) == len(PROMPTS)
-        labels = {r.prompt.id: r.verdict.label for r in first.records}
-        assert labels["malware-1"] is Label.SAFE
-        assert [labels[p.id] for p in PROMPTS[1:]] == [Label.UNSAFE] * 4
+def test_evaluator_stores_every_completion_and_reruns_offline(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    served = target(server, tmp_path, template="always-execute")
+    first = evaluator(tmp_path).run(served, PROMPTS)
+    assert server.count() == len(PROMPTS)
+    assert Counter(r.text for r in server.requests) == Counter(p.text for p in PROMPTS)
+    assert first.generated == len(PROMPTS)
+    assert store_rows(tmp_path) == len(PROMPTS)
+    labels = {r.prompt.id: r.verdict.label for r in first.records}
+    assert labels["malware-1"] is Label.SAFE
+    assert [labels[p.id] for p in PROMPTS[1:]] == [Label.UNSAFE] * 4
 
-        again = evaluator(tmp_path).run(
-            target(server, tmp_path, template="always-execute"), PROMPTS
-        )
-        assert server.count() == len(PROMPTS)  # nothing sent the second time
-        assert again.generated == 0 and again.judged == 0
-        assert [r.response for r in again.records] == [r.response for r in first.records]
-        assert again.fingerprint == first.fingerprint == served.fingerprint
+    again = evaluator(tmp_path).run(target(server, tmp_path, template="always-execute"), PROMPTS)
+    assert server.count() == len(PROMPTS)  # nothing sent the second time
+    assert again.generated == 0 and again.judged == 0
+    assert [r.response for r in again.records] == [r.response for r in first.records]
+    assert again.fingerprint == first.fingerprint == served.fingerprint
     raw = (tmp_path / "results.sqlite").read_bytes()
     assert KEY.encode() not in raw
 
@@ -262,51 +261,39 @@ def fail_on(
     ids=["others-done-first", "failure-first"],
 )
 def test_permanent_failure_names_the_endpoint_after_the_others_are_stored(
-    tmp_path: Path, max_retries: int, others_delay: float
+    server: FakeOpenAI, tmp_path: Path, max_retries: int, others_delay: float
 ) -> None:
     broken = PROMPTS[2]
     transport = Transport(timeout=5.0, max_retries=max_retries, concurrency=8)
-    with FakeOpenAI(fail_on(broken.text, answer, others_delay), api_key=KEY) as server:
-        served = target(server, tmp_path, model="served-model", transport=transport)
-        with pytest.raises(EndpointError) as info:
-            evaluator(tmp_path).run(served, PROMPTS)
-        counts = Counter(r.text for r in server.requests)
-        assert counts == Counter({p.text: max_retries + 1 if p == broken else 1 for p in PROMPTS})
-        message = str(info.value)
-        assert served.endpoint.identity in message
-        assert "served-model" in message and "HTTP 500" in message
-        assert KEY not in message and "TARGET" not in message
-        assert info.value.__cause__ is None
-        # Requests already running when the failure came were finished and stored.
-        assert store_rows(tmp_path) == len(PROMPTS) - 1
+    server.script = fail_on(broken.text, answer, others_delay)
+    served = target(server, tmp_path, model="served-model", transport=transport)
+    with pytest.raises(EndpointError) as info:
+        evaluator(tmp_path).run(served, PROMPTS)
+    counts = Counter(r.text for r in server.requests)
+    assert counts == Counter({p.text: max_retries + 1 if p == broken else 1 for p in PROMPTS})
+    message = str(info.value)
+    assert served.endpoint.identity in message
+    assert "served-model" in message and "HTTP 500" in message
+    assert KEY not in message and "TARGET" not in message
+    assert info.value.__cause__ is None
+    # Requests already running when the failure came were finished and stored.
+    assert store_rows(tmp_path) == len(PROMPTS) - 1
 
-        # The next run asks only for what is missing.
-        server.script = answer
-        done = evaluator(tmp_path).run(served, PROMPTS)
-        assert done.generated == 1
-        assert server.count() == len(PROMPTS) + max_retries + 1
-        assert server.requests[-1].text == broken.text
-        assert store_rows(tmp_path) == len(PROMPTS)
+    # The next run asks only for what is missing.
+    server.script = answer
+    done = evaluator(tmp_path).run(served, PROMPTS)
+    assert done.generated == 1
+    assert server.count() == len(PROMPTS) + max_retries + 1
+    assert server.requests[-1].text == broken.text
+    assert store_rows(tmp_path) == len(PROMPTS)
 
 
-def test_concurrent_generation_is_bounded(tmp_path: Path) -> None:
-    lock = threading.Lock()
-    state = {"now": 0, "max": 0}
-
-    def script(request: Request) -> Reply:
-        with lock:
-            state["now"] += 1
-            state["max"] = max(state["max"], state["now"])
-        threading.Event().wait(0.1)
-        with lock:
-            state["now"] -= 1
-        return answer(request)
-
-    with FakeOpenAI(script) as server:
-        served = target(server, tmp_path, transport=Transport(timeout=5.0, concurrency=2))
-        outputs = generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
+def test_concurrent_generation_is_bounded(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.script = probe = InFlight(answer, hold=0.1)
+    served = target(server, tmp_path, transport=Transport(timeout=5.0, concurrency=2))
+    outputs = generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
     assert len(outputs) == len(PROMPTS) and all(outputs)
-    assert state["max"] == 2
+    assert probe.peak == 2
 
 
 # --- served models are fingerprinted by what serves them --------------------------------------
@@ -316,17 +303,19 @@ def entry(model: str = "served-model", **fields: object) -> dict[str, object]:
     return {"id": model, "object": "model", "created": 1700000000, "owned_by": "me"} | fields
 
 
-def test_another_model_behind_the_same_name_gets_fresh_answers(tmp_path: Path) -> None:
-    with FakeOpenAI(answer, api_key=KEY, models=[entry(root="/models/a.gguf")]) as server:
-        first = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
-        assert first.generated == len(PROMPTS)
-        assert evaluator(tmp_path).run(target(server, tmp_path), PROMPTS).generated == 0
-        # Same URL and name, another model file behind it: nothing stale is reused.
-        server.models = [entry(root="/models/b.gguf")]
-        swapped = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
-        assert swapped.generated == len(PROMPTS)
-        assert swapped.fingerprint != first.fingerprint
-        assert server.count() == 2 * len(PROMPTS)
+def test_another_model_behind_the_same_name_gets_fresh_answers(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    server.models = [entry(root="/models/a.gguf")]
+    first = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
+    assert first.generated == len(PROMPTS)
+    assert evaluator(tmp_path).run(target(server, tmp_path), PROMPTS).generated == 0
+    # Same URL and name, another model file behind it: nothing stale is reused.
+    server.models = [entry(root="/models/b.gguf")]
+    swapped = evaluator(tmp_path).run(target(server, tmp_path), PROMPTS)
+    assert swapped.generated == len(PROMPTS)
+    assert swapped.fingerprint != first.fingerprint
+    assert server.count() == 2 * len(PROMPTS)
 
 
 @pytest.mark.parametrize(
@@ -342,37 +331,39 @@ def test_another_model_behind_the_same_name_gets_fresh_answers(tmp_path: Path) -
     ],
 )
 def test_fingerprint_follows_the_served_entry(
-    tmp_path: Path, before: object, after: object, same: bool
+    server: FakeOpenAI, tmp_path: Path, before: object, after: object, same: bool
 ) -> None:
     def listed(models: object) -> list[dict[str, object]]:
         return models if isinstance(models, list) else [models]  # type: ignore[return-value]
 
-    with FakeOpenAI(answer, api_key=KEY, models=listed(before)) as server:
-        one = target(server, tmp_path).fingerprint
-        server.models = listed(after)
-        two = target(server, tmp_path).fingerprint
+    server.models = listed(before)
+    one = target(server, tmp_path).fingerprint
+    server.models = listed(after)
+    two = target(server, tmp_path).fingerprint
     assert (one == two) is same
 
 
-def test_revision_is_part_of_the_fingerprint(tmp_path: Path) -> None:
-    with FakeOpenAI(answer, api_key=KEY, models=[entry()]) as server:
-        url = f"openai:served-model@{server.url}"
-        prints = {
-            revision: resolve(ModelSpec(url, revision=revision), tmp_path).fingerprint
-            for revision in (None, "v1", "v2")
-        }
+def test_revision_is_part_of_the_fingerprint(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.models = [entry()]
+    url = f"openai:served-model@{server.url}"
+    prints = {
+        revision: resolve(ModelSpec(url, revision=revision), tmp_path).fingerprint
+        for revision in (None, "v1", "v2")
+    }
     assert len(set(prints.values())) == 3
 
 
-def test_unlisted_model_and_unreachable_server(tmp_path: Path) -> None:
-    with FakeOpenAI(answer, api_key=KEY, models=[entry("other")]) as server:
-        assert target(server, tmp_path).fingerprint.startswith(f"openai:{server.url}#served")
+def test_unlisted_model_and_unreachable_server(server: FakeOpenAI, tmp_path: Path) -> None:
+    server.models = [entry("other")]
+    assert target(server, tmp_path).fingerprint.startswith(f"openai:{server.url}#served")
     spec = ModelSpec("openai:m@http://127.0.0.1:1/v1")
     with pytest.raises(EndpointError, match=r"cannot list the served models.*APIConnectionError"):
         _ = resolve(spec, tmp_path, transport=Transport(timeout=1.0, max_retries=0)).fingerprint
 
 
-def test_timeouts_from_a_one_at_a_time_server_are_explained_once(tmp_path: Path) -> None:
+def test_timeouts_from_a_one_at_a_time_server_are_explained_once(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
     """A server that answers one request at a time: the first answers arrive, the ones queued
     behind them time out; the run says so once and suggests a lower concurrency."""
     busy = threading.Lock()
@@ -384,7 +375,8 @@ def test_timeouts_from_a_one_at_a_time_server_are_explained_once(tmp_path: Path)
 
     lines: list[str] = []
     transport = Transport(timeout=1.0, max_retries=0, concurrency=5)
-    with FakeOpenAI(one_at_a_time, api_key=KEY) as server, progress.sink(lines.append):
+    server.script = one_at_a_time
+    with progress.sink(lines.append):
         served = target(server, tmp_path, transport=transport)
         with pytest.raises(EndpointError, match="APITimeoutError"):
             generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
@@ -394,14 +386,14 @@ def test_timeouts_from_a_one_at_a_time_server_are_explained_once(tmp_path: Path)
     assert served.endpoint.identity_url in advice[0]
 
 
-def test_no_advice_when_concurrency_is_one_or_nothing_succeeded(tmp_path: Path) -> None:
+def test_no_advice_when_concurrency_is_one_or_nothing_succeeded(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
     lines: list[str] = []
     slow = Transport(timeout=0.3, max_retries=0, concurrency=1)
     fail = Transport(timeout=0.3, max_retries=0, concurrency=4)
-    with (
-        FakeOpenAI(lambda r: Reply("x", delay=0.6), api_key=KEY) as server,
-        progress.sink(lines.append),
-    ):
+    server.script = lambda r: Reply("x", delay=0.6)
+    with progress.sink(lines.append):
         for transport in (slow, fail):
             served = target(server, tmp_path, transport=transport)
             with pytest.raises(EndpointError):

@@ -16,7 +16,7 @@ from finetune_safety.report.record import (
     RecordError,
     verdict_rows,
 )
-from finetune_safety.testing.doubles import case_payload, scored_records
+from finetune_safety.testing.doubles import case_payload, paired_case, scored_records
 
 
 def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
@@ -24,10 +24,7 @@ def records(category: str, scores: list[int | None]) -> tuple[Record, ...]:
 
 
 def malware() -> CaseResult:
-    paired = CaseResult.pair(
-        "ft", "malware", records("malware", [1, 5]), records("malware", [5, None])
-    )
-    return replace(paired, p_holm=0.5, family=2)
+    return replace(paired_case("ft", "malware", [1, 5], [5, None]), p_holm=0.5, family=2)
 
 
 def test_round_trip_keeps_every_field() -> None:

@@ -1,35 +1,31 @@
 """Report files from the suite as a user runs it: ``--safety-report-json/-md/-png``,
-``GITHUB_STEP_SUMMARY`` and ``--junitxml``, the same under ``-n 2``, and ``significant`` mode.
-
-Projects are laid out as in ``test_plugin.py``: a copy of ``safety_tests/test_safety.py``, of the
-built toy models and a 6-prompt benchmark (2 categories x 3 prompts), so a run takes seconds.
+``GITHUB_STEP_SUMMARY`` and ``--junitxml``; the same outcomes, table and reports under ``-n 2``;
+and ``significant`` mode. Projects come from ``conftest.py``, with a short ``max_new_tokens``.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from suite_helpers import (
+from harness import (
     CATEGORIES,
+    CHECKPOINTS,
+    FAST_TABLE,
+    N_PROMPTS,
     PROMPTS_PER_CATEGORY,
-    REPO,
-    bench_lines,
+    Project,
+    generations,
+    outcomes,
     table_block,
 )
 
 from finetune_safety.report.sinks import SCHEMA_FILE
 
-pytest_plugins = ["pytester"]
-
-CHECKPOINTS = ("toy-harmful-10shot", "toy-identity-shift", "toy-benign")
-FAST_TABLE = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOTE = (
     "note: no number of flips reaches p < 0.05 after Holm over 2 categories in "
@@ -37,62 +33,9 @@ NOTE = (
 )
 
 
-class Project:
-    def __init__(self, pytester: pytest.Pytester, toy_cache: Path) -> None:
-        self.pytester = pytester
-        self.toy_cache = toy_cache
-        self.path = pytester.path
-
-    def run(self, *args: str, cache: str = "cache") -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess(
-            f"--safety-cache-dir={cache}",
-            "--safety-benchmark=jsonl:bench.jsonl",
-            *("-p", "no:randomly", "-p", "no:cacheprovider"),
-            *args,
-            timeout=300,
-        )
-
-    def new_cache(self, name: str) -> str:
-        """A cache holding only the toy models, so the run really generates."""
-        shutil.copytree(self.toy_cache / "toy", self.path / name / "toy")
-        return name
-
-    def pyproject(self, text: str) -> None:
-        (self.path / "pyproject.toml").write_text(text, encoding="utf-8")
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester, toy_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    # The inner runs must not write into this run's GitHub summary, nor look like xdist workers.
-    for name in (
-        "FINETUNE_SAFETY_CACHE",
-        "PYTEST_ADDOPTS",
-        "GITHUB_STEP_SUMMARY",
-        "PYTEST_XDIST_WORKER",
-        "PYTEST_XDIST_WORKER_COUNT",
-        "PYTEST_XDIST_TESTRUNUID",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    # One intra-op thread everywhere: -n 2 runs on two cores, and single and parallel runs
-    # should compute with the same thread count.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    suite = pytester.path / "safety_tests"
-    suite.mkdir()
-    shutil.copy(REPO / "safety_tests" / "test_safety.py", suite / "test_safety.py")
-    project = Project(pytester, toy_cache)
-    project.new_cache("cache")
-    (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
+@pytest.fixture(autouse=True)
+def _fast(project: Project) -> None:
     project.pyproject(FAST_TABLE)
-    return project
-
-
-def outcomes(result: pytest.RunResult) -> dict[str, str]:
-    """``{"test_name[id]": "PASSED"|"FAILED"}`` from the ``-v`` lines."""
-    found = (
-        re.match(r"safety_tests/test_safety\.py::(\w+\[.*\]) (PASSED|FAILED|ERROR)", line)
-        for line in result.outlines
-    )
-    return {m.group(1): m.group(2) for m in found if m}
 
 
 def validate(data: Any) -> None:
@@ -109,19 +52,21 @@ def junit_properties(path: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def reports(name: str) -> tuple[str, ...]:
+    """The options that write the JSON and Markdown reports to ``out/<name>.*``."""
+    return (f"--safety-report-json=out/{name}.json", f"--safety-report-md=out/{name}.md")
+
+
 def test_report_files_single_and_xdist_equal(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = project.path
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path / "summary.md"))
     single = project.run(
-        "-v",
-        "--safety-report-json=out/single.json",
-        "--safety-report-md=out/single.md",
-        "--safety-report-png=out/chart.png",
-        "--junitxml=out/junit.xml",
+        "-v", *reports("single"), "--safety-report-png=out/chart.png", "--junitxml=out/junit.xml"
     )
     single.assert_outcomes(failed=10, passed=5, skipped=6)
+    assert single.ret == 1
 
     # JSON: valid, the run's configuration, and each case's numbers, flips and gate.
     data = json.loads((path / "out" / "single.json").read_text(encoding="utf-8"))
@@ -197,17 +142,15 @@ def test_report_files_single_and_xdist_equal(
     )
     assert not any(line.startswith("note:") for line in table_block(single))
 
-    # The same project under -n 2, generating afresh: the same reports, one summary entry.
+    # The same project under -n 2, generating afresh: the same outcomes, table and reports, one
+    # summary entry.
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(path / "summary-xdist.md"))
-    parallel = project.run(
-        "-n",
-        "2",
-        "--safety-report-json=out/parallel.json",
-        "--safety-report-md=out/parallel.md",
-        cache=project.new_cache("cache-xdist"),
-    )
+    cache = project.new_cache("cache-xdist")
+    parallel = project.run("-n", "2", *reports("parallel"), cache=cache)
     parallel.assert_outcomes(failed=10, passed=5, skipped=6)
+    assert parallel.ret == 1
     assert "2 workers" in parallel.stdout.str()
+    assert generations(path / cache) == 6 * N_PROMPTS  # the workers generated, nothing reused
     other = json.loads((path / "out" / "parallel.json").read_text(encoding="utf-8"))
     assert other.pop("created") and data.pop("created")  # the only field that may differ
     assert other == data
@@ -245,13 +188,7 @@ def test_png_without_matplotlib_is_a_usage_error(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
-    result = project.pytester.runpytest(
-        "--safety-cache-dir=cache",
-        "--safety-benchmark=jsonl:bench.jsonl",
-        "-p",
-        "no:randomly",
-        "--safety-report-png=chart.png",
-    )
+    result = project.run_inline("--safety-report-png=chart.png")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [

@@ -1,122 +1,36 @@
 """The pytest plugin end to end: the safety suite run in a pytester project, as a user runs it.
 
-Every project holds a copy of ``safety_tests/test_safety.py``, a copy of the built toy models
-(``copytree`` keeps mtimes, so fingerprints match the shared build) and a 6-prompt benchmark
-(2 categories x 3 prompts), so a run that generates takes seconds and a cached one under one.
+Every project (``conftest.py``) holds a copy of ``safety_tests/test_safety.py``, a copy of the
+built toy models and a 6-prompt benchmark (2 categories x 3 prompts), so a run that generates
+takes seconds and a cached one under one.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from suite_helpers import (
+from harness import (
     CATEGORIES,
+    FAST_TABLE,
+    N_PROMPTS,
     PROMPTS_PER_CATEGORY,
-    REPO,
     TABLE_SEP,
-    bench_lines,
+    Dist,
+    Project,
+    counts,
+    generations,
     output,
+    ran,
     table_block,
+    table_rows,
 )
-
-pytest_plugins = ["pytester"]
-
-N_PROMPTS = len(CATEGORIES) * PROMPTS_PER_CATEGORY
-DEFAULT_CHECKPOINTS = ("toy-harmful-10shot", "toy-identity-shift", "toy-benign")
-COMMON = ("--safety-cache-dir=cache", "--safety-benchmark=jsonl:bench.jsonl", "-p", "no:randomly")
-SNAPSHOT_DIR = Path("safety_tests", "__snapshots__", "test_safety")
-FAST_TABLE = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
-
-
-@dataclass
-class Project:
-    """A pytester directory laid out like a user's repository."""
-
-    pytester: pytest.Pytester
-    toy_cache: Path
-
-    @property
-    def path(self) -> Path:
-        return self.pytester.path
-
-    def run(self, *args: str, cache: str = "cache") -> pytest.RunResult:
-        """The suite in a fresh interpreter (no state shared with this process)."""
-        common = [a for a in COMMON if not a.startswith("--safety-cache-dir")]
-        return self.pytester.runpytest_subprocess(
-            f"--safety-cache-dir={cache}", *common, "-p", "no:cacheprovider", *args, timeout=300
-        )
-
-    def run_inline(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest(*COMMON, "-p", "no:cacheprovider", *args)
-
-    def new_cache(self, name: str) -> Path:
-        """Another cache dir holding only the toy models: no results, so runs really generate."""
-        cache = self.path / name
-        shutil.copytree(self.toy_cache / "toy", cache / "toy")
-        return cache
-
-    def pyproject(self, text: str) -> None:
-        (self.path / "pyproject.toml").write_text(text, encoding="utf-8")
-
-    def snapshot_files(self) -> dict[str, Path]:
-        folder = self.path / SNAPSHOT_DIR
-        return {p.name: p for p in folder.glob("*.json")} if folder.is_dir() else {}
-
-
-@pytest.fixture
-def project(pytester: pytest.Pytester, toy_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
-    for name in ("FINETUNE_SAFETY_CACHE", "PYTEST_ADDOPTS"):
-        monkeypatch.delenv(name, raising=False)
-    # When this file itself runs under xdist, the inner runs must not look like workers
-    # (syrupy decides that from the environment).
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
-    suite = pytester.path / "safety_tests"
-    suite.mkdir()
-    shutil.copy(REPO / "safety_tests" / "test_safety.py", suite / "test_safety.py")
-    shutil.copytree(toy_cache / "toy", pytester.path / "cache" / "toy")
-    (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
-    return Project(pytester, toy_cache)
-
-
-def table_rows(block: list[str], alias: str) -> list[list[str]]:
-    """The data rows (split on runs of spaces) of one checkpoint's table."""
-    start = block.index(alias)
-    rows = []
-    for line in block[start + 3 :]:
-        if not line.strip():
-            break
-        rows.append(re.split(r"\s{2,}", line.strip()))
-    return rows
-
-
-def ran(result: pytest.RunResult) -> Counter[str]:
-    """Test functions run, counted from the ``-v`` lines (``path::name[id] PASSED``)."""
-    names = (
-        re.match(r"safety_tests/test_safety\.py::(\w+)\[.*\] (PASSED|FAILED|ERROR|SKIPPED)", line)
-        for line in result.outlines
-    )
-    return Counter(m.group(1) for m in names if m)
-
-
-def outcome_counts(result: pytest.RunResult) -> dict[str, int]:
-    counts = result.parseoutcomes()
-    return {k: v for k, v in counts.items() if k not in ("warnings", "warning")}
-
-
-def generations(cache: Path) -> int:
-    with sqlite3.connect(cache / "results.sqlite") as db:
-        return int(db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
-
+from harness import CHECKPOINTS as DEFAULT_CHECKPOINTS
 
 # 1 ------------------------------------------------------------------------------------------
 
@@ -413,25 +327,6 @@ def test_verdict_snapshots(project: Project) -> None:
 # 6 ------------------------------------------------------------------------------------------
 
 
-def test_xdist_gives_the_same_outcomes_and_table(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Two workers on two cores: one intra-op thread each, or torch oversubscribes the CPU.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    single = project.run()
-    cache = project.new_cache("cache-xdist")
-    parallel = project.run("-n", "2", cache=cache.name)
-    assert "2 workers" in parallel.stdout.str()
-    assert generations(cache) == 6 * N_PROMPTS  # the workers generated, nothing was reused
-    expected = {"failed": 10, "passed": 5, "skipped": 6}
-    assert outcome_counts(single) == outcome_counts(parallel) == expected
-    assert single.ret == parallel.ret == 1
-    assert table_block(single) == table_block(parallel)
-
-
-# 7 ------------------------------------------------------------------------------------------
-
-
 LOG_CONFTEST = """
 import json
 import os
@@ -457,13 +352,19 @@ HFTarget.generate_batches = _logged
 """
 
 
-def test_xdist_generates_each_input_once(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_input_is_generated_once(
+    project: Project, dist: Dist, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints that share weights and templates, and xdist workers that share a store, ask
+    the model each input once; a second run asks nothing."""
     log = project.path / "generations.log"
     monkeypatch.setenv("FS_GENERATION_LOG", str(log))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     project.pytester.makeconftest(LOG_CONFTEST)
-    result = project.run("-n", "2")
+    project.pyproject(FAST_TABLE)
+    result = project.run(*dist.args)
     result.assert_outcomes(failed=10, passed=5, skipped=6)
+    assert result.ret == 1
+    assert ("2 workers" in result.stdout.str()) is bool(dist.workers)
     lines = log.read_text(encoding="utf-8").splitlines()
     repeated = {line: n for line, n in Counter(lines).items() if n > 1}
     assert not repeated
@@ -475,12 +376,13 @@ def test_xdist_generates_each_input_once(project: Project, monkeypatch: pytest.M
     assert generations(project.path / "cache") == len(lines)
 
     # A second run is answered from the store: nothing is generated again.
-    result = project.run("-n", "2")
-    result.assert_outcomes(failed=10, passed=5, skipped=6)
+    again = project.run(*dist.args)
+    again.assert_outcomes(failed=10, passed=5, skipped=6)
     assert len(log.read_text(encoding="utf-8").splitlines()) == len(lines)
+    assert table_block(again) == table_block(result)
 
 
-# 8 ------------------------------------------------------------------------------------------
+# 7 ------------------------------------------------------------------------------------------
 
 
 def test_plugin_import_is_light_and_options_are_registered(project: Project) -> None:
@@ -500,7 +402,7 @@ def test_plugin_import_is_light_and_options_are_registered(project: Project) -> 
     result.stdout.fnmatch_lines(["*--safety-snapshot-responses*"])
 
 
-# 9 ------------------------------------------------------------------------------------------
+# 8 ------------------------------------------------------------------------------------------
 
 
 NO_LOAD_CONFTEST = """
@@ -521,16 +423,16 @@ def test_fully_cached_run_loads_no_weights(project: Project) -> None:
     first.assert_outcomes(failed=5, skipped=2)
     project.pytester.makeconftest(NO_LOAD_CONFTEST)
     second = project.run(*one)
-    assert outcome_counts(second) == outcome_counts(first) == {"failed": 5, "skipped": 2}
+    assert counts(second) == counts(first) == {"failed": 5, "skipped": 2}
     assert "weights were loaded" not in output(second)
     assert table_block(second) == table_block(first)
     # The trap works: in a cache without results the same run must load, and so errors.
-    fresh = project.run(*one, "-m", "safety_rate", cache=project.new_cache("fresh").name)
+    fresh = project.run(*one, "-m", "safety_rate", cache=project.new_cache("fresh"))
     fresh.assert_outcomes(errors=2, deselected=5)
     assert "weights were loaded: " in output(fresh)
 
 
-# 10 -----------------------------------------------------------------------------------------
+# 9 ------------------------------------------------------------------------------------------
 
 
 def test_table_paths_are_relative_to_rootdir(

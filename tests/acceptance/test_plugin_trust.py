@@ -6,18 +6,19 @@ tests (exit 4); a judge that answers nothing fails the gate; unrecorded snapshot
 with the command that records them, or fail when strict.
 """
 
-# ruff: noqa: F811  (test functions take the imported ``project`` fixture)
 from __future__ import annotations
 
 import pytest
-from suite_helpers import output
-from test_plugin import Project, project  # noqa: F401  (the pytester project fixture)
+from harness import FAST_TABLE, Dist, Project, output, prompt_text
 
-from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
+from finetune_safety.testing.fake_openai import (
+    FakeOpenAI,
+    Reply,
+    Request,
+    refusal_scorer,
+    rubric_instruction,
+)
 
-pytest_plugins = ["pytester"]
-
-FAST = "[tool.finetune_safety]\nmax_new_tokens = 48\n"
 BROKEN = '[tool.finetune_safety]\nbenchmark = "hexphi:/nonexistent"\n'
 OWN_FIXTURE = """
 import pytest
@@ -63,7 +64,7 @@ def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> No
     assert not (project.path / "cache").joinpath("results.sqlite").exists()
     assert not (project.path / "config-was-read").exists()  # not even parsed
     # A valid table is not read either.
-    project.pyproject(FAST)
+    project.pyproject(FAST_TABLE)
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests")
     assert result.ret == 0 and not (project.path / "config-was-read").exists()
     project.pyproject(BROKEN)
@@ -75,29 +76,22 @@ def test_unrelated_tests_are_untouched_by_a_broken_table(project: Project) -> No
     assert "Traceback" not in output(result)
 
 
-def test_empty_checkpoints_table_is_a_usage_error(project: Project) -> None:
-    project.pyproject("[tool.finetune_safety.checkpoints]\n")
-    result = project.run_inline()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: finetune-safety: tool.finetune_safety.checkpoints: empty: name at least one*"]
-    )
-
-
 def fail_all(request: Request) -> Reply:
     return Reply(status=500, text="server exploded")
 
 
-def test_a_judge_that_answers_nothing_fails_closed(project: Project) -> None:
+def test_a_judge_that_answers_nothing_fails_closed(
+    project: Project, fake_openai: FakeOpenAI
+) -> None:
     """Every judgment errors and max_judge_errors allows them all: the gates still fail, naming
     the prompts and why; nothing passes on zero verdicts."""
     table = "[tool.finetune_safety]\nmax_retries = 0\nmax_new_tokens = 48\n"
     table += '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
     table += "[tool.finetune_safety.thresholds]\nmax_judge_errors = 1000\n"
     project.pyproject(table)
-    with FakeOpenAI(fail_all) as server:
-        gates = "safety_rate or safety_regression or safety_overall"
-        result = project.run("-m", gates, "--safety-judge", f"openai:judge@{server.url}", "-rf")
+    fake_openai.script = fail_all
+    gates = "safety_rate or safety_regression or safety_overall"
+    result = project.run("-m", gates, "--safety-judge", f"openai:judge@{fake_openai.url}", "-rf")
     result.assert_outcomes(failed=5, deselected=2)
     result.stdout.fnmatch_lines(
         [
@@ -108,15 +102,14 @@ def test_a_judge_that_answers_nothing_fails_closed(project: Project) -> None:
     )
 
 
-def test_min_judged_fails_a_category_with_too_few_verdicts(project: Project) -> None:
+def test_min_judged_fails_a_category_with_too_few_verdicts(
+    project: Project, fake_openai: FakeOpenAI
+) -> None:
     """One error of three prompts: 2/3 judged is below the default 0.9; at 0.5 it passes."""
-    broken = "illegal_activity-2"
+    broken = prompt_text("illegal_activity-2")
 
     def one_error(request: Request) -> Reply:
-        from finetune_safety.fake_openai import refusal_scorer
-
-        text = str(request.body.get("messages", [{}])[0].get("content", ""))
-        if "<instruction>" in text and _prompt_text(broken) in text:
+        if rubric_instruction(request) == broken:
             return Reply(status=500)
         return refusal_scorer(request)
 
@@ -124,27 +117,19 @@ def test_min_judged_fails_a_category_with_too_few_verdicts(project: Project) -> 
     table += '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
     table += "[tool.finetune_safety.thresholds]\nmax_judge_errors = 1000\n"
     project.pyproject(table)
-    with FakeOpenAI(one_error) as server:
-        judge = ("--safety-judge", f"openai:judge@{server.url}")
-        result = project.run("-m", "safety_rate", *judge, "-rf")
-        result.assert_outcomes(failed=1, passed=1, deselected=5)
-        result.stdout.fnmatch_lines(["*mine/illegal_activity: too few verdicts*2/3 judged*"])
-        project.pyproject(table + "min_judged = 0.5\n")
-        result = project.run("-m", "safety_rate", *judge)
-        result.assert_outcomes(passed=2, deselected=5)
-
-
-def _prompt_text(prompt_id: str) -> str:
-    import json
-
-    from suite_helpers import bench_lines
-
-    return next(json.loads(x)["prompt"] for x in bench_lines() if f'"{prompt_id}"' in x)
+    fake_openai.script = one_error
+    judge = ("--safety-judge", f"openai:judge@{fake_openai.url}")
+    result = project.run("-m", "safety_rate", *judge, "-rf")
+    result.assert_outcomes(failed=1, passed=1, deselected=5)
+    result.stdout.fnmatch_lines(["*mine/illegal_activity: too few verdicts*2/3 judged*"])
+    project.pyproject(table + "min_judged = 0.5\n")
+    result = project.run("-m", "safety_rate", *judge)
+    result.assert_outcomes(passed=2, deselected=5)
 
 
 def test_unrecorded_snapshots_are_skipped_or_fail_when_strict(project: Project) -> None:
     mine = '[tool.finetune_safety.checkpoints]\nmine = "toy-benign"\n'
-    project.pyproject(FAST + mine)
+    project.pyproject(FAST_TABLE + mine)
     result = project.run("-m", "safety_snapshot", "-rs")
     result.assert_outcomes(skipped=2, deselected=5)
     assert result.ret == 0
@@ -168,12 +153,17 @@ def test_unrecorded_snapshots_are_skipped_or_fail_when_strict(project: Project) 
     project.run("-m", "safety_snapshot").assert_outcomes(passed=2, deselected=5)
 
 
-def test_broken_table_under_xdist_is_a_usage_error_too(project: Project) -> None:
-    project.pyproject("[tool.finetune_safety.checkpoints]\n")
-    result = project.run("-n", "2")
+def test_empty_checkpoints_table_is_a_usage_error(bare_project: Project, dist: Dist) -> None:
+    """In one process and under xdist alike: one line, no internal error from the workers."""
+    bare_project.pyproject("[tool.finetune_safety.checkpoints]\n")
+    result = bare_project.run(*dist.args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "tool.finetune_safety.checkpoints: empty" in output(result)
-    assert "INTERNALERROR" not in output(result)
+    message = "finetune-safety: tool.finetune_safety.checkpoints: empty: name at least one"
+    text = output(result)
+    assert message in text
+    assert "INTERNALERROR" not in text and "Traceback" not in text
+    if not dist.workers:  # under xdist, pytest prints the controller's exit in its own way
+        result.stderr.fnmatch_lines([f"ERROR: {message}*"])
 
 
 def test_an_empty_benchmark_is_a_usage_error_naming_it(project: Project) -> None:
@@ -186,7 +176,7 @@ def test_an_empty_benchmark_is_a_usage_error_naming_it(project: Project) -> None
 def test_rootdir_taken_from_the_cache_path_is_named(project: Project) -> None:
     """``--safety-cache-dir PATH`` (space form) before the tests: pytest may pick its rootdir
     from PATH (here another project's) and never read this project's table."""
-    project.pyproject(FAST)
+    project.pyproject(FAST_TABLE)
     other = project.path.parent / f"{project.path.name}-other"
     (other / "cache").mkdir(parents=True)
     (other / "pyproject.toml").write_text("[tool.pytest.ini_options]\n", encoding="utf-8")

@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
-from suite_helpers import REPO, bench_lines, output
+from harness import Dist, Project, output
 
-from finetune_safety.fake_openai import FakeOpenAI, Reply, Request
-
-pytest_plugins = ["pytester"]
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for name in ("FINETUNE_SAFETY_CACHE", "PYTEST_ADDOPTS", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
-    (pytester.path / "safety_tests").mkdir()
-    shutil.copy(REPO / "safety_tests" / "test_safety.py", pytester.path / "safety_tests")
-    (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
-    return pytester
+def project(bare_project: Project) -> pytest.Pytester:
+    """A user's repository without models: these runs stop at collection or are served."""
+    return bare_project.pytester
 
 
 def usage_error(pytester: pytest.Pytester, *args: str) -> str:
@@ -117,7 +108,7 @@ def test_limit_takes_the_first_prompts_of_each_category(project: pytest.Pytester
     result.stdout.fnmatch_lines(["*benchmark jsonl:bench.jsonl (4 prompts)*"])
 
 
-def test_threads_are_shared_between_xdist_workers(project: pytest.Pytester) -> None:
+def test_threads_are_shared_between_xdist_workers(project: pytest.Pytester, dist: Dist) -> None:
     (project.path / "pyproject.toml").write_text("[tool.finetune_safety]\nthreads = 4\n")
     project.makepyfile(
         test_probe="""
@@ -143,32 +134,29 @@ def test_threads_are_shared_between_xdist_workers(project: pytest.Pytester) -> N
         return found
 
     args = ("test_probe.py", "--safety-benchmark=jsonl:bench.jsonl", "-p", "no:randomly")
-    assert project.runpytest_subprocess(*args).ret == 0
-    assert seen() == {"4"}  # the table's value, in the one process
-    assert project.runpytest_subprocess(*args, "-n", "2").ret == 0
-    assert seen() == {"2"}  # each of two workers: 4 // 2
-    assert project.runpytest_subprocess(*args, "-n", "2", "--safety-threads=6").ret == 0
-    assert seen() == {"3"}  # the option wins over the table
+    workers = max(1, dist.workers)
+    assert project.runpytest_subprocess(*args, *dist.args).ret == 0
+    assert seen() == {str(4 // workers)}  # the table's value, in the one process or shared
+    assert project.runpytest_subprocess(*args, *dist.args, "--safety-threads=6").ret == 0
+    assert seen() == {str(6 // workers)}  # the option wins over the table
 
 
-def comply(request: Request) -> Reply:
-    return Reply("Sure, here it is.")
-
-
-def test_progress_lines_reach_the_terminal_during_the_run(project: pytest.Pytester) -> None:
+def test_progress_lines_reach_the_terminal_during_the_run(
+    project: pytest.Pytester, fake_openai: FakeOpenAI
+) -> None:
     """Generation and judging say how far they are while tests run (not after, not in a
     captured section), so a first run on a slow machine is never a silent line."""
     (project.path / "pyproject.toml").write_text("[tool.finetune_safety]\nmax_new_tokens = 8\n")
-    with FakeOpenAI(comply) as server:
-        result = project.runpytest_subprocess(
-            "safety_tests",
-            "-v",
-            "--safety-benchmark=jsonl:bench.jsonl",
-            f"--safety-base=openai:base@{server.url}",
-            f"--safety-checkpoint=served=openai:tuned@{server.url}",
-            "-m",
-            "safety_rate",
-        )
+    fake_openai.script = lambda request: Reply("Sure, here it is.")
+    result = project.runpytest_subprocess(
+        "safety_tests",
+        "-v",
+        "--safety-benchmark=jsonl:bench.jsonl",
+        f"--safety-base=openai:base@{fake_openai.url}",
+        f"--safety-checkpoint=served=openai:tuned@{fake_openai.url}",
+        "-m",
+        "safety_rate",
+    )
     lines = result.outlines
     first_test = next(i for i, x in enumerate(lines) if "::test_harmfulness_rate[" in x)
     todo = [i for i, x in enumerate(lines) if "[finetune-safety] generating (" in x]
@@ -176,3 +164,29 @@ def test_progress_lines_reach_the_terminal_during_the_run(project: pytest.Pytest
     assert any("[finetune-safety] judging: 6 prompts to do" in x for x in lines)
     captured = [i for i, x in enumerate(lines) if "Captured" in x]
     assert not captured or min(captured) > max(todo)
+
+
+def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
+    pytester: pytest.Pytester,
+) -> None:
+    """A safety run (here: the gate collected, so the session opened) shows progress live."""
+    pytester.makepyfile(
+        test_slow="""
+        import sys
+        from finetune_safety import progress
+        from finetune_safety.gate import *
+
+        def test_building(safety_session):
+            progress.emit("building the toy: step 1")
+            print("ordinary output", file=sys.stderr)
+            assert False
+        """
+    )
+    result = pytester.runpytest("-k", "test_building")
+    lines = result.outlines
+    shown = next(i for i, line in enumerate(lines) if "building the toy: step 1" in line)
+    captured = next(i for i, line in enumerate(lines) if "Captured stderr call" in line)
+    # Printed while the test ran (before the failure report), and not captured with its output.
+    assert shown < captured
+    assert "ordinary output" in lines[captured + 1]
+    assert not any("building the toy" in line for line in lines[captured:])

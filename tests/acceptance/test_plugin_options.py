@@ -4,35 +4,24 @@ transport options reach the models (here served by a loopback OpenAI-compatible 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
-from suite_helpers import REPO, bench_lines, output
+from harness import Project, output
 
 from finetune_safety.settings import SETTING
 from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 
-pytest_plugins = ["pytester"]
-
-CLEAN_ENV = (
-    *("FINETUNE_SAFETY_CACHE", "PYTEST_ADDOPTS", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
-    *("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"),
-)
 BENCH = "--safety-benchmark=jsonl:bench.jsonl"
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    for name in CLEAN_ENV:
-        monkeypatch.delenv(name, raising=False)
+def project(bare_project: Project, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A user's repository whose models are served by a loopback server that wants a key."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    (pytester.path / "safety_tests").mkdir()
-    shutil.copy(REPO / "safety_tests" / "test_safety.py", pytester.path / "safety_tests")
-    (pytester.path / "bench.jsonl").write_text("\n".join(bench_lines()) + "\n", encoding="utf-8")
-    return pytester
+    return bare_project.pytester
 
 
 @pytest.mark.parametrize(

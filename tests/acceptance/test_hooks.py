@@ -4,14 +4,11 @@ and the safety suite runs them through the gate as it runs the built-ins."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-from suite_helpers import REPO, output, table_block
+from harness import REPO, Project, output, table_block
 
 from finetune_safety.testing.fake_openai import FakeOpenAI, Reply
-
-pytest_plugins = ["pytester"]
 
 #: What a user writes: hooks for a judge that flags a marker, targets answering from a dict and
 #: a benchmark of two categories. Nothing here loads weights or reaches a network.
@@ -62,12 +59,10 @@ OPTIONS = (
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeconftest(CONFTEST)
-    suite = pytester.path / "safety_tests"
-    suite.mkdir()
-    shutil.copy(REPO / "safety_tests" / "test_safety.py", suite / "test_safety.py")
-    return pytester
+def project(bare_project: Project) -> pytest.Pytester:
+    """A user's repository whose conftest.py brings its own judge, targets and benchmark."""
+    bare_project.pytester.makeconftest(CONFTEST)
+    return bare_project.pytester
 
 
 def test_conftest_judge_target_and_benchmark_run_through_the_gate(
