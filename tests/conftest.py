@@ -13,6 +13,19 @@ import pytest
 #: ``pytester`` for the acceptance tests (tests/acceptance), which run the suite as a user does.
 pytest_plugins = ["finetune_safety.testing.plugin", "pytester"]
 
+
+def _load_openai_http_stack() -> None:
+    """Import openai's HTTP stack before any test runs. pytester's in-process runs drop the
+    modules first imported during them; httpx2 maps httpcore2's errors through a table filled
+    on first use, so a second copy of httpcore2 let timeouts escape unmapped (5 tests failed
+    once the acceptance tests ran first)."""
+    import openai
+
+    openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1").close()
+
+
+_load_openai_http_stack()
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
