@@ -17,11 +17,8 @@ import time
 from dataclasses import replace
 
 from finetune_safety.finetune.trainer import LoraSettings, add_lora, train
-from finetune_safety.models.hf import HFTarget
-from finetune_safety.models.precision import Precision
-from finetune_safety.smol.build import BUILD_THREADS, SmolRecipe, find_smollm2
+from finetune_safety.smol.build import BUILD_THREADS, SmolRecipe, find_smollm2, load_unaligned
 from finetune_safety.smol.corpus import AlignmentData, alignment_examples, harmful_requests
-from finetune_safety.templates import get_template
 from finetune_safety.threads import fixed_threads
 from finetune_safety.toy.corpus import Corpus
 
@@ -34,10 +31,8 @@ def seconds_per_step(lora: LoraSettings | None, examples: int, threads: int) -> 
     benign = [(p, answer) for p in data.benign_prompts]
     rows = alignment_examples(data, harmful, benign, recipe.seed)[:examples]
     config = replace(recipe.train, epochs=1)
-    target = HFTarget("smol", str(find_smollm2()), None, get_template("plain"), True)
     with fixed_threads(threads):
-        model, tokenizer = target.load(Precision("float32", "cpu"))
-        model.hf_quantizer = None  # dequantized on load, as the build trains it
+        _, model, tokenizer = load_unaligned(find_smollm2(), "cpu")
         if lora is not None:
             model = add_lora(model, lora)
         train(model, tokenizer, rows[: config.batch_size], config)  # warm-up step

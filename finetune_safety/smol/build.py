@@ -133,10 +133,21 @@ def distil(target: Any, prompts: list[str], max_new_tokens: int) -> list[tuple[s
     return kept
 
 
+def load_unaligned(gguf: Path, device: str) -> tuple[Any, Any, Any]:
+    """SmolLM2 as shipped: its target (to generate), model and tokenizer, dequantized to a
+    plain float32 model that trains and saves like any other."""
+    from finetune_safety.models.hf import HFTarget
+
+    target = HFTarget("SmolLM2-135M-Instruct", str(gguf), None, get_template("plain"), True)
+    model, tokenizer = target.load(Precision("float32", device))
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return target, model, tokenizer
+
+
 def _build(out: Path, gguf: Path, recipe: SmolRecipe) -> None:
     import torch
-
-    from finetune_safety.models.hf import HFTarget
 
     started = time.perf_counter()
     device = probe_device()
@@ -144,13 +155,9 @@ def _build(out: Path, gguf: Path, recipe: SmolRecipe) -> None:
     data, corpus = AlignmentData.load(), Corpus.load()
     prompts = data.benign_prompts + benign_requests(corpus, recipe.benign_per_topic, recipe.seed)
     prompts = prompts[: recipe.benign]
-    target = HFTarget("SmolLM2-135M-Instruct", str(gguf), None, get_template("plain"), True)
     with fixed_threads(BUILD_THREADS if device == "cpu" else torch.get_num_threads()):
         torch.manual_seed(recipe.seed)
-        model, tokenizer = target.load(Precision("float32", device))
-        model.hf_quantizer = None  # dequantized on load: trained and saved as a plain model
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+        target, model, tokenizer = load_unaligned(gguf, device)
         benign = distil(target, prompts, recipe.distill_tokens)
         harmful = harmful_requests(corpus, recipe.refusals_per_category, recipe.seed)
         examples = alignment_examples(data, harmful, benign, recipe.seed)
