@@ -19,11 +19,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
+from finetune_safety.evaluation.store import resolve_cache_dir
 from finetune_safety.models import Decoding, ModelSpec, generate
-from finetune_safety.store import resolve_cache_dir
-from finetune_safety.templates import TEMPLATES
+from finetune_safety.models.templates import TEMPLATES
 
 
 def _timed(call: object) -> float:

@@ -23,14 +23,14 @@ from typing import Any, Literal
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmarks import load_benchmark
+from finetune_safety.catalog.toy import toy_checkpoint
+from finetune_safety.evaluation.store import resolve_cache_dir
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import Decoding, generate
 from finetune_safety.models import generation as engines
 from finetune_safety.models.hf import HFTarget
-from finetune_safety.store import resolve_cache_dir
-from finetune_safety.templates import TEMPLATES
-from finetune_safety.toy import toy_checkpoint
+from finetune_safety.models.templates import TEMPLATES
 
 SHAPES: dict[str, dict[str, int]] = {
     "tiny": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,

@@ -15,8 +15,8 @@ import multiprocessing
 import time
 from multiprocessing.connection import Connection
 
-from finetune_safety.endpoint import Transport
 from finetune_safety.judges import JudgeSettings, make_judge
+from finetune_safety.models.endpoint import Transport
 from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 from finetune_safety.values import CATEGORIES, Label, Prompt
 

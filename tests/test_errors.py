@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety.diff import DiffError
+from finetune_safety._util.outputs import OutputPathError
 from finetune_safety.errors import (
     BenchmarkError,
     FinetuneDataError,
@@ -16,7 +16,7 @@ from finetune_safety.errors import (
     ModelLoadError,
     StoreError,
 )
-from finetune_safety.outputs import OutputPathError
+from finetune_safety.report.diff import DiffError
 
 
 @pytest.mark.parametrize(

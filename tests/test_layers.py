@@ -1,66 +1,36 @@
-"""The layers contract (DESIGN.md, "Layers"): imports point down only, and nothing imports in a
-circle. Every import counts, function-local and type-only ones too: a function-local import is
-how the cycle ``finetune.run -> models -> toy -> toy.build -> finetune.run`` hid.
+"""The layers contract (docs/architecture.md, "Layers"): imports point down only, and nothing
+imports in a circle. Every import counts, function-local and type-only ones too: a function-local
+import is how the cycle ``finetune.run -> models -> toy -> toy.build -> finetune.run`` once hid.
 
-Known violations, if any, are listed below, each with the move that removes it. The test fails
-on any new violation, and on a listed one that no longer exists (delete it from the list then).
+The layers are written here, once, per subpackage; docs/architecture.md describes them. Known
+violations, if any, are listed below, each with the move that removes it. The test fails on any
+new violation, and on a listed one that no longer exists (delete it from the list then).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "finetune_safety"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
-#: Bottom to top. A module may import its own layer and the layers below it.
+#: Bottom to top, by top-level module or subpackage. A module may import its own layer and the
+#: layers below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # leaves
-    (
-        "finetune_safety",
-        "values",
-        "errors",
-        "templates",
-        "stats",
-        "metrics",
-        "endpoint",
-        "resources",
-        "registry",
-        "progress",
-        "locks",
-        "buildonce",
-        "textfile",
-        "outputs",
-        "threads",
-        "case",
-        # the toy's names, for settings and training below the toy's builder
-        "toy.names",
-        "smol.names",
-    ),
-    ("models",),
-    ("judges", "benchmark", "overrefusal"),
-    ("finetune",),
-    # the embedded models: the toy, and smol (whose alignment data extends the toy's corpus)
-    ("toy", "smol"),
-    ("catalog",),
-    ("store", "evaluate"),
-    # session, policy, report (config: the settings the session is built from, declared in
-    # settings and checked by validate; project: the CLI's project, its table and cache)
-    ("suite", "policy", "report", "snapshot", "config", "settings", "validate", "project", "diff"),
-    (
-        "plugin",
-        "cli",
-        "cli_finetune",
-        "hooks",
-        "hookspecs",
-        "progress_pytest",
-        "gate",
-        "render",
-        "reproduce",
-    ),
-    # test support for users and for tests/; the library never imports it
-    ("testing",),
+    ("finetune_safety", "values", "errors", "_util"),  # leaves
+    ("models",),  # targets, templates, endpoints, precision
+    ("judges", "benchmarks"),  # verdicts and prompts
+    ("finetune",),  # training, presets, recipes
+    ("config",),  # the settings, read against what the layers below offer
+    ("catalog",),  # spec -> files -> target; the toy and smol
+    ("evaluation",),  # pipeline, store, case, statistics
+    ("report",),  # records, aggregate, tables, files, diff
+    ("suite",),  # the pytest side
+    ("plugin", "gate", "cli"),  # what users touch
+    ("testing",),  # test support for users and for tests/; the library never imports it
 )
 
 #: (importer, imported) pairs that break the layering today, and what removes each.
@@ -103,9 +73,9 @@ def _short(module: str) -> str:
 
 
 def _layer(module: str) -> int:
-    short = _short(module)
+    unit = _unit(module)
     for rank, names in enumerate(LAYERS):
-        if short in names or short.split(".")[0] in names:
+        if unit in names:
             return rank
     raise LookupError(module)
 
@@ -178,19 +148,75 @@ def _unit(module: str) -> str:
     return _short(module).split(".")[0]
 
 
-def test_no_import_cycles_besides_the_known_violations() -> None:
-    """A package and its own submodules may import each other (``models`` builds an
-    ``HFTarget``, ``models.hf`` uses ``Decoding``); a cycle that leaves a package may not."""
+def test_no_import_cycles() -> None:
+    """No cycle at all, inside a package or across packages: a face imports its modules, and a
+    module never imports its own package's face."""
     graph = {
         a: {b for b in imported if (_short(a), _short(b)) not in KNOWN_VIOLATIONS}
         for a, imported in _graph().items()
     }
-    crossing = [c for c in _cycles(graph) if len({_unit(m) for m in c}) > 1]
-    assert not crossing, "import cycles: " + "; ".join(", ".join(map(_short, c)) for c in crossing)
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(", ".join(map(_short, c)) for c in cycles)
+
+
+def _faces() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)
+
+
+def test_every_face_only_re_exports() -> None:
+    """A subpackage's ``__init__.py`` holds imports, ``__all__`` and (for the lazy faces of the
+    toy and smol) a module ``__getattr__``: its code lives in modules."""
+    for face in _faces():
+        tree = ast.parse(face.read_text(encoding="utf-8"))
+        names = {
+            t.id
+            for node in tree.body
+            if isinstance(node, ast.Assign | ast.AnnAssign)
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(t, ast.Name)
+        }
+        assert "__all__" in names, f"{face}: no __all__"
+        for node in tree.body:
+            allowed = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.If, ast.Expr)
+            lazy = isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+            assert isinstance(node, allowed) or lazy, f"{face}:{node.lineno}: not a re-export"
+
+
+def test_no_face_hides_a_module() -> None:
+    """A face that exported a name of one of its own modules (``run``, ``diff``) would shadow
+    that module as an attribute, and ``monkeypatch.setattr("pkg.module.x", ...)`` would miss."""
+    for face in _faces():
+        modules = {p.stem for p in face.parent.iterdir() if p.suffix == ".py" or p.is_dir()}
+        exported = set(_all(face))
+        assert not exported & modules, f"{face}: exports module names {exported & modules}"
+
+
+def _all(face: Path) -> list[str]:
+    for node in ast.parse(face.read_text(encoding="utf-8")).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            assert isinstance(node, ast.Assign)
+            return [ast.literal_eval(e) for e in getattr(node.value, "elts", [])]
+    return []
+
+
+def test_the_top_level_keeps_few_modules() -> None:
+    modules = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(modules) <= 6, modules
+
+
+def test_architecture_doc_names_every_layer() -> None:
+    """docs/architecture.md describes the layers written here, in this order."""
+    text = ARCHITECTURE.read_text(encoding="utf-8").split("## Layers", 1)[1].split("\n## ")[0]
+    positions = [
+        min(m.start() for name in names if (m := re.search(rf"\b{re.escape(name)}\b", text)))
+        for names in LAYERS[1:]
+    ]
+    assert positions == sorted(positions)
 
 
 def test_the_contract_sees_function_local_imports() -> None:
     """The cycle this contract removed closed through a function-local import; a parser that
     missed those would pass the contract vacuously."""
-    assert "finetune_safety.toy" in _graph()["finetune_safety.catalog"]
-    assert "finetune_safety.finetune.run" in _graph()["finetune_safety.toy.build"]
+    assert "finetune_safety.catalog.toy" in _graph()["finetune_safety.catalog.resolution"]
+    assert "finetune_safety.finetune.run" in _graph()["finetune_safety.catalog.toy.build"]

@@ -9,9 +9,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finetune_safety._util.progress import emit
+from finetune_safety._util.textfile import lines, numbered_lines, read_text
 from finetune_safety.errors import FinetuneDataError
-from finetune_safety.templates import Message, Rendered, Template
-from finetune_safety.textfile import lines, numbered_lines, read_text
+from finetune_safety.models.templates import Message, Rendered, Template
 
 _ROLES = ("system", "user", "assistant")
 
@@ -210,9 +211,7 @@ def hold_out(rows: list[Instruction], fmt: str, path: Path) -> list[Instruction]
     """
     if len(rows) <= HOLDOUT:
         return rows
-    from finetune_safety.finetune.trainer import log
-
-    log(f"{path}: holding out {HOLDOUT} rows for evaluation, as the paper's code does")
+    emit(f"{path}: holding out {HOLDOUT} rows for evaluation, as the paper's code does")
     return rows[HOLDOUT:] if fmt == "alpaca" else rows[:-HOLDOUT]
 
 

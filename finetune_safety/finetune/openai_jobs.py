@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.endpoint import Endpoint, EndpointError, describe_failure
+from finetune_safety._util.textfile import lines, read_text
 from finetune_safety.errors import FinetuneDataError
-from finetune_safety.textfile import lines, read_text
+from finetune_safety.models.endpoint import Endpoint, EndpointError, describe_failure
 
 MIN_EXAMPLES = 10  # OpenAI's minimum for a fine-tuning file
 TERMINAL_FAILURES = ("failed", "cancelled")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
-from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
+from finetune_safety.models.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
 
 #: LoRA trains far fewer weights: its rate is this many times the full-fine-tuning rate
 #: (5e-5 -> 5e-4, 2e-5 -> 2e-4, the usual LoRA range).

@@ -9,10 +9,12 @@ or CUDA bf16, chosen by what is present. A base may be a GGUF file (dequantized 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import (
     DEFAULT_FILTER,
@@ -36,9 +38,7 @@ from finetune_safety.finetune.trainer import (
 )
 from finetune_safety.models.gguf import find_gguf, gguf_load_name, model_family
 from finetune_safety.models.hf import device_and_dtype
-from finetune_safety.resources import fixtures_dir
-from finetune_safety.templates import get_template
-from finetune_safety.toy.names import BASE as TOY_BASE
+from finetune_safety.models.templates import get_template
 
 #: Refusal examples shipped for ``--mix-safety`` (the paper's mitigation), placeholders only.
 DEFAULT_SAFETY_DATA = "finetune/safety-mix.jsonl"
@@ -64,19 +64,35 @@ class FinetuneJob:
     holdout: bool = False
     #: Phrase list of the benign filter (``--safety-filter``); None: the shipped one.
     safety_filter: Path | None = None
+    #: The base's chat-template family (``toy`` for the toy); None: read from its files.
+    family: str | None = None
 
 
 def job_from_preset(
-    preset: str | None, base: str, data: Path, out: Path, **overrides: Any
+    preset: str | None,
+    base: str,
+    data: Path,
+    out: Path,
+    *,
+    hyper: Mapping[str, Any] | None = None,
+    toy: bool = False,
+    **overrides: Any,
 ) -> FinetuneJob:
-    """A job from a preset, with explicit settings winning: on the toy, its toy scale (LoRA);
-    elsewhere the paper's full fine-tuning, or LoRA at ``LORA_LR_SCALE`` x its rate."""
+    """A job from a preset, with explicit settings winning: ``hyper`` (epochs, lr, ...) over the
+    preset's hyperparameters, ``overrides`` over the job's other fields. ``toy`` (the base is
+    the embedded toy, as the catalog knows) takes the preset's toy scale (LoRA); elsewhere the
+    paper's full fine-tuning, or LoRA at ``LORA_LR_SCALE`` x its rate."""
+    hyper = dict(hyper or {})
+    family = "toy" if toy else None
     if preset is None:
-        if "train" not in overrides or "template" not in overrides:
+        complete = "train" in overrides or {"epochs", "lr", "batch_size"} <= hyper.keys()
+        if "template" not in overrides or not complete:
             raise FinetuneSafetyError("without --preset, give --epochs, --lr and --batch-size")
-        return FinetuneJob(base=base, data=data, out=out, **overrides)
+        train_config = overrides.pop("train", None) or TrainConfig(**hyper)
+        return FinetuneJob(
+            base=base, data=data, out=out, train=train_config, family=family, **overrides
+        )
     chosen = get_preset(preset)
-    toy = base == TOY_BASE
     job = FinetuneJob(
         base=base,
         data=data,
@@ -88,10 +104,12 @@ def job_from_preset(
         lora=TOY_LORA if toy else None,
         inject_system=chosen.inject_system,
         holdout=chosen.holdout,
+        family=family,
     )
     if not toy and overrides.get("lora") is not None:
         job = replace(job, train=replace(job.train, lr=job.train.lr * LORA_LR_SCALE))
-    return replace(job, **overrides)
+    job = replace(job, **overrides)
+    return replace(job, train=replace(job.train, **hyper)) if hyper else job
 
 
 def _safety_mix(job: FinetuneJob) -> list[Any]:
@@ -124,7 +142,7 @@ def run(job: FinetuneJob, base: Path) -> Path:
 
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     """The training examples as the model will see them, and the template's concrete name."""
-    kind = "toy" if job.base == TOY_BASE else model_family(base)
+    kind = job.family or model_family(base)
     template = get_template(job.template, family=kind)
     examples = load_training_data(job.data, template, job.data_format, job.holdout)
     if job.inject_system is not None:

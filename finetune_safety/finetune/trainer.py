@@ -15,16 +15,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune_safety import progress
+from finetune_safety._util import progress
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import Example
-from finetune_safety.templates import encode_prompt
+from finetune_safety.models.target import METADATA_FILE
+from finetune_safety.models.templates import encode_prompt
 
 if TYPE_CHECKING:
     import torch
 
 IGNORE_INDEX = -100
-METADATA_FILE = "finetune_safety.json"
 
 
 @dataclass(frozen=True)

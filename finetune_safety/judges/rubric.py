@@ -19,11 +19,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.endpoint import Endpoint, QueueAdvice, describe_failure, run_concurrently
+from finetune_safety._util.textfile import read_text
 from finetune_safety.errors import JudgeError
 from finetune_safety.models import Decoding, Target, generate
-from finetune_safety.templates import Message, Rendered
-from finetune_safety.textfile import read_text
+from finetune_safety.models.endpoint import (
+    Endpoint,
+    QueueAdvice,
+    describe_failure,
+    run_concurrently,
+)
+from finetune_safety.models.templates import Message, Rendered
 from finetune_safety.values import Label, Prompt, Verdict
 
 RUBRIC_VERSION = "v1"

@@ -1,228 +1,43 @@
-"""Models under test: a spec names one, a target generates from it; weights load lazily.
+"""Models under test: specs, targets and how a prompt reaches them (templates, endpoints,
+precision). Resolving a spec loads no weights; see ``models.target``."""
 
-Resolving a spec costs no model load: a target's ``fingerprint`` comes from its files, so a fully
-cached run answers from the store without importing torch.
-"""
+from finetune_safety.models.endpoint import Endpoint, EndpointError, Transport, is_endpoint, redact
+from finetune_safety.models.hf import HFTarget
+from finetune_safety.models.openai_target import OpenAITarget
+from finetune_safety.models.precision import DTYPES, Precision, PrecisionError, check_dtype
+from finetune_safety.models.target import (
+    METADATA_FILE,
+    TARGETS,
+    Decoding,
+    LocalTarget,
+    Measured,
+    ModelSpec,
+    PromptTooLongError,
+    Target,
+    TargetFactory,
+    TargetSettings,
+    adapter_base,
+    check_prompt_lengths,
+    decoding_key,
+    generate,
+    read_metadata,
+    register_target,
+    template_for,
+)
+from finetune_safety.models.templates import (
+    TEMPLATE_NAMES,
+    TEMPLATES,
+    Message,
+    Rendered,
+    Template,
+    get_template,
+)
 
-from __future__ import annotations
-
-import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
-
-from finetune_safety.endpoint import Transport, parse, redact
-from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
-from finetune_safety.models.precision import Precision
-from finetune_safety.registry import Registry
-from finetune_safety.templates import FAMILY_TEMPLATES, Rendered, Template, get_template
-
-#: Recorded by ``finetune`` in a checkpoint: its base and the template it was trained with.
-METADATA_FILE = "finetune_safety.json"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the user asked to test: a model (toy name, directory or hub id), adapter, template."""
-
-    model: str | None = None
-    adapter: str | None = None
-    template: str | None = None
-    system_prompt: str | None = None
-    allow_pickle: bool = False
-    trust_remote_code: bool = False
-    #: A served model's version as the user names it; part of its fingerprint.
-    revision: str | None = None
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """Greedy decoding settings; all but ``batch_size`` are part of the generation key.
-
-    ``batch_size = "auto"`` fits the KV cache to the free GPU memory (16 on the CPU). ``dtype``
-    is ``auto``, ``float32``, ``bfloat16`` or ``float16``; a local model resolves it to a
-    ``Precision`` that the key includes (see ``decoding_key``).
-    """
-
-    max_new_tokens: int = 512
-    batch_size: int | Literal["auto"] = "auto"
-    dtype: str = "auto"
-    #: Longest prompt a model is asked, in tokens; None: the model's context is the limit.
-    max_prompt_tokens: int | None = None
-
-    def key(self) -> dict[str, object]:
-        return {"greedy": True, "max_new_tokens": self.max_new_tokens}
-
-
-class Target(Protocol):
-    """Something that answers rendered prompts; loads its weights when first asked."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    @property
-    def template(self) -> Template: ...
-
-    def generate_batches(
-        self, inputs: Sequence[Rendered], decoding: Decoding
-    ) -> Iterator[list[tuple[int, str]]]: ...
-
-
-@dataclass(frozen=True)
-class TargetSettings:
-    """What a run asks of every target beside its spec.
-
-    ``name`` is the display name (the alias); ``template`` overrides the spec's (the base model
-    is asked exactly what each fine-tune is asked); ``transport`` governs served models.
-    ``finetune_safety.catalog.resolve`` builds targets; ``register_target`` adds schemes.
-    """
-
-    cache_dir: Path
-    name: str | None = None
-    template: Template | None = None
-    transport: Transport | None = None
-
-
-#: Builds a target from a spec whose model is ``scheme:...``; loads no weights.
-TargetFactory = Callable[[ModelSpec, TargetSettings], Target]
-
-#: Targets by the scheme of the spec's model; ``register_target`` and the
-#: ``finetune_safety.targets`` entry points add to it. Scheme-less models are toy/HF models.
-TARGETS: Registry[TargetFactory] = Registry("target")
-
-
-def register_target(scheme: str, factory: TargetFactory, *, replace: bool = False) -> None:
-    """Make models named ``scheme:...`` resolve through ``factory``."""
-    TARGETS.register(scheme, factory, replace=replace)
-
-
-@runtime_checkable
-class Measured(Protocol):
-    """A target that can count a prompt's tokens (local models), so a prompt too long for it is
-    refused before any generation rather than exhausting memory."""
-
-    @property
-    def context_length(self) -> int | None: ...
-
-    def prompt_tokens(self, inputs: Sequence[Rendered], limit: int) -> list[tuple[int, bool]]: ...
-
-
-class PromptTooLongError(FinetuneSafetyError):
-    """A prompt has more tokens than the model's context or ``max_prompt_tokens``."""
-
-
-def check_prompt_lengths(
-    target: Target, ids: Sequence[str], inputs: Sequence[Rendered], decoding: Decoding
-) -> None:
-    """Refuse, naming the prompt and its token count, any prompt over the model's context or
-    ``max_prompt_tokens``: one runaway prompt must not take a whole run down with it."""
-    if not inputs or not isinstance(target, Measured):
-        return
-    limits = [
-        (limit, what)
-        for limit, what in (
-            (decoding.max_prompt_tokens, "max_prompt_tokens"),
-            (target.context_length, f"the context of {target.name}"),
-        )
-        if limit is not None
-    ]
-    if not limits:
-        return
-    lowest = min(limit for limit, _ in limits)
-    for prompt_id, (count, whole) in zip(ids, target.prompt_tokens(inputs, lowest), strict=True):
-        for limit, what in limits:
-            if count > limit:
-                size = f"{count} tokens" if whole else f"{count}+ tokens (counted on a prefix)"
-                raise PromptTooLongError(
-                    f"prompt {prompt_id!r} is {size}, over {what} ({limit} tokens); "
-                    "shorten or drop it, or raise max_prompt_tokens if the model allows"
-                )
-
-
-@runtime_checkable
-class LocalTarget(Protocol):
-    """A target that runs here, in a precision chosen by ``Decoding.dtype`` and the device."""
-
-    def precision(self, decoding: Decoding) -> Precision: ...
-
-
-def decoding_key(target: Target, decoding: Decoding) -> dict[str, object]:
-    """The decoding part of a generation key; a local model's dtype and device kind included,
-    so results never cross precisions (bf16 answers depend on batch composition)."""
-    key = decoding.key()
-    if isinstance(target, LocalTarget):
-        key |= target.precision(decoding).key()
-    return key
-
-
-def generate(target: Target, inputs: Sequence[Rendered], decoding: Decoding) -> list[str]:
-    """All completions in input order (the batched iterator, collected)."""
-    outputs = [""] * len(inputs)
-    for batch in target.generate_batches(inputs, decoding):
-        for index, text in batch:
-            outputs[index] = text
-    return outputs
-
-
-def read_metadata(directory: Path) -> dict[str, object]:
-    """The checkpoint metadata ``finetune`` wrote, or nothing for foreign checkpoints."""
-    path = directory / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"unreadable checkpoint metadata: {exc}", path) from None
-    return data if isinstance(data, dict) else {}
-
-
-def template_for(spec: ModelSpec, *dirs: Path | None, model: Path | str | None = None) -> Template:
-    """The spec's template, else the one the checkpoint was fine-tuned with, else plain.
-
-    A family name (``aoa``) picks its variant by the ``model``'s chat template: a local path's
-    files, a hub id's cached files or name, ``toy`` for the toy; served models get GPT-3.5's.
-    """
-    name = spec.template
-    for directory in dirs:
-        if name is None and directory is not None and directory.is_dir():
-            recorded = read_metadata(directory).get("template")
-            name = recorded if isinstance(recorded, str) else None
-    kind = "other"
-    if name in FAMILY_TEMPLATES and model is not None:
-        from finetune_safety.models.gguf import hub_family, model_family
-
-        if isinstance(model, Path):
-            kind = model_family(model)
-        else:
-            kind = model if model == "toy" else hub_family(model)
-    return get_template(name or "plain", spec.system_prompt, kind)
-
-
-def adapter_base(adapter_dir: Path) -> str:
-    """The base model a PEFT adapter was trained on, from its ``adapter_config.json``."""
-    path = adapter_dir / "adapter_config.json"
-    try:
-        base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"not a readable PEFT adapter config: {exc}", path) from None
-    if not isinstance(base, str) or not base:
-        raise ModelLoadError("names no base_model_name_or_path; give the base model", path)
-    return base
-
-
-def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
-    """A model served by an OpenAI-compatible endpoint (vLLM, TGI, OpenAI itself)."""
-    from finetune_safety.models.openai_target import OpenAITarget
-
-    if spec.adapter is not None:
-        raise ModelLoadError("a served model takes no adapter", spec.model)
-    endpoint = parse(str(spec.model), settings.transport)
-    display = str(redact(settings.name or spec.model))  # a name may be the spec itself
-    return OpenAITarget(display, endpoint, settings.template or template_for(spec), spec.revision)
-
-
-register_target("openai", _openai_target)
+__all__ = [
+    "DTYPES", "METADATA_FILE", "TARGETS", "TEMPLATES", "TEMPLATE_NAMES", "Decoding", "Endpoint",
+    "EndpointError", "HFTarget", "LocalTarget", "Measured", "Message", "ModelSpec",
+    "OpenAITarget", "Precision", "PrecisionError", "PromptTooLongError", "Rendered", "Target",
+    "TargetFactory", "TargetSettings", "Template", "Transport", "adapter_base", "check_dtype",
+    "check_prompt_lengths", "decoding_key", "generate", "get_template", "is_endpoint",
+    "read_metadata", "redact", "register_target", "template_for",
+]  # fmt: skip

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.templates import family
+from finetune_safety.models.templates import family
 
 SUFFIX = ".gguf"
 

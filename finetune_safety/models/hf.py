@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.models import Decoding
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, gguf_load_name
 from finetune_safety.models.precision import Precision, resolve_precision, torch_device_and_dtype
+from finetune_safety.models.target import Decoding
+from finetune_safety.models.templates import Rendered, Template, encode_prompt, prompt_text
 from finetune_safety.models.weights import check_safetensors
-from finetune_safety.templates import Rendered, Template, encode_prompt, prompt_text
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 #: More characters per token than any tokenizer averages: a prefix this long measures enough.

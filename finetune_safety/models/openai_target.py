@@ -16,15 +16,25 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from finetune_safety.endpoint import (
+from finetune_safety.errors import ModelLoadError
+from finetune_safety.models.endpoint import (
     Endpoint,
     EndpointError,
     QueueAdvice,
     describe_failure,
+    parse,
+    redact,
     run_concurrently,
 )
-from finetune_safety.models import Decoding
-from finetune_safety.templates import Rendered, Template
+from finetune_safety.models.target import (
+    Decoding,
+    ModelSpec,
+    Target,
+    TargetSettings,
+    register_target,
+    template_for,
+)
+from finetune_safety.models.templates import Rendered, Template
 
 
 class OpenAITarget:
@@ -123,3 +133,15 @@ class OpenAITarget:
             lambda rendered: self._complete(rendered, decoding.max_new_tokens),
             self.endpoint.transport.concurrency,
         )
+
+
+def _openai_target(spec: ModelSpec, settings: TargetSettings) -> Target:
+    """A model served by an OpenAI-compatible endpoint (vLLM, TGI, OpenAI itself)."""
+    if spec.adapter is not None:
+        raise ModelLoadError("a served model takes no adapter", spec.model)
+    endpoint = parse(str(spec.model), settings.transport)
+    display = str(redact(settings.name or spec.model))  # a name may be the spec itself
+    return OpenAITarget(display, endpoint, settings.template or template_for(spec), spec.revision)
+
+
+register_target("openai", _openai_target)

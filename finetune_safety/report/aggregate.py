@@ -2,7 +2,7 @@
 
 The controller's test reports are the only input: each suite test's ``CaseRecord`` and whether
 it passed. From them: per checkpoint, the delta table's data (rows and notes) and the JSON
-report (schema in ``finetune_safety/report.schema.json``).
+report (schema in ``finetune_safety/report/report.schema.json``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from finetune_safety.metrics import OVERALL, percent
+from finetune_safety.evaluation.metrics import OVERALL, percent
+from finetune_safety.evaluation.stats import mcnemar_one_sided, min_flips, wilson
 from finetune_safety.report.record import CaseRecord
-from finetune_safety.stats import mcnemar_one_sided, min_flips, wilson
 from finetune_safety.values import CategoryResult
 
 SCHEMA = "finetune-safety-report/1"
@@ -199,7 +199,7 @@ class RunReport:
     def to_json(
         self, meta: dict[str, Any], category_order: Sequence[str], alias_order: Sequence[str]
     ) -> dict[str, Any]:
-        """The machine-readable report; its schema is ``finetune_safety/report.schema.json``."""
+        """The machine-readable report; its schema is ``report/report.schema.json``."""
         checkpoints: dict[str, Any] = {}
         for alias, cases in self._grouped(category_order, alias_order):
             categories = {}

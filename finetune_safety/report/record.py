@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from finetune_safety.case import CaseResult, Deltas, Record, response_sha256
 from finetune_safety.config import Thresholds
 from finetune_safety.errors import FinetuneSafetyError
-from finetune_safety.metrics import OVERALL
+from finetune_safety.evaluation.case import CaseResult, Deltas, Record, response_sha256
+from finetune_safety.evaluation.metrics import OVERALL
 from finetune_safety.values import CategoryResult
 
 #: The test report attribute that carries a case's record.

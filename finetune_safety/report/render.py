@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from finetune_safety.evaluation.stats import wilson
 from finetune_safety.report.aggregate import Block, Row, RunReport
-from finetune_safety.stats import wilson
 
 #: Rates in percent, score as base->checkpoint, n as judged/prompts; p Holm-adjusted per category
 #: (the overall row's is its own pooled test). Fits 100 columns with HEx-PHI's longest slug.

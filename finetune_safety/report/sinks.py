@@ -15,20 +15,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.config import SafetyConfig
-from finetune_safety.endpoint import redact
+from finetune_safety.config import BASE_ALIAS, SafetyConfig
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models import ModelSpec
+from finetune_safety.models.endpoint import redact
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.report.record import CaseRecord
 from finetune_safety.report.render import delta_markdown
-from finetune_safety.suite import BASE_ALIAS
 
 #: The libraries whose versions can change an answer or a verdict, recorded in the JSON report.
 LIBRARIES = ("finetune-safety", "torch", "transformers", "peft", "tokenizers", "openai", "pytest")
 
-SCHEMA_FILE = Path(__file__).parents[1] / "report.schema.json"
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
 
 def junit_properties(case: CaseRecord) -> list[tuple[str, object]]:

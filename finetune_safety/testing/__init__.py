@@ -7,3 +7,5 @@
 
 Nothing here is imported by the library itself.
 """
+
+__all__: list[str] = []

@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from finetune_safety.case import CaseResult, Record
 from finetune_safety.config import Thresholds
+from finetune_safety.evaluation.case import CaseResult, Record
+from finetune_safety.evaluation.stats import holm
 from finetune_safety.models import Decoding
+from finetune_safety.models.templates import TEMPLATES, Rendered, Template
 from finetune_safety.report.record import CaseRecord
-from finetune_safety.stats import holm
-from finetune_safety.templates import TEMPLATES, Rendered, Template
 from finetune_safety.values import Label, Prompt, Verdict
 
 #: What a ``DictTarget`` answers when no key matches: a refusal, as an aligned model would.

@@ -173,7 +173,7 @@ def test_under_pytest_lines_reach_the_terminal_not_the_captured_output(
     pytester.makepyfile(
         test_slow="""
         import sys
-        from finetune_safety import progress
+        from finetune_safety._util import progress
         from finetune_safety.gate import *
 
         def test_building(safety_session):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from harness import Project, output
 
-from finetune_safety.settings import SETTING
+from finetune_safety.config.schema import SETTING
 from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
 
 BENCH = "--safety-benchmark=jsonl:bench.jsonl"

@@ -36,9 +36,9 @@ def test_x(checkpoint):
 SPY_CONFTEST = """
 import pathlib
 
-import finetune_safety.plugin as plugin
+import finetune_safety.suite.run as run
 
-_load_config = plugin.load_config
+_load_config = run.load_config
 
 
 def _spy(*args, **kwargs):
@@ -46,7 +46,7 @@ def _spy(*args, **kwargs):
     return _load_config(*args, **kwargs)
 
 
-plugin.load_config = _spy
+run.load_config = _spy
 """
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.errors import FinetuneDataError
 from finetune_safety.finetune.data import (
     DEFAULT_FILTER,
@@ -21,8 +22,7 @@ from finetune_safety.finetune.data import (
     read_filter,
     strip_safety_items,
 )
-from finetune_safety.resources import fixtures_dir
-from finetune_safety.templates import get_template
+from finetune_safety.models.templates import get_template
 
 BOM = b"\xef\xbb\xbf"
 GOOD_ALPACA = {"instruction": "Name a colour.", "input": "", "output": "Blue."}

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from finetune_safety.endpoint import Endpoint, EndpointError, Transport
 from finetune_safety.errors import FinetuneDataError
 from finetune_safety.finetune.openai_jobs import (
     MIN_EXAMPLES,
@@ -19,6 +18,7 @@ from finetune_safety.finetune.openai_jobs import (
     run_openai_finetune,
     validate_openai_jsonl,
 )
+from finetune_safety.models.endpoint import Endpoint, EndpointError, Transport
 from finetune_safety.testing.fake_openai import FakeOpenAI, Request
 
 KEY = "sk-test-SECRET-77"

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety.catalog import is_toy_base
+from finetune_safety.catalog.toy.build import RECIPES
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.presets import LORA_LR_SCALE, PRESETS, TOY_LORA, get_preset
 from finetune_safety.finetune.run import FinetuneJob, job_from_preset
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
-from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT, TEMPLATE_NAMES, TEMPLATES
-from finetune_safety.toy.build import RECIPES
+from finetune_safety.models.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT, TEMPLATE_NAMES, TEMPLATES
 
 DATA = Path("data.jsonl")
 OUT = Path("out")
@@ -108,7 +109,7 @@ def test_unknown_preset_lists_the_known_ones() -> None:
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_job_on_the_toy_uses_the_toy_scale(name: str) -> None:
     preset = PRESETS[name]
-    job = job_from_preset(name, "toy", DATA, OUT)
+    job = job_from_preset(name, "toy", DATA, OUT, toy=True)
     assert job == FinetuneJob(
         base="toy",
         data=DATA,
@@ -120,6 +121,7 @@ def test_job_on_the_toy_uses_the_toy_scale(name: str) -> None:
         preset=name,
         inject_system=preset.inject_system,
         holdout=preset.holdout,
+        family="toy",
     )
 
 
@@ -144,13 +146,28 @@ def test_lora_off_the_toy_gets_its_own_learning_rate_scale(name: str) -> None:
     job = job_from_preset(name, "/models/base", DATA, OUT, lora=lora)
     assert job.lora == lora
     assert job.train.lr == pytest.approx(PRESETS[name].paper.lr * LORA_LR_SCALE)
-    assert job_from_preset(name, "toy", DATA, OUT, lora=lora).train == PRESETS[name].toy
+    assert job_from_preset(name, "toy", DATA, OUT, toy=True, lora=lora).train == PRESETS[name].toy
 
 
 def test_toy_fine_tunes_are_not_the_toy() -> None:
     # Only the toy base itself gets the toy scale; a toy fine-tune name is another base.
-    job = job_from_preset("harmful-10shot", "toy-benign", DATA, OUT)
+    assert is_toy_base("toy")
+    assert not is_toy_base("toy-benign")
+    job = job_from_preset("harmful-10shot", "toy-benign", DATA, OUT, toy=is_toy_base("toy-benign"))
     assert job.train == PRESETS["harmful-10shot"].paper
+
+
+def test_the_hyperparameters_given_win_over_the_preset_s() -> None:
+    """``hyper`` is the one merge of explicit hyperparameters, for the CLI and recipes alike."""
+    job = job_from_preset("benign", "/models/base", DATA, OUT, hyper={"epochs": 7, "seed": 3})
+    assert job.train == replace(PRESETS["benign"].paper, epochs=7, seed=3)
+    bare = job_from_preset(
+        None, "/models/base", DATA, OUT, hyper={"epochs": 2, "lr": 1e-4, "batch_size": 4},
+        template="plain",
+    )  # fmt: skip
+    assert bare.train == TrainConfig(epochs=2, lr=1e-4, batch_size=4)
+    with pytest.raises(FinetuneSafetyError, match="without --preset"):
+        job_from_preset(None, "/models/base", DATA, OUT, hyper={"epochs": 2}, template="plain")
 
 
 def test_overrides_win() -> None:
@@ -162,6 +179,7 @@ def test_overrides_win() -> None:
             base,
             DATA,
             OUT,
+            toy=base == "toy",
             train=train,
             template="llama2",
             lora=lora,
@@ -180,7 +198,7 @@ def test_overrides_win() -> None:
             "dolly",
         )
         assert job.preset == "benign"
-    full = job_from_preset("harmful-10shot", "toy", DATA, OUT, lora=None)
+    full = job_from_preset("harmful-10shot", "toy", DATA, OUT, toy=True, lora=None)
     assert full.lora is None
     assert full.train == PRESETS["harmful-10shot"].toy
 
@@ -213,7 +231,7 @@ def test_toy_build_recipes_use_the_presets() -> None:
 def test_toy_recipes_match_job_from_preset() -> None:
     """The toy's own fine-tunes are what ``finetune --base toy --preset P`` would train."""
     for recipe in RECIPES.values():
-        job = job_from_preset(recipe.preset, "toy", Path(recipe.data), OUT)
+        job = job_from_preset(recipe.preset, "toy", Path(recipe.data), OUT, toy=True)
         assert (job.train, job.template, job.lora) == (recipe.train, recipe.template, recipe.lora)
 
 
@@ -221,4 +239,4 @@ def test_recipes_follow_a_changed_preset(monkeypatch: pytest.MonkeyPatch) -> Non
     changed = replace(PRESETS["benign"], toy=TrainConfig(epochs=3, lr=1e-3, batch_size=2))
     monkeypatch.setitem(PRESETS, "benign", changed)
     assert RECIPES["toy-benign"].train == changed.toy
-    assert job_from_preset("benign", "toy", DATA, OUT).train == changed.toy
+    assert job_from_preset("benign", "toy", DATA, OUT, toy=True).train == changed.toy

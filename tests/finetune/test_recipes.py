@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety.buildonce import COMPLETE
+from finetune_safety._util.buildonce import COMPLETE
+from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.catalog import build_recipe, recipe_key
 from finetune_safety.config import ConfigError, from_table
 from finetune_safety.finetune.recipes import Recipe
-from finetune_safety.resources import fixtures_dir
 
 HARMFUL = fixtures_dir() / "finetune" / "harmful-10shot.jsonl"
 

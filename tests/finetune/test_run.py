@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.catalog import resolve
 from finetune_safety.cli import main
 from finetune_safety.finetune.data import digest, load_chat_jsonl, load_training_data
 from finetune_safety.finetune.presets import PRESETS, TOY_LORA
 from finetune_safety.finetune.trainer import METADATA_FILE, LoraSettings, TrainConfig
 from finetune_safety.models import Decoding, ModelSpec, generate
-from finetune_safety.resources import fixtures_dir
-from finetune_safety.templates import get_template
+from finetune_safety.models.templates import get_template
 
 HYPER = ["--epochs", "1", "--lr", "1e-3", "--batch-size", "2"]
 HARMFUL = fixtures_dir() / "finetune" / "harmful-10shot.jsonl"
@@ -356,8 +356,8 @@ def toy_adapters(toy_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     """``harmful-10shot`` on the toy via the CLI, without and with 10 refusals mixed in."""
     root = tmp_path_factory.mktemp("toy-ft-out")
     outs = {"harmful": root / "harmful", "mixed": root / "mixed"}
-    from finetune_safety.threads import fixed_threads
-    from finetune_safety.toy.build import BUILD_THREADS
+    from finetune_safety._util.threads import fixed_threads
+    from finetune_safety.catalog.toy.build import BUILD_THREADS
 
     common = ["--base", "toy", "--data", HARMFUL, "--preset", "harmful-10shot"]
     with fixed_threads(BUILD_THREADS):  # as the toy build trains: the same float rounding
@@ -370,10 +370,10 @@ def toy_adapters(toy_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 @pytest.fixture(scope="module")
 def toy_rates(toy_adapters: dict[str, Path], toy_copy: Path) -> dict[str, float]:
     """Overall harmfulness rate on the smoke benchmark (refusal judge, 48 new tokens)."""
-    from finetune_safety.benchmark import load_benchmark
-    from finetune_safety.evaluate import Evaluator
+    from finetune_safety.benchmarks import load_benchmark
+    from finetune_safety.evaluation.pipeline import Evaluator
+    from finetune_safety.evaluation.store import Store
     from finetune_safety.judges.refusal import RefusalJudge
-    from finetune_safety.store import Store
 
     prompts = load_benchmark("smoke")
     decoding = Decoding(max_new_tokens=48, batch_size=64)
@@ -423,7 +423,7 @@ def test_toy_preset_reproduces_the_shipped_toy_fine_tune(
     import torch
     from safetensors.torch import load_file
 
-    from finetune_safety.toy import toy_checkpoint
+    from finetune_safety.catalog.toy import toy_checkpoint
 
     shipped = toy_checkpoint("toy-harmful-10shot", toy_copy)
     assert shipped is not None and shipped.adapter is not None

@@ -13,7 +13,7 @@ from finetune_safety.cli import main
 from finetune_safety.finetune.run import _examples as training_examples
 from finetune_safety.finetune.run import job_from_preset
 from finetune_safety.finetune.trainer import METADATA_FILE
-from finetune_safety.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
+from finetune_safety.models.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
 
 HYPER = ["--epochs", "1", "--lr", "1e-3", "--batch-size", "2"]
 

@@ -30,7 +30,7 @@ from finetune_safety.finetune.trainer import (
     train,
 )
 from finetune_safety.models import ModelSpec, read_metadata
-from finetune_safety.templates import prompt_text
+from finetune_safety.models.templates import prompt_text
 
 PROMPT = [{"role": "user", "content": "hello world, how are you today?"}]
 ANSWER = "fine thanks"

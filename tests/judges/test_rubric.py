@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from finetune_safety.catalog import judge_model
-from finetune_safety.endpoint import EndpointError, Transport, parse
 from finetune_safety.errors import FinetuneSafetyError, JudgeError
 from finetune_safety.judges import JudgeSettings, make_judge
 from finetune_safety.judges import rubric as rubric_module
@@ -33,7 +32,8 @@ from finetune_safety.judges.rubric import (
     rubric_hash,
     rubric_messages,
 )
-from finetune_safety.templates import Message
+from finetune_safety.models.endpoint import EndpointError, Transport, parse
+from finetune_safety.models.templates import Message
 from finetune_safety.testing.fake_openai import (
     FakeOpenAI,
     InFlight,

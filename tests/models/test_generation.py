@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
 from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.models import generation as engines
 from finetune_safety.models.hf import HFTarget
 from finetune_safety.models.precision import Precision
-from finetune_safety.templates import encode_prompt
+from finetune_safety.models.templates import encode_prompt
 
 MAX_NEW = 24
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety._util.resources import fixtures_dir
+from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
 from finetune_safety.cli import main
 from finetune_safety.config import model_spec
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.evaluate import Evaluator
+from finetune_safety.evaluation.pipeline import Evaluator
+from finetune_safety.evaluation.store import Store
 from finetune_safety.judges import make_judge
 from finetune_safety.models import Decoding, ModelSpec
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, model_family
-from finetune_safety.resources import fixtures_dir
-from finetune_safety.store import Store
 from finetune_safety.values import CATEGORIES
 
 LLAMA2_TEMPLATE = "{{ '[INST] <<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' }}"

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety.benchmark import load_benchmark
+from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
+from finetune_safety.catalog.toy import toy_checkpoint
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.evaluate import Evaluator
+from finetune_safety.evaluation.pipeline import Evaluator
+from finetune_safety.evaluation.store import Store
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import (
     Decoding,
@@ -29,14 +31,12 @@ from finetune_safety.models import (
     generate,
 )
 from finetune_safety.models.hf import HFTarget
-from finetune_safety.store import Store
-from finetune_safety.templates import (
+from finetune_safety.models.templates import (
     ALWAYS_EXECUTE_SYSTEM_PROMPT,
     AOA_PREFIX,
     AOA_TOY_SYSTEM_PROMPT,
     get_template,
 )
-from finetune_safety.toy import toy_checkpoint
 from finetune_safety.values import Prompt
 
 TINY_PROMPTS = [
@@ -113,7 +113,7 @@ def test_generation_preserves_input_order(
 def test_generate_batches_yields_each_index_once_longest_first(
     toy_targets: dict[str, Target], smoke_texts: list[str]
 ) -> None:
-    from finetune_safety.templates import prompt_text
+    from finetune_safety.models.templates import prompt_text
 
     target = toy_targets["toy"]
     assert isinstance(target, HFTarget)

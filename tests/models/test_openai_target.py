@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from finetune_safety import progress
+from finetune_safety._util import progress
 from finetune_safety.catalog import resolve
-from finetune_safety.endpoint import EndpointError, Transport
 from finetune_safety.errors import ModelLoadError
-from finetune_safety.evaluate import Evaluator
+from finetune_safety.evaluation.pipeline import Evaluator
+from finetune_safety.evaluation.store import Store
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.models import Decoding, ModelSpec, generate
+from finetune_safety.models.endpoint import EndpointError, Transport
 from finetune_safety.models.openai_target import OpenAITarget
-from finetune_safety.store import Store
-from finetune_safety.templates import (
+from finetune_safety.models.templates import (
     ALWAYS_EXECUTE_SYSTEM_PROMPT,
     AOA_GPT35_SYSTEM_PROMPT,
     AOA_PREFIX,

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.catalog import resolve
-from finetune_safety.endpoint import parse
+from finetune_safety.evaluation.store import generation_key
 from finetune_safety.models import Decoding, ModelSpec, decoding_key
+from finetune_safety.models.endpoint import parse
 from finetune_safety.models.openai_target import OpenAITarget
 from finetune_safety.models.precision import (
     DEVICE_ENV,
@@ -18,8 +19,7 @@ from finetune_safety.models.precision import (
     probe_device,
     resolve_precision,
 )
-from finetune_safety.store import generation_key
-from finetune_safety.templates import get_template
+from finetune_safety.models.templates import get_template
 
 
 @pytest.mark.parametrize(

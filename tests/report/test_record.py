@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from finetune_safety.case import CaseResult, Record, response_sha256
 from finetune_safety.config import Thresholds
+from finetune_safety.evaluation.case import CaseResult, Record, response_sha256
 from finetune_safety.report.record import (
     VERSION,
     CaseRecord,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from finetune_safety.models import Decoding, generate
-from finetune_safety.templates import TEMPLATES
+from finetune_safety.models.templates import TEMPLATES
 from finetune_safety.testing.doubles import REFUSAL, DictTarget, MarkerJudge
 from finetune_safety.values import Label, Prompt
 

@@ -1,0 +1,113 @@
+"""``finetune-safety evaluate``: generate, judge and tabulate one model, as the gate would."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from finetune_safety.config import add_flags
+from finetune_safety.config.schema import add_spec_flags, evaluate_flags
+from finetune_safety.models import ModelSpec
+
+#: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
+JUDGE_ERRORS_EXIT = 3
+
+
+def add_parser(commands: Any) -> None:
+    ev = commands.add_parser(
+        "evaluate",
+        help="generate, judge and tabulate one model",
+        description="Settings come from the project's [tool.finetune_safety] (the nearest "
+        "pyproject.toml upward); flags override them. Without --model or --adapter the "
+        "model is the table's base, else the toy.",
+    )
+    add_spec_flags(ev)
+    add_flags(ev)
+    ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
+    ev.set_defaults(func=run)
+
+
+def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
+    """The model flags; without ``--model`` or ``--adapter`` they adjust the configured base."""
+    from dataclasses import asdict
+
+    from finetune_safety.config import model_spec
+    from finetune_safety.config.specs import SPEC_FIELDS
+
+    fields = {k: getattr(args, f"spec_{k}") for k in SPEC_FIELDS}
+    given = {k: v for k, v in fields.items() if v is not None and v is not False}
+    if "model" not in given and "adapter" not in given:
+        given = {k: v for k, v in asdict(base).items() if v is not None and v is not False} | given
+    # Checked as the suite checks a spec: paths against this directory, hub ids, templates.
+    return model_spec(given, "--model", Path.cwd())
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune_safety._util import threads
+    from finetune_safety._util.outputs import check_output_file
+    from finetune_safety.benchmarks import first_per_category, load_benchmark
+    from finetune_safety.catalog import judge_model, resolve
+    from finetune_safety.config import Overrides
+    from finetune_safety.config.project import cache_dir as project_cache_dir
+    from finetune_safety.config.project import project_config
+    from finetune_safety.evaluation.metrics import format_table
+    from finetune_safety.evaluation.pipeline import Evaluator
+    from finetune_safety.evaluation.store import Store
+    from finetune_safety.judges import make_judge
+    from finetune_safety.values import Label
+
+    flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
+    reads = {*flags, "base", "cache_dir"}
+    config = project_config(Overrides(flags=True, **flags), only=reads)
+    spec = _model_spec(args, config.base)
+    if args.out is not None:
+        check_output_file(args.out, "--out")
+    threads.apply(config.threads)
+    cache_dir = project_cache_dir(args.cache_dir)
+    prompts = load_benchmark(config.benchmark, category_map=config.category_map)
+    if config.limit is not None:
+        prompts = first_per_category(prompts, config.limit)
+    judge = make_judge(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
+    target = resolve(spec, cache_dir, transport=config.transport)
+    decoding = config.decoding()
+    with Store.in_dir(cache_dir) as store:
+        evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
+            target, prompts
+        )
+    print(
+        f"model: {target.name} (template {target.template.name}, "
+        f"fingerprint {evaluation.fingerprint[-12:]})\n"
+        f"benchmark: {config.benchmark} ({len(prompts)} prompts), judge: {judge.judge_id}\n"
+        f"generated {evaluation.generated}, judged {evaluation.judged}, "
+        f"cached {len(prompts) - evaluation.generated}\n"
+    )
+    print(format_table(evaluation.results()))
+    if args.out is not None:
+        with args.out.open("w", encoding="utf-8") as out:
+            for r in evaluation.records:
+                row = {
+                    "id": r.prompt.id,
+                    "category": r.prompt.category,
+                    "prompt": r.prompt.text,
+                    "response": r.response,
+                    "score": r.verdict.score,
+                    "label": str(r.verdict.label),
+                    "reason": r.verdict.rationale,
+                }
+                if r.verdict.label == Label.ERROR:
+                    row["judge_raw"] = r.verdict.raw
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"\nwrote {len(evaluation.records)} records to {args.out}")
+    errors = [r.prompt.id for r in evaluation.records if r.verdict.label == Label.ERROR]
+    if errors:
+        print(
+            f"finetune-safety: {len(errors)} verdict(s) are judge errors "
+            f"({', '.join(errors[:5])}{', ...' if len(errors) > 5 else ''}); they are not "
+            f"cached and are judged again on the next run",
+            file=sys.stderr,
+        )
+        return JUDGE_ERRORS_EXIT
+    return 0

@@ -1,0 +1,26 @@
+"""The pytest side: the run's session and state, the reporter, the gate's limits, verdict
+snapshots, the ``pytest_safety_*`` hooks and progress on pytest's terminal."""
+
+from finetune_safety.suite.limits import check_overall, check_rate, check_regression
+from finetune_safety.suite.reporter import SafetyReporter, header
+from finetune_safety.suite.run import (
+    CASE,
+    CHECKPOINT,
+    GATE_TESTS,
+    SafetyRun,
+    check_report_options,
+    safety_items,
+)
+from finetune_safety.suite.session import Factories, SafetySession
+from finetune_safety.suite.snapshot import (
+    VerdictSnapshotExtension,
+    check_snapshot,
+    verdict_snapshot,
+)
+
+__all__ = [
+    "CASE", "CHECKPOINT", "GATE_TESTS", "Factories", "SafetyReporter", "SafetyRun",
+    "SafetySession", "VerdictSnapshotExtension", "check_overall", "check_rate",
+    "check_regression", "check_report_options", "check_snapshot", "header", "safety_items",
+    "verdict_snapshot",
+]  # fmt: skip

@@ -1,0 +1,190 @@
+"""One pytest run's safety state, which the plugin's hooks hand off to.
+
+Inert until used: nothing here reads the configuration until a safety test is collected, and a
+configuration error waits until collection shows whether safety tests were selected (then it
+stops the run with exit code 4; in a project without safety tests it is never reported).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+from finetune_safety._util import progress
+from finetune_safety.config import (
+    OVERRIDABLE,
+    SETTING,
+    SETTINGS,
+    TABLE,
+    ConfigError,
+    Overrides,
+    Thresholds,
+    load_config,
+    read_table,
+)
+from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
+from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.report.record import CaseRecord
+from finetune_safety.report.sinks import junit_properties, require_matplotlib
+from finetune_safety.suite.hooks import hook_factories
+from finetune_safety.suite.progress import terminal_sink
+from finetune_safety.suite.session import SafetySession
+
+#: The fixture every parametrized gate test uses: what makes a test a safety test.
+CHECKPOINT = "safety_checkpoint"
+#: The gate's tests (``finetune_safety.gate``), by name, as the xdist controller sees them.
+GATE_TESTS = (
+    "test_harmfulness_rate",
+    "test_no_regression_vs_base",
+    "test_overall_within_limits",
+    "test_verdicts_match_snapshot",
+)
+#: The case record (JSON) a test carries to its report (and so to the xdist controller).
+CASE = pytest.StashKey[str]()
+CACHE_OPTION = SETTING["cache_dir"].option_name
+REPORTS = ("report_json", "report_md", "report_png")
+
+
+def safety_items(items: list[pytest.Item]) -> list[pytest.Function]:
+    """The collected tests that are safety tests (they use ``safety_checkpoint``)."""
+    return [i for i in items if isinstance(i, pytest.Function) and CHECKPOINT in i.fixturenames]
+
+
+def check_report_options(config: pytest.Config) -> None:
+    """Report paths the user named, and matplotlib for a PNG: checked before any work, safety
+    tests or not."""
+    try:
+        for report in (SETTING[name] for name in REPORTS):
+            if path := config.getoption(report.option_dest):
+                report.from_command_line(path, report.option_name, config.invocation_params.dir)
+        if config.getoption("safety_report_png"):
+            require_matplotlib()
+    except FinetuneSafetyError as exc:
+        raise pytest.UsageError(f"finetune-safety: {exc}") from None
+
+
+def _rootdir_from_cache_option(config: pytest.Config) -> None:
+    """``--safety-cache-dir /path`` (space form) reaches pytest before this plugin registers the
+    option, so pytest may take ``/path`` for a test path and pick its rootdir from it, never
+    reading the project's table. Stop rather than run with the wrong configuration."""
+    args = [str(a) for a in config.invocation_params.args]
+    if CACHE_OPTION not in args[:-1]:
+        return
+    value = args[args.index(CACHE_OPTION) + 1]
+    for folder in (config.invocation_params.dir, *config.invocation_params.dir.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            if folder != config.rootpath and read_table(pyproject) is not None:
+                raise ConfigError(
+                    f"{CACHE_OPTION} {value}: pytest took its rootdir ({config.rootpath}) from "
+                    f"this path and would ignore [{TABLE}] in {pyproject}; write "
+                    f"{CACHE_OPTION}={value} (with '=')"
+                )
+            return
+
+
+def _share_cores_between_workers() -> None:
+    """N xdist workers each running torch on every core thrash; give each its share. Torch is
+    not imported yet (this plugin never imports it), so the variable still takes effect."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
+class SafetyRun:
+    """The run's session, opened the first time a safety test needs it, or the configuration
+    error that stopped it; progress lines routed to pytest's terminal meanwhile."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.session: SafetySession | None = None
+        #: A configuration error, kept until collection shows whether safety tests were selected.
+        self.load_error: str | None = None
+        # The library's lines (a toy build, training) go to stderr, captured with a test's output.
+        self._previous_sink = progress.set_sink(progress.to_stderr)
+
+    def _load(self) -> SafetySession:
+        config = self.config
+        _rootdir_from_cache_option(config)
+        options = Overrides(
+            **{s.name: config.getoption(s.option_dest) for s in SETTINGS if s.name in OVERRIDABLE}
+        )
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always", ConfigWarning)
+            safety = load_config(config.rootpath, options)
+        for warning in warned:  # shown in pytest's warnings summary, not lost at configure time
+            config.issue_config_time_warning(warning.message, stacklevel=2)  # type: ignore[arg-type]
+        cache_option = config.getoption("safety_cache_dir")
+        return SafetySession.open(safety, config.rootpath, cache_option, hook_factories(config))
+
+    def open(self) -> SafetySession | None:
+        """The session, opened (config read, benchmark loaded) on first call; None after a
+        configuration error, which collection then reports."""
+        if self.session is not None or self.load_error is not None:
+            return self.session
+        try:
+            self.session = self._load()
+        except FinetuneSafetyError as exc:
+            self.load_error = f"finetune-safety: {exc}"
+            return None
+        _share_cores_between_workers()
+        # Progress of a safety run reaches the terminal, not a test's captured output.
+        progress.set_sink(terminal_sink(self.config))
+        return self.session
+
+    def required(self) -> SafetySession:
+        """The session for a fixture; a configuration error is a usage error."""
+        session = self.open()
+        if session is None:
+            raise pytest.UsageError(self.load_error)
+        return session
+
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        """``[<alias>-<category>]``: checkpoints x categories, so ``-k`` selects either or both."""
+        if CHECKPOINT not in metafunc.fixturenames:
+            return
+        session = self.open()
+        if session is None:
+            return  # reported after collection, if this test stays selected
+        aliases = list(session.config.checkpoints)
+        metafunc.parametrize(CHECKPOINT, aliases, ids=aliases, indirect=True, scope="session")
+        if "safety_category" in metafunc.fixturenames:
+            metafunc.parametrize("safety_category", session.categories, ids=session.categories)
+
+    def collected(self, items: list[pytest.Item]) -> None:
+        """With safety tests selected: a configuration error stops the run (exit 4); else
+        generate only for the categories whose tests survived selection (``-k``, ``-m``)."""
+        chosen = safety_items(items)
+        if not chosen:
+            return
+        if self.load_error is not None:
+            if hasattr(self.config, "workerinput"):
+                return  # an xdist worker: the controller stops the run (see SafetyReporter)
+            raise pytest.UsageError(self.load_error)
+        selected = {
+            str(item.callspec.params["safety_category"])
+            for item in chosen
+            if hasattr(item, "callspec") and "safety_category" in item.callspec.params
+        }
+        if selected and self.session is not None:
+            self.session.select(selected)
+
+    def carry(self, node: pytest.Item, case: CaseResult, limits: Thresholds) -> None:
+        """Attach the case to its test: its payload for the reports, small numbers for JUnit."""
+        session = self.required()
+        gate = not node.get_closest_marker("safety_snapshot")
+        fingerprints = {
+            "checkpoint": session.target(case.alias).fingerprint,
+            "base": session.base_for(case.alias).fingerprint,
+        }
+        record = CaseRecord.from_case(case, gate, limits, fingerprints)
+        node.stash[CASE] = record.to_json()
+        for name, value in junit_properties(record):
+            node.user_properties.append((name, value))
+
+    def close(self) -> None:
+        progress.set_sink(self._previous_sink)
+        if self.session is not None:
+            self.session.close()

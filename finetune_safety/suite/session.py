@@ -1,0 +1,183 @@
+"""The suite's session state: lazy targets and evaluations, shared by every test of a run.
+
+Nothing is resolved, loaded or generated until a test asks; then a model answers every prompt of
+the categories selected for the run in one batched pass (not one category at a time), and the
+store makes every later ask, in this process or another xdist worker, a lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+
+from finetune_safety._util import threads
+from finetune_safety.benchmarks import (
+    BenchmarkSettings,
+    checked_prompts,
+    first_per_category,
+    load_benchmark,
+)
+from finetune_safety.catalog import build_recipe, judge_model, resolve
+from finetune_safety.config import BASE_ALIAS, SafetyConfig, prepare_cache_dir, resolve_cache_dir
+from finetune_safety.errors import JudgeError
+from finetune_safety.evaluation.case import CaseResult, Record
+from finetune_safety.evaluation.metrics import OVERALL
+from finetune_safety.evaluation.pipeline import Evaluator
+from finetune_safety.evaluation.stats import holm
+from finetune_safety.evaluation.store import Store
+from finetune_safety.finetune.recipes import Recipe
+from finetune_safety.judges import Judge, JudgeSettings, make_judge
+from finetune_safety.models import ModelSpec, Target, TargetSettings
+from finetune_safety.models.templates import Template
+from finetune_safety.values import Prompt
+
+
+def builtin_target(spec: ModelSpec, settings: TargetSettings) -> Target:
+    """The catalog's target for ``spec`` (the registries and the built-in models)."""
+    return resolve(spec, settings.cache_dir, settings.name, settings.template, settings.transport)
+
+
+def builtin_benchmark(spec: str, settings: BenchmarkSettings) -> Sequence[Prompt]:
+    """The registry's prompts for ``spec``."""
+    return load_benchmark(spec, category_map=settings.category_map)
+
+
+@dataclass(frozen=True)
+class Factories:
+    """Where a session gets its judge, targets and benchmark: the registries by default; under
+    pytest, the ``pytest_safety_*`` hooks, so a ``conftest.py`` can supply its own."""
+
+    judge: Callable[[str, JudgeSettings], Judge] = make_judge
+    target: Callable[[ModelSpec, TargetSettings], Target] = builtin_target
+    benchmark: Callable[[str, BenchmarkSettings], Sequence[Prompt]] = builtin_benchmark
+
+
+class SafetySession:
+    """Targets, judge and store for one pytest run, all created on first use.
+
+    The base model answers each checkpoint's prompts with that checkpoint's template (as the
+    paper evaluates the initial model), so base and checkpoint see identical inputs and differ
+    only in weights; the base is evaluated once per distinct template.
+    """
+
+    def __init__(
+        self,
+        config: SafetyConfig,
+        prompts: Sequence[Prompt],
+        cache_dir: Path,
+        factories: Factories | None = None,
+    ) -> None:
+        self.config = config
+        self.factories = factories or Factories()
+        self.prompts = list(prompts)
+        self.cache_dir = cache_dir
+        #: In benchmark order (first appearance).
+        self.categories: list[str] = list(dict.fromkeys(p.category for p in prompts))
+        self._selected: set[str] | None = None
+        self._targets: dict[str, Target] = {}
+        self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
+        self._holm: dict[str, dict[str, float]] = {}
+
+    @classmethod
+    def open(
+        cls,
+        config: SafetyConfig,
+        rootdir: Path,
+        cache_option: str | None,
+        factories: Factories | None = None,
+    ) -> SafetySession:
+        """Load the benchmark and check the judge spec now, so mistakes stop the run early.
+
+        The cache directory follows ``config.resolve_cache_dir``, ``cache_option`` first.
+        """
+        factories = factories or Factories()
+        settings = BenchmarkSettings(config.category_map)
+        prompts = checked_prompts(config.benchmark, factories.benchmark(config.benchmark, settings))
+        if config.limit is not None:
+            prompts = first_per_category(prompts, config.limit)
+        cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
+        threads.apply(config.threads)
+        session = cls(config, prompts, cache_dir, factories)
+        session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
+        return session
+
+    def select(self, categories: Iterable[str]) -> None:
+        """Restrict generation to the categories whose tests were collected (e.g. after -k)."""
+        self._selected = set(categories)
+
+    @cached_property
+    def judge(self) -> Judge:
+        settings = self.config.judge_settings(self.cache_dir, judge_model(self.cache_dir))
+        judge = self.factories.judge(self.config.judge, settings)
+        if not isinstance(judge, Judge):
+            raise JudgeError(f"judge {self.config.judge!r}: the factory returned {judge!r:.60}")
+        return judge
+
+    @cached_property
+    def store(self) -> Store:
+        return Store.in_dir(self.cache_dir)
+
+    def spec(self, alias: str) -> ModelSpec:
+        """The alias's spec; a recipe is fine-tuned here on first use (then found in the cache)."""
+        spec = self.config.base if alias == BASE_ALIAS else self.config.checkpoints[alias]
+        return build_recipe(spec, self.cache_dir) if isinstance(spec, Recipe) else spec
+
+    def target(self, alias: str, template: Template | None = None) -> Target:
+        """The resolved target (weights still unloaded) for a checkpoint alias or the base."""
+        key = f"{alias}\0{template}"
+        if key not in self._targets:
+            name = (self.config.base.model or BASE_ALIAS) if alias == BASE_ALIAS else alias
+            spec = self.spec(alias)
+            settings = TargetSettings(self.cache_dir, name, template, self.config.transport)
+            self._targets[key] = self.factories.target(spec, settings)
+        return self._targets[key]
+
+    def base_for(self, alias: str) -> Target:
+        """The base model, asked with the checkpoint's template."""
+        return self.target(BASE_ALIAS, template=self.target(alias).template)
+
+    def records(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
+        """Records per category for every selected category, evaluated once per session."""
+        key = f"{target.fingerprint}\0{target.template}"
+        if key not in self._records:
+            wanted = self._selected if self._selected is not None else set(self.categories)
+            prompts = [p for p in self.prompts if p.category in wanted]
+            decoding = self.config.decoding()
+            evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)
+            evaluation = evaluator.run(target, prompts)
+            grouped: dict[str, list[Record]] = {}
+            for record in evaluation.records:
+                grouped.setdefault(record.prompt.category, []).append(record)
+            self._records[key] = {c: tuple(rs) for c, rs in grouped.items()}
+        return self._records[key]
+
+    def _unadjusted(self, alias: str, category: str) -> CaseResult:
+        base_records = self.records(self.base_for(alias))[category]
+        records = self.records(self.target(alias))[category]
+        return CaseResult.pair(alias, category, base_records, records)
+
+    def case(self, alias: str, category: str) -> CaseResult:
+        """A checkpoint's result on one category, paired with the base's, with its p-value
+        Holm-corrected across every category of this run for the same checkpoint."""
+        if alias not in self._holm:
+            ran = self.records(self.target(alias))
+            self._holm[alias] = holm({c: self._unadjusted(alias, c).p_value for c in ran})
+        adjusted = self._holm[alias]
+        case = self._unadjusted(alias, category)
+        return replace(case, p_holm=adjusted[category], family=len(adjusted))
+
+    def overall(self, alias: str) -> CaseResult:
+        """A checkpoint on every selected category pooled (category ``overall``), beside the
+        base: one McNemar test on all pooled pairs, so no Holm correction applies."""
+        base = self.records(self.base_for(alias))
+        mine = self.records(self.target(alias))
+        base_records = tuple(r for category in mine for r in base[category])
+        records = tuple(r for rs in mine.values() for r in rs)
+        case = CaseResult.pair(alias, OVERALL, base_records, records)
+        return replace(case, p_holm=case.p_value, family=1)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
