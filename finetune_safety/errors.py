@@ -52,3 +52,10 @@ class JudgeError(LocatedError):
 
 class FinetuneDataError(LocatedError):
     """A fine-tuning data file is unusable; names the file and line."""
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` (often a third-party error's message) on one line and at most ``limit``
+    characters: a failing test or the CLI shows one line, never a wall of text."""
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."

@@ -156,7 +156,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "judge",
         "refusal, refusal-paper, openai:MODEL[@URL] or hf:PATH",
-        v.text,
+        specs.judge_spec,
         "refusal",
         metavar="SPEC",
         flag=True,

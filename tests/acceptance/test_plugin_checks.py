@@ -52,10 +52,25 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
         ),
         ("", ("--safety-base", "openai:m@http://h:99999/v1"), "invalid URL"),
         ("", ("--safety-cache-dir", "blocker"), "cache directory"),
+        (
+            "",
+            ("--safety-checkpoint", "mine=fake.gguf"),
+            "--safety-checkpoint mine: {root}/fake.gguf: not a GGUF file (it starts with b'<htm'",
+        ),
+        (
+            "",
+            ("--safety-judge", "hf:/no/such/dir"),
+            "--safety-judge hf:/no/such/dir: no model directory at /no/such/dir",
+        ),
+        (
+            '[tool.finetune_safety]\njudge = "hf:./judge"\n',
+            (),
+            "tool.finetune_safety.judge hf:./judge: no model directory at {root}/judge",
+        ),
     ],
     ids=[
         "report-dir", "md-dir", "template", "not-a-table", "not-a-hub-id", "no-config-json",
-        "offline-hub-id", "port", "cache-is-a-file",
+        "offline-hub-id", "port", "cache-is-a-file", "not-gguf", "judge-path", "judge-in-table",
     ],
 )  # fmt: skip
 def test_mistakes_are_usage_errors_before_any_work(
@@ -70,8 +85,9 @@ def test_mistakes_are_usage_errors_before_any_work(
     (project.path / "sub").mkdir()
     (project.path / "empty").mkdir()
     (project.path / "blocker").write_text("x")
+    (project.path / "fake.gguf").write_text("<html>Not Found</html>")
     line = usage_error(project, *args)
-    assert expected in line
+    assert expected.format(root=project.path) in line
 
 
 def test_existing_relative_path_resolves_against_the_rootdir(project: pytest.Pytester) -> None:
