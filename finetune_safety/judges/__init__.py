@@ -13,6 +13,7 @@ from finetune_safety.judges.registry import (
     Judge,
     JudgeFactory,
     JudgeSettings,
+    Probed,
     make_judge,
     register_judge,
 )
@@ -21,5 +22,5 @@ from finetune_safety.judges.rubric import HFRubricJudge, JudgePrompt, OpenAIRubr
 __all__ = [
     "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES", "HFRubricJudge", "Judge",
     "JudgeFactory", "JudgePrompt", "JudgeSettings", "OpenAIRubricJudge", "PaperRefusalJudge",
-    "RefusalJudge", "make_judge", "register_judge",
+    "Probed", "RefusalJudge", "make_judge", "register_judge",
 ]  # fmt: skip

@@ -24,9 +24,11 @@ from finetune_safety.errors import JudgeError
 from finetune_safety.models import Decoding, Target, generate
 from finetune_safety.models.endpoint import (
     Endpoint,
+    EndpointError,
     QueueAdvice,
     describe_failure,
     run_concurrently,
+    unusable,
 )
 from finetune_safety.models.templates import Message, Rendered
 from finetune_safety.values import Label, Prompt, Verdict
@@ -221,6 +223,25 @@ class OpenAIRubricJudge:
     def judge_id(self) -> str:
         return f"rubric/{RUBRIC_VERSION}+{rubric_hash(self.prompt)}@{self.endpoint.identity}"
 
+    def _ensure_client(self) -> Any:
+        if self._client is None:  # one client, made before the threads that share it
+            self._client = self.endpoint.client()
+        return self._client
+
+    def probe(self) -> None:
+        """Ask the server once for its models (GET /models), so that a judge that does not
+        answer, or refuses the key, is found before anything is generated; any other answer
+        (a server without that route) passes, and judging says the rest. The message leaves
+        the endpoint to the caller, which names the judge."""
+        import openai
+
+        try:
+            self._ensure_client().models.list()
+        except openai.OpenAIError as exc:
+            why = unusable(self.endpoint, exc, "GET /models")
+            if why is not None:
+                raise EndpointError(why) from None
+
     def _ask(self, messages: list[Message]) -> str:
         reply = self._client.chat.completions.create(
             model=self.endpoint.model,
@@ -245,8 +266,7 @@ class OpenAIRubricJudge:
                 why = f"judge request failed after retries: {describe_failure(exc)}"
                 return verdict(None, why, self.judge_id)
 
-        if self._client is None:  # one client, made before the threads that share it
-            self._client = self.endpoint.client()
+        self._ensure_client()
         verdicts: dict[int, Verdict] = {}
         for batch in run_concurrently(items, one, self.endpoint.transport.concurrency):
             verdicts.update(batch)
