@@ -97,10 +97,16 @@ def pytest_runtest_setup(item: pytest.Item) -> Any:
         return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """The fault found in setup fails the test here; one met by the test itself (a test of
+    your own asking the session) fails it with its line too."""
     if FAULT in item.stash:
         pytest.fail(item.stash[FAULT], pytrace=False)
+    try:
+        return (yield)
+    except UnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -150,3 +150,20 @@ def test_a_checkpoint_whose_save_was_cut_short_stops_the_run_before_any_test(
         "weights, or train again"
     ) in line
     assert "passed" not in output(result) and "failed" not in output(result)
+
+
+def test_a_test_of_your_own_meeting_an_unavailable_checkpoint_fails_in_one_line(
+    bare_project: Project, fake_openai: FakeOpenAI
+) -> None:
+    closed = unreachable_url()
+    (bare_project.path / "safety_tests" / "test_mine.py").write_text(
+        "def test_mine(safety_session):\n    safety_session.overall('closed')\n"
+    )
+    ckpt = ("--safety-checkpoint", f"closed=openai:m@{closed}")
+    result = served(bare_project, fake_openai, *ckpt, "-k", "test_mine", dist=Dist(0))
+    no_traceback(result)
+    assert counts(result) == {"failed": 1, "deselected": PER_CHECKPOINT}
+    assert failed_lines(result) == [
+        f"checkpoint 'closed': {closed}#m: does not answer GET /models (APIConnectionError after "
+        "1 retry)"
+    ]
