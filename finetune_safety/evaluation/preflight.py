@@ -45,6 +45,8 @@ def _fingerprint(target: Callable[[], Target]) -> str:
 def _concurrently(checks: Mapping[str, Check]) -> dict[str, str]:
     """Run the checks at once; the message of each that raised a package error, by key."""
     items = list(checks.items())
+    if not items:
+        return {}
 
     def one(item: tuple[str, Check]) -> str | None:
         try:
