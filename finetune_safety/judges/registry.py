@@ -60,6 +60,8 @@ class JudgeSettings:
     prompt_path: Path | None = None
     #: Reply budget; None: 256 with the built-in rubric, 1024 with a brought prompt.
     max_tokens: int | None = None
+    #: P(unsafe) from which a classifier judge's answer is unsafe, when it has the probability.
+    threshold: float = 0.5
 
 
 #: The spec forms of the built-in judges; registered schemes are listed beside them in errors.
