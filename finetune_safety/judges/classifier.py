@@ -20,13 +20,9 @@ from typing import Any, Protocol, runtime_checkable
 from finetune_safety.errors import JudgeError
 from finetune_safety.judges.logprobs import first_alternatives, share, word_indexes, word_masses
 from finetune_safety.judges.rubric import RAW_LIMIT
+from finetune_safety.judges.served import served_verdicts
 from finetune_safety.models import Decoding, Target, generate
-from finetune_safety.models.endpoint import (
-    Endpoint,
-    QueueAdvice,
-    describe_failure,
-    run_concurrently,
-)
+from finetune_safety.models.endpoint import Endpoint, QueueAdvice
 from finetune_safety.models.templates import Rendered
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -153,24 +149,13 @@ class ServedClassifierJudge:
         return Reading(str(text or ""), masses)
 
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
-        import openai
-
-        def one(item: tuple[Prompt, str]) -> Verdict:
-            prompt, response = item
-            try:
-                reading = self._ask(self.classifier.request(prompt, response))
-            except openai.OpenAIError as exc:  # the client already retried: an error verdict
-                self._advice.failure(exc)
-                why = f"judge request failed after retries: {describe_failure(exc)}"
-                return Verdict(None, Label.ERROR, why, self.judge_id)
+        def one(prompt: Prompt, response: str) -> Verdict:
+            reading = self._ask(self.classifier.request(prompt, response))
             return self.classifier.verdict(reading, response, self.judge_id)
 
         if self._client is None:  # one client, made before the threads that share it
             self._client = self.endpoint.client()
-        verdicts: dict[int, Verdict] = {}
-        for batch in run_concurrently(items, one, self.endpoint.transport.concurrency):
-            verdicts.update(batch)
-        return [verdicts[i] for i in range(len(items))]
+        return served_verdicts(items, one, self._advice, self.judge_id)
 
     def __repr__(self) -> str:
         return f"ServedClassifierJudge({self.classifier.name}, {self.endpoint!r})"

@@ -4,8 +4,8 @@ store: kept with the verdict, and stores of schema version 1 migrated or read as
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,14 +67,10 @@ def test_a_version_1_store_is_migrated_when_opened(tmp_path: Path) -> None:
 
 
 def test_a_read_only_version_1_store_is_read_as_it_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, read_only: Callable[[Path], None]
 ) -> None:
     path = version_1(tmp_path / "results.sqlite")
-    if os.geteuid() == 0:  # root writes any file: make this one read-only as a user would see it
-        real = os.access
-        monkeypatch.setattr(os, "access", lambda p, m: m != os.W_OK and real(p, m))
-    else:
-        path.chmod(0o444)
+    read_only(path)
     with Store(path) as store:
         assert store.read_only
         assert store.get_verdicts(["old"])["old"].label is Label.UNSAFE
