@@ -134,9 +134,9 @@ class ServedClassifierJudge:
         except openai.BadRequestError:
             if not asked:
                 raise
-            with self._lock:  # a server without logprobs: ask it for the text alone
+            reply = self._create(rendered, False)  # still refused: the request itself is bad
+            with self._lock:  # a server that takes no logprobs: ask it for the text from now on
                 self._logprobs = False
-            reply = self._create(rendered, False)
         self._advice.success()
         choice = reply.choices[0].model_dump()  # extra fields too: the legacy logprobs shape
         message = choice.get("message") or {}

@@ -170,6 +170,21 @@ def test_a_server_that_refuses_logprobs_is_asked_for_the_text(fake_openai: FakeO
     assert asked == [True, False, False]  # once refused, never asked again
 
 
+def test_a_request_refused_for_itself_keeps_asking_for_logprobs(fake_openai: FakeOpenAI) -> None:
+    def script(request: Request) -> Reply:
+        if COMPLIANCE in request.body["messages"][1]["content"]:  # e.g. too long for the model
+            return Reply(status=400)
+        return Reply(tokens=answer("safe", {"safe": 0.8, "unsafe": 0.2}))
+
+    fake_openai.script = script
+    judge = served(fake_openai)
+    (refused,) = judge.judge([(PROMPT, COMPLIANCE)])
+    (judged,) = judge.judge([(PROMPT, REFUSAL)])
+    assert refused.label is Label.ERROR and "HTTP 400" in refused.rationale
+    assert judged.p_unsafe == pytest.approx(0.2)
+    assert ["logprobs" in r.body for r in fake_openai.requests] == [True, False, True]
+
+
 def test_a_served_reply_in_no_format_is_an_error(fake_openai: FakeOpenAI) -> None:
     fake_openai.script = lambda request: Reply("I'm sorry, I can't assess this conversation.")
     (verdict,) = served(fake_openai).judge([(PROMPT, COMPLIANCE)])
