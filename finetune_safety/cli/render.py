@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     spec = ModelSpec(model=args.model, adapter=args.adapter, template=args.template)
     target = resolve(spec, cache_dir(args.cache_dir))
     prompt = target.template.render(args.instruction, args.input)
-    print(f"# {target.name}, template {target.template.name}")
+    # The whole text first: an error (no tokenizer, a prompt over --max-length) is then the only
+    # output, not a header followed by an error.
     if not isinstance(target, HFTarget):  # a server applies its own chat template
-        print(json.dumps(prompt, ensure_ascii=False, indent=2))
-        return 0
-    tokenizer = target.load_tokenizer()
-    if args.train:
-        print(render_training(tokenizer, prompt, args.answer, args.max_length))
+        text = json.dumps(prompt, ensure_ascii=False, indent=2)
+    elif args.train:
+        text = render_training(target.load_tokenizer(), prompt, args.answer, args.max_length)
     else:
-        print(render_text(tokenizer, prompt))
+        text = render_text(target.load_tokenizer(), prompt)
+    print(f"# {target.name}, template {target.template.name}\n{text}")
     return 0
