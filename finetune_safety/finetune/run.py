@@ -228,7 +228,7 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
         model.to(autocast)
     log(
         f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+        f"{losses[0]:.3f} -> {losses[-1]:.3f} (first and last step)"
     )
     metadata = {
         "base": job.base,
