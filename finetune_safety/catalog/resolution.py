@@ -117,14 +117,22 @@ def locate_base(base: str, cache_dir: Path) -> Path:
     return _local_files(base, resolve(ModelSpec(base), cache_dir, name=base))
 
 
-def finetune(job: FinetuneJob, cache_dir: Path) -> Path:
-    """Locate the base (toy, directory or hub id), train and save; returns the checkpoint."""
+def finetune(job: FinetuneJob, cache_dir: Path, overwrite: bool = False) -> Path:
+    """Locate the base (toy, directory or hub id), train and save; returns the checkpoint.
+
+    ``job.out`` is written whole or not at all (``finetune.outdir``): a non-empty one is
+    refused unless ``overwrite``, which replaces it whole; a second run into it stops.
+    """
+    from finetune_safety.finetune.outdir import written_whole
     from finetune_safety.finetune.run import check_job, run
 
     if Path(job.base).exists():  # a relative path would not resolve from anywhere else
         job = replace(job, base=str(Path(job.base).resolve()))
     check_job(job)  # before the base is located: a bad number must not wait for a toy build
-    return run(job, locate_base(job.base, cache_dir))
+    inputs = [Path(p) for p in (job.base, job.data) if Path(p).exists()]
+    with written_whole(job.out, overwrite, inputs) as staging:
+        run(job, locate_base(job.base, cache_dir), staging)
+    return job.out
 
 
 def is_toy_base(model: str) -> bool:
