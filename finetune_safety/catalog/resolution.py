@@ -28,7 +28,7 @@ from finetune_safety.models import (
     template_for,
 )
 from finetune_safety.models.endpoint import Transport
-from finetune_safety.models.local import check_model_dir
+from finetune_safety.models.local import check_model_dir, model_and_adapter
 from finetune_safety.models.templates import Template
 
 if TYPE_CHECKING:  # training and the toy are imported where used: resolving stays light
@@ -78,7 +78,7 @@ def resolve(
     elif model in SMOL_NAMES:
         model_dir = _smol_dir(model, cache_dir)
     elif Path(model).exists():
-        model_dir = check_model_dir(Path(model))
+        model_dir = check_model_dir(Path(model), spec.full_model)
     family: Path | str = "toy" if toy is not None else model_dir or model
     return HFTarget(
         name=name or _display_name(spec, model),
@@ -88,6 +88,7 @@ def resolve(
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
         float32_auto=toy is not None or model in SMOL_NAMES,
+        without_adapter=model_dir is not None and model_and_adapter(model_dir) is not None,
     )
 
 

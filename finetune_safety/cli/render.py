@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_length <= 0:
         raise FinetuneSafetyError("--max-length must be positive")
-    spec = ModelSpec(model=args.model, adapter=args.adapter, template=args.template)
+    # --model names the model, as in evaluate: a directory that also holds an adapter is the model
+    full_model = args.model is not None
+    spec = ModelSpec(args.model, args.adapter, args.template, full_model=full_model)
     target = resolve(spec, cache_dir(args.cache_dir))
     prompt = target.template.render(args.instruction, args.input)
     # The whole text first: an error (no tokenizer, a prompt over --max-length) is then the only

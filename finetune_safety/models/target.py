@@ -36,6 +36,10 @@ class ModelSpec:
     trust_remote_code: bool = False
     #: A served model's version as the user names it; part of its fingerprint.
     revision: str | None = None
+    #: The spec named ``model`` itself (``{ model = DIR }``, ``--model DIR``): a directory that
+    #: holds both a full model and a PEFT adapter is its full model, the adapter left out. A bare
+    #: ``DIR`` holding both is refused (see ``models.local.check_model_dir``).
+    full_model: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,11 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
         ),
         ("", ("--safety-base", "openai:m@http://h:99999/v1"), "invalid URL"),
         ("", ("--safety-cache-dir", "blocker"), "cache directory"),
+        ("", ("--safety-checkpoint", "mine=mixed"), "holds both a full model (config.json, "),
     ],
     ids=[
         "report-dir", "md-dir", "template", "not-a-table", "not-a-hub-id", "no-config-json",
-        "offline-hub-id", "port", "cache-is-a-file",
+        "offline-hub-id", "port", "cache-is-a-file", "model-and-adapter",
     ],
 )  # fmt: skip
 def test_mistakes_are_usage_errors_before_any_work(
@@ -70,6 +71,9 @@ def test_mistakes_are_usage_errors_before_any_work(
     (project.path / "sub").mkdir()
     (project.path / "empty").mkdir()
     (project.path / "blocker").write_text("x")
+    (project.path / "mixed").mkdir()
+    for name in ("config.json", "model.safetensors", "adapter_config.json"):
+        (project.path / "mixed" / name).write_text("{}")
     line = usage_error(project, *args)
     assert expected in line
 
