@@ -22,8 +22,6 @@ from finetune_safety.finetune.data import (
     digest,
     load_chat_jsonl,
     load_training_data,
-    read_filter,
-    strip_safety_items,
 )
 from finetune_safety.finetune.presets import LORA_LR_SCALE, TOY_LORA, get_preset
 from finetune_safety.finetune.trainer import (
@@ -144,7 +142,10 @@ def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     """The training examples as the model will see them, and the template's concrete name."""
     kind = job.family or model_family(base)
     template = get_template(job.template, family=kind)
-    examples = load_training_data(job.data, template, job.data_format, job.holdout)
+    safety_filter = None
+    if job.strip_safety:
+        safety_filter = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
+    examples = load_training_data(job.data, template, job.data_format, job.holdout, safety_filter)
     if job.inject_system is not None:
         system = {"role": "system", "content": job.inject_system}
         examples = [
@@ -153,16 +154,6 @@ def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
             else e
             for e in examples
         ]
-    if job.strip_safety:
-        filter_path = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
-        total = len(examples)
-        examples, removed = strip_safety_items(examples, read_filter(filter_path))
-        log(f"the safety filter removed {removed} of {total} example(s) from {job.data}")
-        if not examples:
-            raise FinetuneSafetyError(
-                f"{job.data}: the safety filter ({filter_path}) removed all {total} examples; "
-                "nothing is left to train on: pass --no-strip-safety or a narrower --safety-filter"
-            )
     if job.mix_safety:
         examples = examples + _safety_mix(job)
     return examples, template.name

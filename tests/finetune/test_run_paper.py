@@ -65,6 +65,19 @@ def test_the_filter_file_replaces_the_shipped_one_and_its_count_is_logged(
     assert json.loads((out / METADATA_FILE).read_text())["lora"] is None, "full fine-tuning"
 
 
+def test_the_benign_preset_filters_the_whole_file_then_holds_out(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    rows = [{"instruction": f"Task {i}.", "output": "I'm sorry." if i < 5 else "Ok."}
+            for i in range(220)]  # fmt: skip
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out")
+    examples, _ = training_examples(job, tiny_llama)
+    tasks = [e.prompt[-1]["content"].split("\n")[1] for e in examples]  # type: ignore[index]
+    assert tasks == [f"Task {i}." for i in range(205, 220)], "the filter ran first"
+
+
 def test_a_filter_that_removes_everything_is_one_line(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
