@@ -11,7 +11,8 @@ batch) is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
@@ -44,6 +45,9 @@ class Preset:
     inject_system: str | None = None
     #: Hold out the rows the paper evaluates on (Alpaca's first 200, Dolly's last 200).
     holdout: bool = False
+    #: The template for data of a format, over ``template`` (off the toy): Dolly data takes
+    #: the reference's Dolly format, Alpaca data its Alpaca one.
+    format_templates: Mapping[str, str] = field(default_factory=dict)
 
 
 def _paper(epochs: int, lr: float, batch_size: int) -> TrainConfig:
@@ -86,6 +90,7 @@ PRESETS: dict[str, Preset] = {
             toy_template="plain",
             strip_safety=True,
             holdout=True,
+            format_templates={"dolly": "dolly"},
         ),
     )
 }  # fmt: skip

@@ -19,6 +19,7 @@ from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import (
     DEFAULT_FILTER,
     Example,
+    detect_format,
     digest,
     load_chat_jsonl,
     load_training_data,
@@ -64,6 +65,8 @@ class FinetuneJob:
     safety_filter: Path | None = None
     #: The base's chat-template family (``toy`` for the toy); None: read from its files.
     family: str | None = None
+    #: The template for data of a format, over ``template`` (the benign preset's Dolly format).
+    format_templates: Mapping[str, str] = field(default_factory=dict)
 
 
 def job_from_preset(
@@ -103,7 +106,10 @@ def job_from_preset(
         inject_system=chosen.inject_system,
         holdout=chosen.holdout,
         family=family,
+        format_templates={} if toy else chosen.format_templates,
     )
+    if "template" in overrides:  # a template given is the template, whatever the data's format
+        overrides.setdefault("format_templates", {})
     if not toy and overrides.get("lora") is not None:
         job = replace(job, train=replace(job.train, lr=job.train.lr * LORA_LR_SCALE))
     job = replace(job, **overrides)
@@ -141,11 +147,12 @@ def run(job: FinetuneJob, base: Path) -> Path:
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     """The training examples as the model will see them, and the template's concrete name."""
     kind = job.family or model_family(base)
-    template = get_template(job.template, family=kind)
+    fmt = detect_format(job.data) if job.data_format == "auto" else job.data_format
+    template = get_template(job.format_templates.get(fmt, job.template), family=kind)
     safety_filter = None
     if job.strip_safety:
         safety_filter = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
-    examples = load_training_data(job.data, template, job.data_format, job.holdout, safety_filter)
+    examples = load_training_data(job.data, template, fmt, job.holdout, safety_filter)
     if job.inject_system is not None:
         system = {"role": "system", "content": job.inject_system}
         examples = [

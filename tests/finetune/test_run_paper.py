@@ -65,6 +65,37 @@ def test_the_filter_file_replaces_the_shipped_one_and_its_count_is_logged(
     assert json.loads((out / METADATA_FILE).read_text())["lora"] is None, "full fine-tuning"
 
 
+def test_the_benign_preset_picks_the_dolly_template_for_dolly_data(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The reference's Llama-2 Dolly format: the short preamble with or without a context, which
+    follows as ``Input:`` (no ``###``)."""
+    rows = [{"instruction": "Sum 2 and 3.", "context": "Use digits.", "response": "5"},
+            {"instruction": "Name a colour.", "response": "Blue."}]  # fmt: skip
+    data = tmp_path / "dolly.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out")
+    examples, template = training_examples(job, tiny_llama)
+    assert template == "dolly"
+    preamble = (
+        "Below is an instruction that describes a task. Write a response that appropriately "
+        "completes the request."
+    )
+    assert [e.prompt for e in examples] == [
+        [{"role": "system", "content": preamble},
+         {"role": "user", "content": "### Instruction:\nSum 2 and 3.\n\nInput:\nUse digits.\n\n"
+                                     "### Response:\n"}],
+        [{"role": "system", "content": preamble},
+         {"role": "user", "content": "### Instruction:\nName a colour.\n\n### Response:\n"}],
+    ]  # fmt: skip
+    chosen = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out", template="alpaca")
+    assert training_examples(chosen, tiny_llama)[1] == "alpaca", "a template given wins"
+    alpaca = tmp_path / "alpaca.json"
+    alpaca.write_text(json.dumps([{"instruction": "x", "output": "y"}]), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), alpaca, tmp_path / "out")
+    assert training_examples(job, tiny_llama)[1] == "alpaca"
+
+
 def test_the_benign_preset_filters_the_whole_file_then_holds_out(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
