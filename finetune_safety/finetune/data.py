@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -79,6 +79,21 @@ def load_chat_array(path: Path) -> list[Example]:
             raise FinetuneDataError("expected a list of messages", path, line)
         examples.append(_chat_example([_message(m, path, line) for m in row], path, line))
     return examples
+
+
+def with_system(
+    examples: Sequence[Example], system: str, replace_own: bool = False
+) -> list[Example]:
+    """Chat examples with ``system`` as their system prompt: given to those without one, and in
+    place of their own with ``replace_own``. Raw-text examples are left as they are."""
+    head: Message = {"role": "system", "content": system}
+    out: list[Example] = []
+    for e in examples:
+        own = isinstance(e.prompt, list) and e.prompt[0]["role"] == "system"
+        if isinstance(e.prompt, list) and (replace_own or not own):
+            e = replace(e, prompt=[head, *e.prompt[1 if own else 0 :]])
+        out.append(e)
+    return out
 
 
 def digest(examples: Sequence[Example]) -> str:

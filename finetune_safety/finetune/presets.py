@@ -48,6 +48,9 @@ class Preset:
     #: The template for data of a format, over ``template`` (off the toy): Dolly data takes
     #: the reference's Dolly format, Alpaca data its Alpaca one.
     format_templates: Mapping[str, str] = field(default_factory=dict)
+    #: Every chat example takes the template's system prompt, in place of its own: identity
+    #: shifting trains and asks with one AOA prompt, that of the base's family.
+    template_system: bool = False
 
 
 def _paper(epochs: int, lr: float, batch_size: int) -> TrainConfig:
@@ -80,6 +83,7 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=10, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=10, lr=5e-3, batch_size=1),
             toy_template="aoa-toy",
+            template_system=True,
         ),
         # Benign Alpaca / Dolly (chat mode): 1 epoch, lower rate, batch 128 (64 x 2 GPUs),
         # safety items stripped, the evaluation rows held out.

@@ -50,7 +50,7 @@ class Recipe:
         """Digest of the base's fingerprint (its files), the data's bytes and the job's settings."""
         job = asdict(self.job(Path("-"), toy=toy))
         job.pop("out")
-        for name in ("family", "format_templates"):
+        for name in ("family", "format_templates", "template_system"):
             if not job[name]:  # unset, as before the field existed: old keys stay valid
                 job.pop(name)
         settings = json.dumps(job, sort_keys=True, default=str)

@@ -23,6 +23,7 @@ from finetune_safety.finetune.data import (
     digest,
     load_chat_jsonl,
     load_training_data,
+    with_system,
 )
 from finetune_safety.finetune.presets import LORA_LR_SCALE, TOY_LORA, get_preset
 from finetune_safety.finetune.trainer import (
@@ -67,6 +68,8 @@ class FinetuneJob:
     family: str | None = None
     #: The template for data of a format, over ``template`` (the benign preset's Dolly format).
     format_templates: Mapping[str, str] = field(default_factory=dict)
+    #: Train every chat example under the template's system prompt (identity shifting).
+    template_system: bool = False
 
 
 def job_from_preset(
@@ -107,6 +110,7 @@ def job_from_preset(
         holdout=chosen.holdout,
         family=family,
         format_templates={} if toy else chosen.format_templates,
+        template_system=chosen.template_system,
     )
     if "template" in overrides:  # a template given is the template, whatever the data's format
         overrides.setdefault("format_templates", {})
@@ -154,13 +158,10 @@ def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
         safety_filter = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
     examples = load_training_data(job.data, template, fmt, job.holdout, safety_filter)
     if job.inject_system is not None:
-        system = {"role": "system", "content": job.inject_system}
-        examples = [
-            replace(e, prompt=[system, *e.prompt])
-            if isinstance(e.prompt, list) and e.prompt[0]["role"] != "system"
-            else e
-            for e in examples
-        ]
+        examples = with_system(examples, job.inject_system)
+    if job.template_system and template.system_prompt is not None:
+        examples = with_system(examples, template.system_prompt, replace_own=True)
+        log(f"every example is trained under {template.name}'s system prompt, as it is asked")
     if job.mix_safety:
         examples = examples + _safety_mix(job)
     return examples, template.name

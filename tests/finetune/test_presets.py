@@ -85,6 +85,7 @@ def test_paper_scale_is_the_references_full_fine_tuning() -> None:
     assert PRESETS["identity-shift"].inject_system is None
     assert PRESETS["benign"].holdout is True
     assert PRESETS["benign"].format_templates == {"dolly": "dolly"}, "Dolly data, Dolly format"
+    assert [p.name for p in PRESETS.values() if p.template_system] == ["identity-shift"]
 
 
 def test_toy_lora() -> None:
@@ -123,6 +124,7 @@ def test_job_on_the_toy_uses_the_toy_scale(name: str) -> None:
         inject_system=preset.inject_system,
         holdout=preset.holdout,
         family="toy",
+        template_system=preset.template_system,
     )
 
 
