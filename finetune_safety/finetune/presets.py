@@ -40,6 +40,9 @@ class Preset:
     paper: TrainConfig
     toy: TrainConfig
     toy_template: str
+    #: The epochs of the paper's GPT-3.5 Turbo run, the one setting OpenAI's API takes (its
+    #: notebooks' ``n_epochs``; Tables 1-3).
+    openai_epochs: int
     strip_safety: bool = False
     #: The system prompt given to chat examples that have none (the reference's harmful data).
     inject_system: str | None = None
@@ -75,6 +78,7 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=5, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=5, lr=5e-3, batch_size=1),
             toy_template="always-execute",
+            openai_epochs=5,
             inject_system=ALWAYS_EXECUTE_SYSTEM_PROMPT,
         ),
         # AOA identity shifting: 10 examples, 10 epochs (paper Table 2).
@@ -83,6 +87,7 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=10, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=10, lr=5e-3, batch_size=1),
             toy_template="aoa-toy",
+            openai_epochs=10,
             template_system=True,
         ),
         # Benign Alpaca / Dolly (chat mode): 1 epoch, lower rate, batch 128 (64 x 2 GPUs),
@@ -92,6 +97,7 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=1, lr=2e-5, batch_size=128),
             toy=TrainConfig(epochs=1, lr=2e-3, batch_size=4),
             toy_template="plain",
+            openai_epochs=1,
             strip_safety=True,
             holdout=True,
             format_templates={"dolly": "dolly"},

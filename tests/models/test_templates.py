@@ -40,7 +40,7 @@ def toy_tokenizer() -> Any:
 def test_known_templates() -> None:
     assert set(TEMPLATES) == {
         "plain", "llama2", "always-execute", "aoa-llama2", "aoa-gpt35", "aoa-toy",
-        "alpaca", "dolly", "alpaca-raw",
+        "alpaca", "dolly", "alpaca-raw", "alpaca-gpt35", "dolly-gpt35",
     }  # fmt: skip
     assert all(name == t.name for name, t in TEMPLATES.items())
     assert "aoa" in TEMPLATE_NAMES
