@@ -22,7 +22,11 @@ POLL_INTERVAL = 10.0
 COMMON_FLAGS = ("--base", "--data", "--epochs", "--preset", "--format")
 #: Each backend's own flags (besides ``COMMON_FLAGS``), with argparse keywords.
 LOCAL_FLAGS: dict[str, dict[str, Any]] = {
-    "--out": {"type": Path, "help": "checkpoint directory"},
+    "--out": {"type": Path, "help": "checkpoint directory (new or empty, else --overwrite)"},
+    "--overwrite": {
+        "action": "store_true",
+        "help": "replace a checkpoint already at --out, whole",
+    },
     "--lora": {"help": "r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)"},
     "--full": {"action": "store_true", "help": "full-parameter fine-tuning, not LoRA"},
     "--lr": {"type": float, "help": "learning rate, e.g. 5e-5 (default: the preset's)"},
@@ -197,7 +201,7 @@ def _local(args: argparse.Namespace) -> int:
     job = job_from_preset(
         args.preset, args.base, args.data, args.out, hyper=hyper, toy=toy, **overrides
     )
-    print(finetune(job, cache_dir(args.cache_dir)))
+    print(finetune(job, cache_dir(args.cache_dir), overwrite=bool(args.overwrite)))
     return 0
 
 

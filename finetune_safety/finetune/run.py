@@ -141,11 +141,12 @@ def check_job(job: FinetuneJob) -> None:
         )
 
 
-def run(job: FinetuneJob, base: Path) -> Path:
+def run(job: FinetuneJob, base: Path, staging: Path | None = None) -> Path:
     """Train from ``base``, the base's local files (a directory or a GGUF file, located by
-    ``catalog.finetune``), and save; returns the checkpoint."""
+    ``catalog.finetune``), and save (into ``staging``, see ``train_from``); returns the
+    checkpoint."""
     check_job(job)
-    return train_from(job, base, job.base)
+    return train_from(job, base, job.base, staging=staging)
 
 
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
@@ -192,12 +193,16 @@ def _compute_precision(model: Any, device: str, dtype: Any, lora: bool) -> Any:
     return None
 
 
-def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False) -> Path:
+def train_from(
+    job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False, staging: Path | None = None
+) -> Path:
     """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
     its fine-tunes here too.
 
     ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
     ``cpu`` trains on CPU in float32 whatever the machine has (the toy: bit-identical builds).
+    ``staging`` is where the files go when the caller moves them to ``job.out`` once complete
+    (see ``finetune.outdir``); by default they go to ``job.out`` itself.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -227,7 +232,7 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
         model.to(autocast)
     log(
         f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+        f"{losses[0]:.3f} -> {losses[-1]:.3f} (first and last step)"
     )
     metadata = {
         "base": job.base,
@@ -239,7 +244,7 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
         "losses": losses,
     } | describe(job.train, job.lora)
     lora_base = adapter_base if job.lora is not None else None
-    save_checkpoint(model, tokenizer, job.out, metadata, lora_base)
+    save_checkpoint(model, tokenizer, staging or job.out, metadata, lora_base)
     kind = "adapter" if job.lora else "model"
     log(f"saved the {kind} to {job.out} (template {template})")
     return job.out

@@ -46,7 +46,7 @@ def test_the_backends_share_no_flag() -> None:
 @pytest.mark.parametrize(
     ("flag", "value"),
     [("--out", "ckpt"), ("--full", None), ("--threads", "1"), ("--cache-dir", "c"),
-     ("--mix-safety", "0"), ("--no-holdout", None)],
+     ("--mix-safety", "0"), ("--no-holdout", None), ("--overwrite", None)],
 )  # fmt: skip
 def test_a_local_flag_with_the_openai_backend_names_the_flag(
     capsys: pytest.CaptureFixture[str],
