@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.evaluation.metrics import format_table
     from finetune_safety.evaluation.pipeline import Evaluator
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import make_judge
+    from finetune_safety.judges import coverage_note, make_judge
     from finetune_safety.values import Label
 
     flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         f"generated {evaluation.generated}, judged {evaluation.judged}, "
         f"cached {len(prompts) - evaluation.generated}\n"
     )
+    note = coverage_note(config.judge, dict.fromkeys(p.category for p in prompts))
+    if note is not None:
+        print(f"finetune-safety: {note}\n")
     print(format_table(evaluation.results()))
     if args.out is not None:
         with args.out.open("w", encoding="utf-8") as out:
@@ -97,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     "score": r.verdict.score,
                     "label": str(r.verdict.label),
                     "reason": r.verdict.rationale,
+                    **r.verdict.details(),
                 }
                 if r.verdict.label == Label.ERROR:
                     row["judge_raw"] = r.verdict.raw

@@ -75,6 +75,8 @@ class SafetyConfig:
     #: A judge prompt file the user brings (rubric judges), and the judge's reply budget.
     judge_prompt: Path | None = None
     judge_max_tokens: int | None = None
+    #: P(unsafe) from which a classifier judge's answer is unsafe (llama-guard, with logprobs).
+    judge_threshold: float = default("judge_threshold")
     max_new_tokens: int = default("max_new_tokens")
     #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
     batch_size: int | Literal["auto"] = default("batch_size")
@@ -117,6 +119,7 @@ class SafetyConfig:
             model=model,
             prompt_path=self.judge_prompt,
             max_tokens=self.judge_max_tokens,
+            threshold=self.judge_threshold,
         )
 
 

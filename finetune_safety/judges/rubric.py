@@ -21,13 +21,9 @@ from typing import Any
 
 from finetune_safety._util.textfile import read_text
 from finetune_safety.errors import JudgeError
+from finetune_safety.judges.served import served_verdicts
 from finetune_safety.models import Decoding, Target, generate
-from finetune_safety.models.endpoint import (
-    Endpoint,
-    QueueAdvice,
-    describe_failure,
-    run_concurrently,
-)
+from finetune_safety.models.endpoint import Endpoint, QueueAdvice
 from finetune_safety.models.templates import Message, Rendered
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -235,24 +231,12 @@ class OpenAIRubricJudge:
         return str(reply.choices[0].message.content or "")
 
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
-        import openai
-
-        def one(item: tuple[Prompt, str]) -> Verdict:
-            try:
-                return judge_one(
-                    self._ask, item[0], item[1], self.reasks, self.judge_id, self.prompt
-                )
-            except openai.OpenAIError as exc:  # the client already retried: an error verdict
-                self._advice.failure(exc)
-                why = f"judge request failed after retries: {describe_failure(exc)}"
-                return verdict(None, why, self.judge_id)
+        def one(prompt: Prompt, response: str) -> Verdict:
+            return judge_one(self._ask, prompt, response, self.reasks, self.judge_id, self.prompt)
 
         if self._client is None:  # one client, made before the threads that share it
             self._client = self.endpoint.client()
-        verdicts: dict[int, Verdict] = {}
-        for batch in run_concurrently(items, one, self.endpoint.transport.concurrency):
-            verdicts.update(batch)
-        return [verdicts[i] for i in range(len(items))]
+        return served_verdicts(items, one, self._advice, self.judge_id)
 
 
 class HFRubricJudge:

@@ -108,6 +108,7 @@ class HFTarget:
         self._without_adapter = without_adapter
         self._loaded: tuple[Any, Any] | None = None
         self._loaded_as: Precision | None = None
+        self._vocabulary: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -234,6 +235,35 @@ class HFTarget:
             yield from generation.continuous(model, tokenizer, ids, config, size, group=size)
         else:
             yield from generation.padded(model, tokenizer, ids, config, size, engine == "static")
+
+    def vocabulary(self) -> list[str]:
+        """Each token id's text, decoded alone: what ``next_token_probs`` gives probabilities
+        of (a classifier judge reads its answer words there)."""
+        if self._vocabulary is None:
+            tokenizer = self.load()[1]
+            self._vocabulary = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        return self._vocabulary
+
+    def next_token_probs(
+        self, inputs: Sequence[Rendered], skip_blank: int = 0
+    ) -> Iterator[list[float]]:
+        """Per input, the probability of each ``vocabulary`` token coming next, after greedily
+        writing up to ``skip_blank`` blank tokens (Llama Guard writes "\n\n" before its answer)."""
+        import torch
+
+        model, tokenizer = self.load()
+        vocabulary = self.vocabulary()
+        for rendered in inputs:
+            ids = encode_prompt(tokenizer, rendered)
+            for step in range(skip_blank + 1):
+                with torch.inference_mode():
+                    logits = model(torch.tensor([ids], device=model.device)).logits[0, -1]
+                probs = torch.softmax(logits.float(), dim=-1)[: len(vocabulary)]
+                best = int(probs.argmax())
+                if step == skip_blank or vocabulary[best].strip():
+                    break
+                ids.append(best)
+            yield probs.tolist()
 
     @property
     def context_length(self) -> int | None:
