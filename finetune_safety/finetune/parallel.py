@@ -88,6 +88,12 @@ def split_batch(batch: Sequence[int], layout: Layout, rank: int) -> list[list[in
     return [list(batch[bounds[i] : bounds[i + 1]]) for i in mine]
 
 
+def check_precision(value: str, where: str) -> None:
+    """A training precision, or an error naming ``where``."""
+    if value not in PRECISIONS:
+        raise PrecisionError(f"{where}: expected one of {', '.join(PRECISIONS)}, got {value!r}")
+
+
 def mixed_precision_fits(params: int, free_bytes: int) -> bool:
     """Whether float32 master weights (bf16 compute) fit in ``free_bytes`` with room to spare
     for activations."""
@@ -115,10 +121,7 @@ def choose_precision(
     default stays ``mixed``.
     """
     if requested is not None:
-        if requested not in PRECISIONS:
-            raise PrecisionError(
-                f"--precision: expected one of {', '.join(PRECISIONS)}, got {requested!r}"
-            )
+        check_precision(requested, "--precision")
         if requested != "fp32" and device == "cuda" and not bf16:
             raise PrecisionError(f"--precision {requested}: this GPU has no bf16; use fp32")
         return requested
@@ -169,8 +172,7 @@ def make_accelerator(cpu: bool, precision: str) -> Any:
     (FSDP: its mixed-precision policy; DeepSpeed: its ``bf16`` section)."""
     from accelerate import Accelerator
 
-    if precision not in PRECISIONS:
-        raise PrecisionError(f"unknown precision {precision!r}")
+    check_precision(precision, "precision")
     mixed = "bf16" if precision == "mixed" else "no"
     accelerator = Accelerator(cpu=cpu, mixed_precision=mixed)
     if precision == "pure-bf16" and accelerator.distributed_type == "DEEPSPEED":

@@ -27,7 +27,7 @@ from finetune_safety.finetune.data import (
     strip_safety_items,
 )
 from finetune_safety.finetune.parallel import (
-    PRECISIONS,
+    check_precision,
     choose_precision,
     consolidated_state,
     main_process_speaks,
@@ -146,10 +146,8 @@ def check_job(job: FinetuneJob) -> None:
             f"{t.batch_size}, micro_batch={job.micro_batch}, max_length={t.max_length}, "
             f"lr={t.lr}, mix_safety={job.mix_safety})"
         )
-    if job.precision is not None and job.precision not in PRECISIONS:
-        raise FinetuneSafetyError(
-            f"--precision: expected one of {', '.join(PRECISIONS)}, got {job.precision!r}"
-        )
+    if job.precision is not None:
+        check_precision(job.precision, "--precision")
 
 
 def run(job: FinetuneJob, base: Path) -> Path:

@@ -229,6 +229,8 @@ def test_a_given_precision_wins_where_the_hardware_has_it() -> None:
     assert _choose("mixed", device="cpu") == ("mixed", [])
     with pytest.raises(PrecisionError, match="--precision mixed: this GPU has no bf16; use fp32"):
         _choose("mixed", bf16=False)
+    with pytest.raises(PrecisionError, match="--precision: expected one of mixed, pure-bf16, fp"):
+        _choose("bf16")
 
 
 def test_mixed_precision_when_float32_state_fits_the_gpu() -> None:
