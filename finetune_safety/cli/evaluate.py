@@ -46,7 +46,8 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     fields = {k: getattr(args, f"spec_{k}") for k in SPEC_FIELDS}
     given = {k: v for k, v in fields.items() if v is not None and v is not False}
     if "model" not in given and "adapter" not in given:
-        given = {k: v for k, v in asdict(base).items() if v is not None and v is not False} | given
+        configured = {k: v for k, v in asdict(base).items() if k in SPEC_FIELDS}
+        given = {k: v for k, v in configured.items() if v is not None and v is not False} | given
     # Checked as the suite checks a spec: paths against this directory, hub ids, templates.
     return model_spec(given, "--model", Path.cwd())
 

@@ -195,7 +195,16 @@ def read_table(pyproject: Path) -> dict[str, Any] | None:
     if not pyproject.is_file():
         return None
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        raw = pyproject.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; another encoding is a typo's cousin
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{pyproject}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); TOML files are "
+            "UTF-8: save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
     tool = data.get("tool", {})

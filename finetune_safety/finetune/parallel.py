@@ -144,6 +144,11 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def launched_world_size() -> int:
+    """The process count ``torchrun`` and ``accelerate launch`` set (1 alone)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def start_processes(cpu: bool) -> Any:
     """accelerate's process state (rank, world size, device), fresh: an earlier run in this
     process (a CPU toy build before a GPU fine-tune) must not decide this one's device or

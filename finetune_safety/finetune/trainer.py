@@ -144,9 +144,10 @@ def _encode_all(
 
 @dataclass(frozen=True)
 class Trained:
-    """What ``train`` made: each epoch's mean loss, the model as trained (as accelerate
-    prepared it, when it did: save through ``parallel.consolidated_state``) and the layout
-    of its last step."""
+    """What ``train`` made: the loss at each logged step (the first, every tenth of the run,
+    the last: the curve the log shows, whose ends are the run's movement), the model as trained
+    (as accelerate prepared it, when it did: save through ``parallel.consolidated_state``) and
+    the layout of its last step."""
 
     losses: list[float]
     model: Any
@@ -267,10 +268,9 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     every = max(1, total // 10)
     model.train()
-    epoch_losses: list[float] = []
+    logged: list[float] = []
     step = 0
     for _ in range(config.epochs):
-        losses: list[float] = []
         for indices in _batches(encoded, config, generator):
             tokens = _targets([encoded[i] for i in indices])
             while True:
@@ -303,13 +303,12 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(value)
             step += 1
-            if step % every == 0 or step == total:
+            if step == 1 or step % every == 0 or step == total:
                 log(f"step {step}/{total}: loss {value:.4f}")
-        epoch_losses.append(sum(losses) / len(losses))
+                logged.append(value)
     model.eval()
-    return Trained(epoch_losses, model, layout)
+    return Trained(logged, model, layout)
 
 
 def _drop_gradients(optimizer: Any, accelerator: Any) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,18 @@ def _refuse_pickle(directory: Path, stem: str, allow_pickle: bool) -> None:
     raise ModelLoadError(f"no {stem}*.safetensors weights found", directory)
 
 
+@contextmanager
+def _without_adapter(model_dir: Path) -> Iterator[Path]:
+    """``model_dir`` without its ``adapter_config.json``, as links: ``from_pretrained`` loads an
+    adapter it finds beside a model's config.json on top of the model, and the spec named the
+    full model (``ModelSpec.full_model``)."""
+    with tempfile.TemporaryDirectory(prefix="finetune-safety-model-") as view:
+        for entry in model_dir.iterdir():
+            if entry.name != "adapter_config.json":
+                (Path(view) / entry.name).symlink_to(entry.resolve())
+        yield Path(view)
+
+
 def device_and_dtype() -> tuple[str, Any]:
     """CUDA with bf16 when present (as the paper's GPUs), else CPU float32."""
     import torch
@@ -75,6 +89,7 @@ class HFTarget:
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
         float32_auto: bool = False,
+        without_adapter: bool = False,
     ) -> None:
         self._name = name
         self._model = model
@@ -89,6 +104,8 @@ class HFTarget:
         self._fingerprint: str | None = None
         self._unreachable: str | None = None
         self._float32_auto = float32_auto
+        #: The model directory also holds a PEFT adapter that is not to be loaded.
+        self._without_adapter = without_adapter
         self._loaded: tuple[Any, Any] | None = None
         self._loaded_as: Precision | None = None
 
@@ -163,9 +180,11 @@ class HFTarget:
         else:
             _refuse_pickle(model_dir, "model", self._allow_pickle)
             check_safetensors(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
-        )
+        view = _without_adapter(model_dir) if self._without_adapter else nullcontext(model_dir)
+        with view as weights:
+            model = AutoModelForCausalLM.from_pretrained(
+                weights, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
+            )
         tokenizer_dir = model_dir
         if self._adapter is not None:
             from peft import PeftModel
