@@ -73,6 +73,7 @@ def test_workers_spread_over_the_users_list_and_stay_off_it_on_the_cpu(
     dict_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    monkeypatch.delenv("FINETUNE_SAFETY_DEVICE", raising=False)
     result = dict_project.run("-n", "2", "--snapshot-update")
     assert result.ret == 0, output(result)
     assert _recorded(dict_project) == {"gw0": "4", "gw1": "6"}

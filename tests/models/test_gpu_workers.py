@@ -23,6 +23,15 @@ from finetune_safety.models.precision import (
 SMI_LINES = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i}abc)\\n" for i in range(3))
 
 
+@pytest.fixture(autouse=True)
+def unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No device variables to start with, and none left behind by the code under test (which
+    sets them in ``os.environ``): a set-then-delete makes monkeypatch restore the absence."""
+    for name in (VISIBLE_ENV, DEVICE_ENV):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def three_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine whose ``nvidia-smi -L`` lists three GPUs, with no CUDA_VISIBLE_DEVICES."""
@@ -30,8 +39,6 @@ def three_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     smi.write_text(f'#!/bin/sh\n[ "$1" = "-L" ] && printf "{SMI_LINES}"\n')
     smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv(VISIBLE_ENV, raising=False)
-    monkeypatch.delenv(DEVICE_ENV, raising=False)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +79,6 @@ def test_without_a_list_nvidia_smi_counts_the_gpus() -> None:
 
 
 def test_without_nvidia_smi_there_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(VISIBLE_ENV, raising=False)
     monkeypatch.setenv("PATH", "")
     assert visible_gpus() == []
 
