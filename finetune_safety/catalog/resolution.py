@@ -122,14 +122,20 @@ def finetune(job: FinetuneJob, cache_dir: Path, overwrite: bool = False) -> Path
     """Locate the base (toy, directory or hub id), train and save; returns the checkpoint.
 
     ``job.out`` is written whole or not at all (``finetune.outdir``): a non-empty one is
-    refused unless ``overwrite``, which replaces it whole; a second run into it stops.
+    refused unless ``overwrite``, which replaces it whole; a second run into it stops. Of
+    several processes (``torchrun``), the main one holds ``job.out`` and writes it; the others
+    train beside it and write nothing.
     """
     from finetune_safety.finetune.outdir import written_whole
+    from finetune_safety.finetune.parallel import launched_rank
     from finetune_safety.finetune.run import check_job, run
 
     if Path(job.base).exists():  # a relative path would not resolve from anywhere else
         job = replace(job, base=str(Path(job.base).resolve()))
     check_job(job)  # before the base is located: a bad number must not wait for a toy build
+    if launched_rank() != 0:
+        run(job, locate_base(job.base, cache_dir))
+        return job.out
     inputs = [Path(p) for p in (job.base, job.data) if Path(p).exists()]
     with written_whole(job.out, overwrite, inputs) as staging:
         run(job, locate_base(job.base, cache_dir), staging)

@@ -27,6 +27,12 @@ def add_parser(commands: Any) -> None:
     add_spec_flags(ev)
     add_flags(ev)
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
+    ev.add_argument(
+        "--device",
+        metavar="cpu|cuda|cuda:N",
+        help="where local models run; cuda:N is the Nth GPU this process sees (default: CUDA "
+        "when present, else the CPU; $FINETUNE_SAFETY_DEVICE)",
+    )
     ev.set_defaults(func=run)
 
 
@@ -58,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.evaluation.pipeline import Evaluator
     from finetune_safety.evaluation.store import Store
     from finetune_safety.judges import coverage_note, make_judge
+    from finetune_safety.models.precision import use_device
     from finetune_safety.values import Label
 
+    if args.device is not None:
+        use_device(args.device, "--device")
     flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
     reads = {*flags, "base", "cache_dir"}
     config = project_config(Overrides(flags=True, **flags), only=reads)

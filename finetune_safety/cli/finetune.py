@@ -13,6 +13,7 @@ from typing import Any
 
 from finetune_safety.config.schema import SETTING, add_flags
 from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.finetune.parallel import PRECISIONS
 from finetune_safety.finetune.trainer import LoraSettings
 from finetune_safety.models.templates import TEMPLATE_NAMES
 
@@ -30,7 +31,21 @@ LOCAL_FLAGS: dict[str, dict[str, Any]] = {
     "--lora": {"help": "r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)"},
     "--full": {"action": "store_true", "help": "full-parameter fine-tuning, not LoRA"},
     "--lr": {"type": float, "help": "learning rate, e.g. 5e-5 (default: the preset's)"},
-    "--batch-size": {"type": int, "help": "examples per step (default: the preset's)"},
+    "--batch-size": {
+        "type": int,
+        "help": "examples per step, all processes together (default: the preset's)",
+    },
+    "--micro-batch": {
+        "type": int,
+        "metavar": "N",
+        "help": "examples per forward pass on each process; accumulation = batch / (N x "
+        "processes) (default: each process's whole share; one GPU halves it until it fits)",
+    },
+    "--precision": {
+        "choices": PRECISIONS,
+        "help": "mixed (float32 weights, bf16 compute), pure-bf16 (as the reference) or fp32 "
+        "(default: mixed on CUDA, pure-bf16 for LoRA or when float32 cannot fit; CPU: fp32)",
+    },
     "--max-length": {"type": int, "help": "tokens per example (default: 512)"},
     "--seed": {"type": int, "help": "random seed; same seed, same weights (default: 0)"},
     "--template": {
@@ -157,6 +172,7 @@ def _local(args: argparse.Namespace) -> int:
     from finetune_safety._util import threads
     from finetune_safety.catalog import finetune, is_toy_base
     from finetune_safety.config.project import cache_dir
+    from finetune_safety.finetune.parallel import launched_rank
     from finetune_safety.finetune.run import job_from_preset
 
     if args.threads is not None:
@@ -182,6 +198,10 @@ def _local(args: argparse.Namespace) -> int:
         overrides["safety_filter"] = args.safety_filter
     if args.no_holdout:
         overrides["holdout"] = False
+    if args.precision is not None:
+        overrides["precision"] = args.precision
+    if args.micro_batch is not None:
+        overrides["micro_batch"] = args.micro_batch
     hyper = {
         k: v
         for k, v in (
@@ -201,7 +221,9 @@ def _local(args: argparse.Namespace) -> int:
     job = job_from_preset(
         args.preset, args.base, args.data, args.out, hyper=hyper, toy=toy, **overrides
     )
-    print(finetune(job, cache_dir(args.cache_dir), overwrite=bool(args.overwrite)))
+    out = finetune(job, cache_dir(args.cache_dir), overwrite=bool(args.overwrite))
+    if launched_rank() == 0:  # several processes (torchrun): the main one answers
+        print(out)
     return 0
 
 

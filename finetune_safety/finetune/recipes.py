@@ -50,7 +50,8 @@ class Recipe:
         """Digest of the base's fingerprint (its files), the data's bytes and the job's settings."""
         job = asdict(self.job(Path("-"), toy=toy))
         job.pop("out")
-        for name in ("family", "format_templates", "template_system"):
+        unset = ("family", "format_templates", "template_system", "precision", "micro_batch")
+        for name in unset:
             if not job[name]:  # unset, as before the field existed: old keys stay valid
                 job.pop(name)
         settings = json.dumps(job, sort_keys=True, default=str)
