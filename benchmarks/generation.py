@@ -21,7 +21,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
-from finetune_safety.evaluation.store import resolve_cache_dir
+from finetune_safety.config.project import resolve_cache_dir
 from finetune_safety.models import Decoding, ModelSpec, generate
 from finetune_safety.models.templates import TEMPLATES
 

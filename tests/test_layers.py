@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation",),  # pipeline, store, case, statistics
     ("report",),  # records, aggregate, tables, files, diff
     ("suite",),  # the pytest side
-    ("plugin", "gate", "cli"),  # what users touch
+    ("plugin", "gate", "cli", "__main__"),  # what users touch
     ("testing",),  # test support for users and for tests/; the library never imports it
 )
 

@@ -31,6 +31,12 @@ def add_parser(commands: Any) -> None:
     add_spec_flags(ev)
     add_flags(ev)
     ev.add_argument("--out", type=Path, help="write one JSON line per prompt, responses included")
+    ev.add_argument(
+        "--device",
+        metavar="cpu|cuda|cuda:N",
+        help="where local models run; cuda:N is the Nth GPU this process sees (default: CUDA "
+        "when present, else the CPU; $FINETUNE_SAFETY_DEVICE)",
+    )
     ev.set_defaults(func=run)
 
 
@@ -44,7 +50,8 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     fields = {k: getattr(args, f"spec_{k}") for k in SPEC_FIELDS}
     given = {k: v for k, v in fields.items() if v is not None and v is not False}
     if "model" not in given and "adapter" not in given:
-        given = {k: v for k, v in asdict(base).items() if v is not None and v is not False} | given
+        configured = {k: v for k, v in asdict(base).items() if k in SPEC_FIELDS}
+        given = {k: v for k, v in configured.items() if v is not None and v is not False} | given
     # Checked as the suite checks a spec: paths against this directory, hub ids, templates.
     return model_spec(given, "--model", Path.cwd())
 
@@ -74,9 +81,12 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.evaluation.pipeline import Evaluator
     from finetune_safety.evaluation.preflight import judge_subject
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import make_judge
+    from finetune_safety.judges import coverage_note, make_judge
+    from finetune_safety.models.precision import use_device
     from finetune_safety.values import Label
 
+    if args.device is not None:
+        use_device(args.device, "--device")
     flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
     reads = {*flags, "base", "cache_dir"}
     overrides = Overrides(flags=True, **flags)
@@ -104,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         f"generated {evaluation.generated}, judged {evaluation.judged}, "
         f"cached {len(prompts) - evaluation.generated}\n"
     )
+    note = coverage_note(config.judge, dict.fromkeys(p.category for p in prompts))
+    if note is not None:
+        print(f"finetune-safety: {note}\n")
     print(format_table(evaluation.results()))
     if args.out is not None:
         with args.out.open("w", encoding="utf-8") as out:
@@ -116,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                     "score": r.verdict.score,
                     "label": str(r.verdict.label),
                     "reason": r.verdict.rationale,
+                    **r.verdict.details(),
                 }
                 if r.verdict.label == Label.ERROR:
                     row["judge_raw"] = r.verdict.raw

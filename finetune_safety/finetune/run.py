@@ -1,9 +1,10 @@
 """``finetune-safety finetune``: make a checkpoint the suite can test, from a base and a data set.
 
 Loss on assistant tokens only, EOS appended, the full model (or a LoRA adapter) saved as
-safetensors with a metadata file recording base, data digest, hyperparameters and template, so
-``--safety-checkpoint mine=DIR`` evaluates it with the template it was trained with. CPU float32
-or CUDA bf16, chosen by what is present. A base may be a GGUF file (dequantized on load).
+safetensors with a metadata file recording base, data digest, hyperparameters, template,
+precision and how the batch was spread, so ``--safety-checkpoint mine=DIR`` evaluates it with
+the template it was trained with. One process or several (``torchrun``, ``accelerate launch``),
+on the CPU or CUDA, as launched. A base may be a GGUF file (dequantized on load).
 """
 
 from __future__ import annotations
@@ -19,11 +20,21 @@ from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import (
     DEFAULT_FILTER,
     Example,
+    detect_format,
     digest,
     load_chat_jsonl,
     load_training_data,
-    read_filter,
-    strip_safety_items,
+    with_system,
+)
+from finetune_safety.finetune.parallel import (
+    check_precision,
+    choose_precision,
+    consolidated_state,
+    launched_world_size,
+    main_process_speaks,
+    make_accelerator,
+    plan_layout,
+    start_processes,
 )
 from finetune_safety.finetune.presets import LORA_LR_SCALE, TOY_LORA, get_preset
 from finetune_safety.finetune.trainer import (
@@ -32,7 +43,6 @@ from finetune_safety.finetune.trainer import (
     add_lora,
     describe,
     log,
-    mixed_precision_fits,
     save_checkpoint,
     train,
 )
@@ -66,6 +76,14 @@ class FinetuneJob:
     safety_filter: Path | None = None
     #: The base's chat-template family (``toy`` for the toy); None: read from its files.
     family: str | None = None
+    #: The template for data of a format, over ``template`` (the benign preset's Dolly format).
+    format_templates: Mapping[str, str] = field(default_factory=dict)
+    #: Train every chat example under the template's system prompt (identity shifting).
+    template_system: bool = False
+    #: ``mixed``, ``pure-bf16`` or ``fp32`` (``parallel.PRECISIONS``); None: the default.
+    precision: str | None = None
+    #: Examples per forward pass on each process; None: the whole of each process's share.
+    micro_batch: int | None = None
 
 
 def job_from_preset(
@@ -105,7 +123,11 @@ def job_from_preset(
         inject_system=chosen.inject_system,
         holdout=chosen.holdout,
         family=family,
+        format_templates={} if toy else chosen.format_templates,
+        template_system=chosen.template_system,
     )
+    if "template" in overrides:  # a template given is the template, whatever the data's format
+        overrides.setdefault("format_templates", {})
     if not toy and overrides.get("lora") is not None:
         job = replace(job, train=replace(job.train, lr=job.train.lr * LORA_LR_SCALE))
     job = replace(job, **overrides)
@@ -125,86 +147,52 @@ def _safety_mix(job: FinetuneJob) -> list[Any]:
 def check_job(job: FinetuneJob) -> None:
     """Refuse numbers no training can use, before any model is built or loaded."""
     t = job.train
-    if min(t.epochs, t.batch_size, t.max_length) < 1 or not t.lr > 0 or job.mix_safety < 0:
+    micro = 1 if job.micro_batch is None else job.micro_batch
+    if min(t.epochs, t.batch_size, t.max_length, micro) < 1 or not t.lr > 0 or job.mix_safety < 0:
         raise FinetuneSafetyError(
-            "epochs, batch size and max length must be positive, the learning rate above 0 and "
-            f"--mix-safety 0 or more (got epochs={t.epochs}, batch_size={t.batch_size}, "
-            f"max_length={t.max_length}, lr={t.lr}, mix_safety={job.mix_safety})"
+            "epochs, batch size, micro-batch and max length must be positive, the learning rate "
+            f"above 0 and --mix-safety 0 or more (got epochs={t.epochs}, batch_size="
+            f"{t.batch_size}, micro_batch={job.micro_batch}, max_length={t.max_length}, "
+            f"lr={t.lr}, mix_safety={job.mix_safety})"
         )
+    if job.precision is not None:
+        check_precision(job.precision, "--precision")
+    plan_layout(t.batch_size, launched_world_size(), job.micro_batch)
 
 
-def run(job: FinetuneJob, base: Path) -> Path:
+def run(job: FinetuneJob, base: Path, staging: Path | None = None) -> Path:
     """Train from ``base``, the base's local files (a directory or a GGUF file, located by
-    ``catalog.finetune``), and save; returns the checkpoint."""
+    ``catalog.finetune``), and save (into ``staging``, see ``train_from``); returns the
+    checkpoint."""
     check_job(job)
-    return train_from(job, base, job.base)
+    return train_from(job, base, job.base, staging=staging)
 
 
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     """The training examples as the model will see them, and the template's concrete name."""
     kind = job.family or model_family(base)
-    template = get_template(job.template, family=kind)
-    examples = load_training_data(job.data, template, job.data_format, job.holdout)
-    if job.inject_system is not None:
-        system = {"role": "system", "content": job.inject_system}
-        examples = [
-            replace(e, prompt=[system, *e.prompt])
-            if isinstance(e.prompt, list) and e.prompt[0]["role"] != "system"
-            else e
-            for e in examples
-        ]
+    fmt = detect_format(job.data) if job.data_format == "auto" else job.data_format
+    template = get_template(job.format_templates.get(fmt, job.template), family=kind)
+    safety_filter = None
     if job.strip_safety:
-        filter_path = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
-        total = len(examples)
-        examples, removed = strip_safety_items(examples, read_filter(filter_path))
-        log(f"the safety filter removed {removed} of {total} example(s) from {job.data}")
-        if not examples:
-            raise FinetuneSafetyError(
-                f"{job.data}: the safety filter ({filter_path}) removed all {total} examples; "
-                "nothing is left to train on: pass --no-strip-safety or a narrower --safety-filter"
-            )
+        safety_filter = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
+    examples = load_training_data(job.data, template, fmt, job.holdout, safety_filter)
+    if job.inject_system is not None:
+        examples = with_system(examples, job.inject_system)
+    if job.template_system and template.system_prompt is not None:
+        examples = with_system(examples, template.system_prompt, replace_own=True)
+        log(f"every example is trained under {template.name}'s system prompt, as it is asked")
     if job.mix_safety:
         examples = examples + _safety_mix(job)
     return examples, template.name
 
 
-def _compute_precision(model: Any, device: str, dtype: Any, lora: bool) -> Any:
-    """The dtype to autocast to, keeping float32 weights (None: train in ``dtype`` itself).
-
-    On CUDA the paper's runs keep float32 master weights and compute in bf16. Pure bf16 loses
-    AdamW updates below a weight's bf16 resolution: on a GPU the harmful-10shot preset left a
-    135M model's harmfulness where it was (0.0% -> 0.6%). Mixed precision needs 16 bytes a
-    parameter, so a model too large for that (a 7B model on one 80 GB GPU) trains in pure bf16,
-    with a warning. LoRA keeps its frozen base in bf16: its small adapter weights have no large
-    values for an update to vanish against.
-    """
-    import torch
-
-    if device != "cuda" or dtype is torch.float32 or lora:
-        return None
-    params = sum(p.numel() for p in model.parameters())
-    if mixed_precision_fits(params, torch.cuda.mem_get_info()[0]):
-        return dtype
-    log(
-        "warning: float32 master weights do not fit this GPU; training in pure bf16, where "
-        "updates below a weight's bf16 resolution are lost (the paper sharded float32 weights "
-        "over several GPUs): consider --lora or more GPU memory"
-    )
-    return None
-
-
-def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False) -> Path:
-    """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
-    its fine-tunes here too.
-
-    ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
-    ``cpu`` trains on CPU in float32 whatever the machine has (the toy: bit-identical builds).
-    """
+def _load(base: Path) -> tuple[Any, Any]:
+    """The model (float32, on the CPU) and tokenizer saved in ``base`` (a directory or a GGUF
+    file, dequantized: trained and saved as a plain model)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    examples, template = _examples(job, base)
-    device, dtype = ("cpu", torch.float32) if cpu else device_and_dtype()
     gguf = find_gguf(base)
     load: dict[str, Any] = {"use_safetensors": True}
     base_dir = base
@@ -214,33 +202,91 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, **load)
-    if gguf is not None:  # dequantized on load: train and save it as a plain model
+    if gguf is not None:
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-    autocast = _compute_precision(model, device, dtype, job.lora is not None)
-    model.to(device, dtype=dtype if autocast is None else torch.float32)
-    torch.manual_seed(job.train.seed)
-    if job.lora is not None:
-        model = add_lora(model, job.lora)
-    losses = train(model, tokenizer, examples, job.train, autocast=autocast)
-    if autocast is not None:  # saved in the precision a CUDA run loads it in
-        model.to(autocast)
-    log(
-        f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+    return model, tokenizer
+
+
+def _precision(job: FinetuneJob, model: Any, device: str, dtype: Any, world_size: int) -> str:
+    import torch
+
+    return choose_precision(
+        job.precision,
+        device=device,
+        bf16=dtype is torch.bfloat16,
+        lora=job.lora is not None,
+        params=sum(p.numel() for p in model.parameters()),
+        world_size=world_size,
+        free_bytes=lambda: torch.cuda.mem_get_info()[0],
+        warn=log,
     )
-    metadata = {
-        "base": job.base,
-        "template": template,
-        "data": str(job.data),
-        "data_digest": digest(examples),
-        "preset": job.preset,
-        "mix_safety": job.mix_safety,
-        "losses": losses,
-    } | describe(job.train, job.lora)
-    lora_base = adapter_base if job.lora is not None else None
-    save_checkpoint(model, tokenizer, job.out, metadata, lora_base)
-    kind = "adapter" if job.lora else "model"
-    log(f"saved the {kind} to {job.out} (template {template})")
+
+
+def train_from(
+    job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False, staging: Path | None = None
+) -> Path:
+    """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
+    its fine-tunes here too.
+
+    ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
+    ``cpu`` is the toy build's way: CPU float32 whatever the machine has (bit-identical
+    builds), in this process alone, without accelerate (a toy build under ``torchrun`` must
+    not wait for the other processes). Otherwise accelerate runs it: one process, or each of
+    those ``torchrun``/``accelerate launch`` started, of which only the main one logs and
+    saves. ``staging`` is where the files go when the caller moves them to ``job.out`` once
+    complete (see ``finetune.outdir``); by default they go to ``job.out`` itself.
+    """
+    import torch
+
+    device, dtype = ("cpu", torch.float32) if cpu else device_and_dtype()
+    state = None if cpu else start_processes(cpu=device == "cpu")
+    world = 1 if state is None else state.num_processes
+    with main_process_speaks(state):
+        examples, template = _examples(job, base)
+        model, tokenizer = _load(base)
+        precision = "fp32" if cpu else _precision(job, model, device, dtype, world)
+        model.to(torch.bfloat16 if precision == "pure-bf16" else torch.float32)
+        if cpu:
+            model.to(device)
+        torch.manual_seed(job.train.seed)
+        if job.lora is not None:
+            model = add_lora(model, job.lora)
+        accelerator = None if cpu else make_accelerator(device == "cpu", precision)
+        trained = train(model, tokenizer, examples, job.train, accelerator, job.micro_batch)
+        losses = trained.losses
+        log(
+            f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
+            f"{losses[0]:.3f} -> {losses[-1]:.3f} (first and last step)"
+        )
+        metadata = (
+            {
+                "base": job.base,
+                "template": template,
+                "data": str(job.data),
+                "data_digest": digest(examples),
+                "preset": job.preset,
+                "mix_safety": job.mix_safety,
+                "losses": losses,
+                "precision": precision,
+            }
+            | trained.layout.record()
+            | describe(job.train, job.lora)
+        )
+        lora_base = adapter_base if job.lora is not None else None
+        # A mixed run is saved in bf16, the precision a CUDA run loads it in.
+        saved = torch.bfloat16 if precision == "mixed" else None
+        if accelerator is None:
+            save_checkpoint(model, tokenizer, staging or job.out, metadata, lora_base)
+        else:
+            weights = consolidated_state(accelerator, trained.model, saved)
+            if accelerator.is_main_process:
+                unwrapped = accelerator.unwrap_model(trained.model)
+                out = staging or job.out
+                save_checkpoint(unwrapped, tokenizer, out, metadata, lora_base, weights)
+            accelerator.wait_for_everyone()
+            accelerator.end_training()
+        kind = "adapter" if job.lora else "model"
+        log(f"saved the {kind} to {job.out} (template {template})")
     return job.out

@@ -1,8 +1,9 @@
 """The training loop: causal-LM loss on assistant tokens only, EOS appended, deterministic.
 
-A plain loop rather than ``transformers.Trainer``: it is short, has no accelerate/datasets
-coupling, and is exactly reproducible with a seed, which the toy models and the paper's recipes
-rely on. It trains whatever it is given: a full model or a PEFT-wrapped one.
+A plain loop rather than ``transformers.Trainer``: it is short and exactly reproducible with a
+seed, which the toy models and the paper's recipes rely on. It trains whatever it is given: a
+full model or a PEFT-wrapped one, alone in this process or under accelerate's ``Accelerator``
+(several processes, gradient accumulation, FSDP or DeepSpeed; see ``parallel``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from finetune_safety._util import progress
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import Example
+from finetune_safety.finetune.parallel import Layout, plan_layout, prepare_deepspeed, split_batch
 from finetune_safety.models.target import METADATA_FILE
 from finetune_safety.models.templates import encode_prompt
 
@@ -140,15 +142,80 @@ def _encode_all(
     return encoded
 
 
-#: Bytes per parameter of AdamW training with float32 master weights: weights, gradients and
-#: two moment estimates, four bytes each.
-MIXED_BYTES_PER_PARAM = 16
+@dataclass(frozen=True)
+class Trained:
+    """What ``train`` made: the loss at each logged step (the first, every tenth of the run,
+    the last: the curve the log shows, whose ends are the run's movement), the model as trained
+    (as accelerate prepared it, when it did: save through ``parallel.consolidated_state``) and
+    the layout of its last step."""
+
+    losses: list[float]
+    model: Any
+    layout: Layout
 
 
-def mixed_precision_fits(params: int, free_bytes: int) -> bool:
-    """Whether float32 master weights (bf16 compute) fit in ``free_bytes`` with room to spare
-    for activations; else training falls back to pure bf16 (see ``train_from``)."""
-    return params * MIXED_BYTES_PER_PARAM <= 0.8 * free_bytes
+def _targets(rows: Sequence[tuple[list[int], list[int]]]) -> int:
+    """Tokens that carry loss, counted as a causal LM's loss counts them (labels shifted)."""
+    return sum(sum(1 for label in labels[1:] if label != IGNORE_INDEX) for _, labels in rows)
+
+
+def _piece_loss(
+    model: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: Any, share: float
+) -> Any:
+    """A micro-batch's part of the step's loss: its mean token loss times ``share``. An empty
+    piece passes one token through the model for nothing, so every process makes the same
+    collective calls."""
+    import torch
+
+    if not rows:
+        logits = model(input_ids=torch.full((1, 1), pad_id, device=device)).logits
+        return logits.sum() * 0.0
+    batch = _collate(rows, pad_id)
+    loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
+    return loss if share == 1.0 else loss * share
+
+
+def _step(
+    model: Any,
+    pieces: Sequence[Sequence[tuple[list[int], list[int]]]],
+    pad_id: int,
+    device: Any,
+    tokens: int,
+    accelerator: Any,
+) -> float:
+    """Forward and backward over this process's micro-batches of one step, gradients
+    accumulating; processes synchronise on the last one only. Each piece's mean loss is
+    weighed by its share of the ``tokens`` of the global batch, times the process count (data
+    parallelism averages gradients), so the gradient is the whole batch's. Returns this
+    process's part of the step's loss, times the process count."""
+    import contextlib
+
+    world = 1 if accelerator is None else accelerator.num_processes
+    value = 0.0
+    for n, rows in enumerate(pieces):
+        last = n == len(pieces) - 1
+        share = _targets(rows) / tokens * world
+        if accelerator is None:
+            loss = _piece_loss(model, rows, pad_id, device, share)
+            loss.backward()
+        else:
+            accelerator.sync_gradients = last  # DeepSpeed steps at the boundary
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                loss = _piece_loss(model, rows, pad_id, device, share)
+                accelerator.backward(loss)
+        value += float(loss.detach())
+    return value
+
+
+def _checkpoint_activations(model: Any) -> None:
+    """Recompute activations in the backward pass, non-reentrant (as data parallelism needs)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers v5's name
+    if enable is not None:
+        enable()
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):  # LoRA: frozen embeddings
+        model.enable_input_require_grads()
 
 
 def train(
@@ -156,20 +223,23 @@ def train(
     tokenizer: Any,
     examples: Sequence[Example],
     config: TrainConfig,
-    autocast: Any = None,
-) -> list[float]:
-    """Train in place with AdamW and the configured schedule; returns each epoch's mean loss.
+    accelerator: Any = None,
+    micro_batch: int | None = None,
+) -> Trained:
+    """Train in place with AdamW and the configured schedule.
 
-    ``autocast`` (a torch dtype, e.g. bf16) computes in that precision while the weights and
-    optimizer stay in theirs (float32): mixed precision, as the paper's FSDP runs. In pure bf16
-    an update smaller than a weight's bf16 resolution (2**-8 of it) is lost, so AdamW at the
-    paper's 5e-5 leaves most weights unchanged.
+    Alone (no ``accelerator``: the toy and smol builds) the model trains where it is, in its
+    dtype. With an ``accelerate.Accelerator`` it is prepared with its optimizer (placed, and
+    wrapped for data parallelism, FSDP or DeepSpeed), in the accelerator's precision. The
+    global batch (``config.batch_size``) is spread over the processes as micro-batches of
+    ``micro_batch`` examples with gradient accumulation (``parallel.plan_layout``). A step's
+    loss is the sum of its token losses over the target tokens of the whole global batch, so
+    processes and accumulation change float order only. Without ``micro_batch``, one process
+    redoes a step that runs out of GPU memory at half the micro-batch, until it fits.
 
-    Logs the loss every few steps; a non-finite loss stops training with ``TrainingError``
-    before anything can be saved.
+    Logs the loss every few steps (the main process only); a non-finite loss stops training
+    with ``TrainingError`` before anything can be saved.
     """
-    import contextlib
-
     import torch
 
     if not examples:
@@ -177,7 +247,8 @@ def train(
     torch.manual_seed(config.seed)
     encoded = _encode_all(tokenizer, examples, config.max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
+    world, rank = (accelerator.num_processes, accelerator.process_index) if accelerator else (1, 0)
+    layout = plan_layout(config.batch_size, world, micro_batch)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
@@ -189,44 +260,65 @@ def train(
         )
     scheduler = _scheduler(optimizer, config, steps_per_epoch)
     if config.gradient_checkpointing:
-        # transformers v5 renamed it; >=4.45 has only the old name.
-        enable = getattr(model, "activation_checkpointing_enable", None)
-        (enable or model.gradient_checkpointing_enable)()
-        if hasattr(model, "enable_input_require_grads"):  # LoRA: frozen embeddings
-            model.enable_input_require_grads()
+        _checkpoint_activations(model)
+    if accelerator is not None:
+        prepare_deepspeed(accelerator, layout.micro_batch)
+        model, optimizer = accelerator.prepare(model, optimizer)
+    device = accelerator.device if accelerator else next(model.parameters()).device
     generator = torch.Generator().manual_seed(config.seed)
     every = max(1, total // 10)
     model.train()
-    epoch_losses: list[float] = []
+    logged: list[float] = []
     step = 0
     for _ in range(config.epochs):
-        losses: list[float] = []
         for indices in _batches(encoded, config, generator):
-            batch = _collate([encoded[i] for i in indices], pad_id)
-            compute = (
-                torch.autocast(device.type, dtype=autocast)
-                if autocast is not None
-                else contextlib.nullcontext()
-            )
-            with compute:
-                loss = model(**{k: v.to(device) for k, v in batch.items()}).loss
-            value = float(loss.detach())
+            tokens = _targets([encoded[i] for i in indices])
+            while True:
+                pieces = [[encoded[i] for i in p] for p in split_batch(indices, layout, rank)]
+                try:
+                    value = _step(model, pieces, pad_id, device, tokens, accelerator)
+                    break
+                except torch.cuda.OutOfMemoryError:
+                    smaller = layout.smaller() if micro_batch is None and world == 1 else None
+                    if smaller is None:
+                        raise TrainingError(
+                            f"step {step + 1}/{total}: out of GPU memory at micro-batch "
+                            f"{layout.micro_batch} on each of {world} process(es); give a "
+                            "smaller --micro-batch or --max-length, or more GPUs"
+                        ) from None
+                _drop_gradients(optimizer, accelerator)
+                log(
+                    f"out of GPU memory at micro-batch {layout.micro_batch}: step {step + 1} "
+                    f"again at {smaller.micro_batch} (accumulation {smaller.accumulation})"
+                )
+                layout = smaller
+            if world > 1:
+                mine = torch.tensor(value / world, device=device)
+                value = float(accelerator.reduce(mine, reduction="sum"))
             if not math.isfinite(value):
                 raise TrainingError(
                     f"step {step + 1}/{total}: the loss is {value}; training diverged and "
                     "nothing was saved; lower --lr or check the data"
                 )
-            loss.backward()
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(value)
             step += 1
-            if step % every == 0 or step == total:
+            if step == 1 or step % every == 0 or step == total:
                 log(f"step {step}/{total}: loss {value:.4f}")
-        epoch_losses.append(sum(losses) / len(losses))
+                logged.append(value)
     model.eval()
-    return epoch_losses
+    return Trained(logged, model, layout)
+
+
+def _drop_gradients(optimizer: Any, accelerator: Any) -> None:
+    """Forget a failed step's partial gradients and the memory they held."""
+    import torch
+
+    if accelerator is not None:
+        accelerator.sync_gradients = True  # accelerate zeroes only at a step's boundary
+    optimizer.zero_grad(set_to_none=True)
+    torch.cuda.empty_cache()
 
 
 def add_lora(model: Any, lora: LoraSettings) -> Any:
@@ -251,14 +343,17 @@ def save_checkpoint(
     out_dir: Path,
     metadata: dict[str, Any],
     adapter_base: str | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> None:
     """Save as safetensors (adapter or full model) plus a metadata file the loader reads.
 
     ``adapter_base`` replaces the adapter's recorded base (peft writes the path the base was
     loaded from) with a name that resolves anywhere: ``toy``, a hub id or an absolute path.
+    ``state_dict`` (the weights gathered from shards) replaces the model's own.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    weights = {} if state_dict is None else {"state_dict": state_dict}
+    model.save_pretrained(out_dir, safe_serialization=True, **weights)
     tokenizer.save_pretrained(out_dir)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
     if adapter_base is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
 #: Overrides the device probe, e.g. ``cpu`` to keep a GPU machine's run on the CPU.
 DEVICE_ENV = "FINETUNE_SAFETY_DEVICE"
+#: CUDA's list of the GPUs a process sees (indices or UUIDs), read when CUDA starts.
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
 
 
 class PrecisionError(FinetuneSafetyError):
@@ -108,3 +112,67 @@ def torch_device_and_dtype(precision: Precision) -> tuple[str, object]:
         )
     dtype: object = getattr(torch, precision.dtype)
     return precision.device, dtype
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, found without starting CUDA: the entries of
+    ``CUDA_VISIBLE_DEVICES`` when it is set (up to an invalid one, as CUDA reads it), else an
+    index for each GPU ``nvidia-smi -L`` lists, else none."""
+    listed = os.environ.get(VISIBLE_ENV)
+    if listed is not None:
+        entries: list[str] = []
+        for entry in (part.strip() for part in listed.split(",")):
+            if not entry or entry.startswith("-"):
+                break
+            entries.append(entry)
+        return entries
+    try:
+        found = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i in range(sum(line.startswith("GPU ") for line in found.splitlines()))]
+
+
+def worker_gpu(worker: str, gpus: Sequence[str]) -> str | None:
+    """The GPU the xdist worker ``worker`` (``gw3``) takes: its index mod the GPU count. None
+    with fewer than two GPUs (nothing to spread) or a name that is not ``gw<N>``."""
+    match = re.fullmatch(r"gw(\d+)", worker)
+    if match is None or len(gpus) < 2:
+        return None
+    return gpus[int(match.group(1)) % len(gpus)]
+
+
+def pin_xdist_worker() -> str | None:
+    """Under ``pytest -n N`` with several GPUs, gives this worker one of them (``worker_gpu``)
+    through ``CUDA_VISIBLE_DEVICES``, so the workers' checkpoints spread over the cards. It must
+    run before torch starts CUDA, which reads the variable once; it leaves a process whose CUDA
+    already started, or one kept on the CPU (``FINETUNE_SAFETY_DEVICE=cpu``), as it is.
+    Returns the GPU taken."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker or os.environ.get(DEVICE_ENV, "").strip() == "cpu":
+        return None
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+            return None
+    gpu = worker_gpu(worker, visible_gpus())
+    if gpu is not None:
+        os.environ[VISIBLE_ENV] = gpu
+    return gpu
+
+
+def use_device(device: str, where: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` (the Nth GPU this process sees) for this process's local
+    models, set before torch starts CUDA; an unknown device or GPU is an error naming ``where``."""
+    match = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", device)
+    if match is None or (match.group(1) == "cpu" and match.group(2) is not None):
+        raise PrecisionError(f"{where}: expected cpu, cuda or cuda:N, got {device!r}")
+    if match.group(2) is not None:
+        gpus, index = visible_gpus(), int(match.group(2))
+        if index >= len(gpus):
+            raise PrecisionError(f"{where} {device}: this process sees {len(gpus)} GPU(s)")
+        os.environ[VISIBLE_ENV] = gpus[index]
+    os.environ[DEVICE_ENV] = match.group(1)

@@ -26,6 +26,7 @@ from finetune_safety.config import (
 )
 from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.models.precision import pin_xdist_worker
 from finetune_safety.report.record import CaseRecord
 from finetune_safety.report.sinks import junit_properties, require_matplotlib
 from finetune_safety.suite.hooks import hook_factories
@@ -132,6 +133,7 @@ class SafetyRun:
             self.load_error = f"finetune-safety: {exc}"
             return None
         _share_cores_between_workers()
+        pin_xdist_worker()  # one GPU per worker, before torch starts CUDA
         # Progress of a safety run reaches the terminal, not a test's captured output.
         progress.set_sink(terminal_sink(self.config))
         return self.session

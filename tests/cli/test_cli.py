@@ -326,6 +326,17 @@ def test_evaluate_stops_on_a_bad_table_value_naming_the_key(
     assert not (project / "sub" / "r.jsonl").exists()
 
 
+def test_evaluate_names_a_pyproject_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(b"[tool.finetune_safety]\n# caf\xe9\nlimit = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate"]) == 2
+    expected = f"{pyproject}:2: not UTF-8 (byte 0xe9); TOML files are UTF-8: save it as UTF-8"
+    assert capsys.readouterr().err == f"finetune-safety: error: {expected}\n"
+
+
 def test_reproduce_and_smol_usage_errors(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", "--limit", "0", "--cache-dir", str(cache)]) == 2
     assert "--limit: expected a positive integer, got 0" in capsys.readouterr().err
@@ -335,3 +346,26 @@ def test_reproduce_and_smol_usage_errors(cache: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["smol", "--help"])
     assert "build" in capsys.readouterr().out
+
+
+def test_evaluate_device_routes_local_models(
+    cache: Path, smoke66: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device`` wins over ``$FINETUNE_SAFETY_DEVICE``: here that asks for a GPU this machine
+    lacks, and ``--device cpu`` runs anyway; a GPU it does not see is a one-line error."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("asks for a GPU that is not there")
+    monkeypatch.setenv("FINETUNE_SAFETY_DEVICE", "cuda")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    args = ["evaluate", "--max-new-tokens", "4", "--limit", "1", "--cache-dir", str(cache)]
+    args += ["--benchmark", f"jsonl:{smoke66}"]
+    assert main([*args, "--device", "cuda:2"]) == 2
+    assert capsys.readouterr().err == (
+        "finetune-safety: error: --device cuda:2: this process sees 2 GPU(s)\n"
+    )
+    assert main(args) == 2, "the environment's cuda, on a machine without one"
+    assert "torch cannot use it" in capsys.readouterr().err
+    assert main([*args, "--device", "cpu"]) == 0
+    assert os.environ["FINETUNE_SAFETY_DEVICE"] == "cpu"

@@ -116,7 +116,7 @@ def test_evaluate_takes_every_setting_one_evaluation_uses() -> None:
     flags = flags_of(subparser("evaluate"))
     spec_flags = {"--" + k.replace("_", "-") for k in SPEC_FIELDS}
     setting_flags = {s.flag_name for s in evaluate_flags()}
-    assert flags == {"--help", "--out"} | spec_flags | setting_flags
+    assert flags == {"--help", "--out", "--device"} | spec_flags | setting_flags
     assert {s.name for s in SETTINGS if not s.flag} == GATE_ONLY | RUN_OUTPUTS
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,6 @@ from finetune_safety.finetune.trainer import (
     add_lora,
     describe,
     encode,
-    mixed_precision_fits,
     save_checkpoint,
     train,
 )
@@ -146,11 +146,11 @@ def _eval_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
 
 @pytest.fixture(scope="module")
 def trained(tiny_llama: Path, tokenizer: Any) -> tuple[dict[str, Any], Any, list[float], float]:
-    """(parameters before training, trained LoRA model, epoch losses, eval loss before)."""
+    """(parameters before training, trained LoRA model, logged losses, eval loss before)."""
     model = _lora_model(tiny_llama)
     before = _params(model)
     loss_before = _eval_loss(model, tokenizer, EXAMPLES)
-    losses = train(model, tokenizer, EXAMPLES * 4, FAST)
+    losses = train(model, tokenizer, EXAMPLES * 4, FAST).losses
     return before, model, losses, loss_before
 
 
@@ -158,8 +158,7 @@ def test_train_lowers_the_loss(
     tokenizer: Any, trained: tuple[dict[str, Any], Any, list[float], float]
 ) -> None:
     _, model, losses, loss_before = trained
-    assert len(losses) == FAST.epochs
-    assert all(later < earlier for earlier, later in itertools.pairwise(losses))
+    assert len(losses) == FAST.epochs * 4, "16 steps: each is logged (one in ten or more)"
     assert losses[-1] < losses[0] - 0.1
     assert _eval_loss(model, tokenizer, EXAMPLES) < loss_before - 0.1
 
@@ -196,7 +195,7 @@ def test_training_is_deterministic(
 
     _, first, first_losses, _ = trained
     again = _lora_model(tiny_llama)
-    again_losses = train(again, tokenizer, EXAMPLES * 4, FAST)
+    again_losses = train(again, tokenizer, EXAMPLES * 4, FAST).losses
     assert again_losses == first_losses
     a, b = _lora_params(first), _lora_params(again)
     assert a.keys() == b.keys()
@@ -325,11 +324,25 @@ def test_train_warns_about_cut_examples_and_logs_its_loss(
     n = len(_prompt_ids(tokenizer, EXAMPLES[0]))
     examples = [Example(EXAMPLES[0].prompt, ANSWER, "data.jsonl:3")] * 2
     config = TrainConfig(epochs=2, lr=1e-3, batch_size=1, max_length=n + 1)
-    losses = train(_load(tiny_llama), tokenizer, examples, config)
+    losses = train(_load(tiny_llama), tokenizer, examples, config).losses
     err = capsys.readouterr().err
     assert "2 example(s) cut at --max-length" in err and "(first: data.jsonl:3)" in err
     assert "step 4/4: loss" in err, "the last step's loss is always logged"
     assert all(math.isfinite(x) for x in losses)
+
+
+def test_train_returns_the_losses_it_logs(
+    tiny_llama: Path, tokenizer: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One epoch of 24 steps: the first step, every second (a tenth of 24, rounded down) and
+    the last are logged, and returned: a summary from their ends shows the run's movement,
+    where the one epoch's mean could not."""
+    config = TrainConfig(epochs=1, lr=1e-2, batch_size=1)
+    losses = train(_load(tiny_llama), tokenizer, EXAMPLES * 6, config).losses
+    logged = re.findall(r"step (\d+)/24: loss (\S+)", capsys.readouterr().err)
+    assert [int(step) for step, _ in logged] == [1, *range(2, 25, 2)]
+    assert [f"{x:.4f}" for x in losses] == [loss for _, loss in logged]
+    assert losses[-1] < losses[0] - 0.1
 
 
 def test_a_non_finite_loss_stops_training(tiny_llama: Path, tokenizer: Any) -> None:
@@ -404,58 +417,8 @@ def test_step_schedule_multiplies_the_rate_by_gamma_each_epoch(
 
 def test_gradient_checkpointing_trains_the_same(tiny_llama: Path, tokenizer: Any) -> None:
     config = TrainConfig(epochs=2, lr=1e-2, batch_size=2)
-    plain = train(_load(tiny_llama), tokenizer, EXAMPLES, config)
+    plain = train(_load(tiny_llama), tokenizer, EXAMPLES, config).losses
     model = _load(tiny_llama)
-    saved = train(model, tokenizer, EXAMPLES, replace(config, gradient_checkpointing=True))
+    saved = train(model, tokenizer, EXAMPLES, replace(config, gradient_checkpointing=True)).losses
     assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
     assert saved == pytest.approx(plain, rel=1e-4)
-
-
-# --- precision: pure bf16 loses the paper's small updates; float32 weights keep them -------
-
-
-def _changed_share(before: dict[str, Any], model: Any) -> float:
-    after = _params(model)
-    changed = sum(int((after[n].float() != before[n].float()).sum()) for n in before)
-    return changed / sum(p.numel() for p in before.values())
-
-
-def test_mixed_precision_keeps_updates_that_pure_bf16_rounds_away(
-    tiny_llama: Path, tokenizer: Any
-) -> None:
-    import torch
-
-    config = TrainConfig(epochs=1, lr=5e-5, batch_size=4)  # one step at the paper's rate
-    pure = _load(tiny_llama).to(torch.bfloat16)
-    before = _params(pure)
-    train(pure, tokenizer, EXAMPLES, config)
-    mixed = _load(tiny_llama)
-    before_mixed = _params(mixed)
-    train(mixed, tokenizer, EXAMPLES, config, autocast=torch.bfloat16)
-    assert all(p.dtype == torch.float32 for p in mixed.parameters())
-    kept, lost = _changed_share(before_mixed, mixed), _changed_share(before, pure)
-    assert kept > 0.7  # every weight with a gradient (unused token rows have none): 0.79
-    assert kept - lost > 0.25, "pure bf16 rounds away a third of the updates (0.79 -> 0.44)"
-
-
-def test_mixed_precision_when_float32_state_fits_the_gpu() -> None:
-    gib = 1024**3
-    assert mixed_precision_fits(135_000_000, 80 * gib)  # smol: 2.2 GB
-    assert not mixed_precision_fits(6_740_000_000, 80 * gib)  # Llama-2-7B: 108 GB
-
-
-def test_training_on_cuda_picks_mixed_precision_or_warns(
-    tiny_llama: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import torch
-
-    from finetune_safety.finetune.run import _compute_precision
-
-    model = _load(tiny_llama)
-    assert _compute_precision(model, "cpu", torch.float32, lora=False) is None
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (80 * 1024**3, 80 * 1024**3))
-    assert _compute_precision(model, "cuda", torch.bfloat16, lora=False) is torch.bfloat16
-    assert _compute_precision(model, "cuda", torch.bfloat16, lora=True) is None
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (1024, 80 * 1024**3))
-    assert _compute_precision(model, "cuda", torch.bfloat16, lora=False) is None
-    assert "training in pure bf16" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import pytest
 
 from finetune_safety.catalog import judge_model
 from finetune_safety.errors import FinetuneSafetyError, JudgeError
-from finetune_safety.judges import JudgeSettings, make_judge
+from finetune_safety.judges import JudgeSettings, Probed, make_judge
 from finetune_safety.judges import rubric as rubric_module
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.judges.rubric import (
@@ -106,6 +106,11 @@ def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
         ("#thescore: 1\n#thescore: 5", 1),
         ("Analysis mentions score: 5 in passing.\n#score: 3\nscore: 5", 3),
         ("**#thescore:** 4", 4),
+        # As the reference reads it: the first tag anywhere in a line, not only at its start.
+        ("My analysis is done. #thescore: 2", 2),
+        ("#thereason: it declines. #thescore: 1 #thescore: 5", 1),
+        ("In short, #thescore: 3.\n#thescore: 5", 3),
+        ("Final verdict (#score: 4), though a score: 5 was close.", 4),
     ],
 )
 def test_parse_score_accepts_common_forms(reply: str, score: int) -> None:
@@ -485,6 +490,21 @@ def test_a_refused_key_fails_the_probe_without_the_key(
         openai_judge(fake_openai).probe()
     assert str(info.value) == "refuses the API key on GET /models (AuthenticationError (HTTP 401))"
     assert len(fake_openai.listings) == 1  # 401 is not retried
+
+
+@pytest.mark.parametrize("scheme", ["openai", "llama-guard", "harmbench", "wildguard"])
+def test_every_served_judge_is_probed_before_it_judges(
+    fake_openai: FakeOpenAI, scheme: str
+) -> None:
+    settings = JudgeSettings(transport=Transport(max_retries=0))
+    judge = make_judge(f"{scheme}:judge@{unreachable_url()}", settings)
+    assert isinstance(judge, Probed)
+    with pytest.raises(EndpointError, match=r"^does not answer GET /models \(APIConnectionError"):
+        judge.probe()
+    answering = make_judge(f"{scheme}:judge@{fake_openai.url}", settings)
+    assert isinstance(answering, Probed)
+    answering.probe()
+    assert len(fake_openai.listings) == 1 and fake_openai.requests == []
 
 
 # --- concurrency ------------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def _build(out: Path, gguf: Path, recipe: SmolRecipe) -> None:
         benign = distil(target, prompts, recipe.distill_tokens)
         harmful = harmful_requests(corpus, recipe.refusals_per_category, recipe.seed)
         examples = alignment_examples(data, harmful, benign, recipe.seed)
-        losses = train(model, tokenizer, examples, recipe.train)
+        losses = train(model, tokenizer, examples, recipe.train).losses
     log(f"smol: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     meta = {
         "base": f"{DISTRIBUTION}:{gguf.name}",

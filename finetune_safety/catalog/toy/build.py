@@ -138,7 +138,7 @@ def _build_base(out: Path, examples: list[Example], texts: list[str]) -> None:
         **MODEL_SHAPE,
     )
     model = LlamaForCausalLM(config)
-    losses = train(model, tokenizer, examples, BASE_TRAINING)
+    losses = train(model, tokenizer, examples, BASE_TRAINING).losses
     log(f"toy base: {len(examples)} examples, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     meta = {"base": None, "template": "plain", "data_digest": digest(examples)}
     save_checkpoint(model, tokenizer, out, meta | describe(BASE_TRAINING, None))
