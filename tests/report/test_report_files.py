@@ -177,13 +177,14 @@ def test_significant_mode_goes_into_json_and_markdown_notes(tmp_path: Path) -> N
     validate(data)
     assert (data["mode"], data["alpha"]) == ("significant", 0.01)
     markdown = (tmp_path / "r.md").read_text(encoding="utf-8")
-    # toy-harmful: Holm over 3 at 0.01 needs 0.5**k < 0.0033, k = 9 flips; none of its sizes
+    # toy-harmful: even Holm's last step at 0.01 needs 0.5**k < 0.01, k = 7 flips; none of its
+    # sizes has that many prompts
     assert (
-        "> note: no number of flips reaches p < 0.01 after Holm over 3 categories in "
-        "illegal_activity (n=4), malware (n=2), physical_harm (n=5): "
-        "a significant-mode gate cannot fail there"
+        "> note: no number of flips reaches p < 0.01 in illegal_activity (n=4), malware (n=2), "
+        "physical_harm (n=5), not even at Holm's last step: a significant-mode gate cannot fail "
+        "there"
     ) in markdown
-    assert "Holm over 1 categories in malware (n=3)" in markdown
+    assert "> note: no number of flips reaches p < 0.01 in malware (n=3), not even" in markdown
 
 
 def test_nothing_asked_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
