@@ -106,7 +106,8 @@ def test_write_all_files(tmp_path: Path) -> None:
     )
     report = run_report()
     specs = {alias: ModelSpec(alias) for alias in ("toy-harmful", "toy-benign")}
-    files.write(report, SafetyConfig(checkpoints=specs), ORDER, ["toy-harmful", "toy-benign"])
+    config = SafetyConfig(checkpoints=specs, max_new_tokens=64)
+    files.write(report, config, ORDER, ["toy-harmful", "toy-benign"], "refusal-keywords/v1+ab")
 
     text = (tmp_path / "out" / "report.json").read_text(encoding="utf-8")
     data = json.loads(text)
@@ -131,6 +132,9 @@ def test_write_all_files(tmp_path: Path) -> None:
     }
     assert data["libraries"]["pytest"] == pytest.__version__
     assert data["dtype"] == "auto"  # the setting; each generation key holds the resolved one
+    # What diff compares besides the verdicts: the judge's id, the decoding.
+    assert data["judge_id"] == "refusal-keywords/v1+ab"
+    assert data["decoding"] == {"max_new_tokens": 64, "max_prompt_tokens": None}
     assert data["created"].endswith("+00:00")
     assert harmful["categories"]["malware"]["max_rate"] == 0.2
     assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"
