@@ -136,10 +136,10 @@ class SnapshotGuard:
             self._collected(session.items)
 
     def _collected(self, items: list[pytest.Item]) -> None:
+        _forget_gate(self.config)  # also when every gate test was deselected
         chosen = safety_items(items)
         if not chosen:
             return
-        _forget_gate(self.config)
         safety = self.run.session
         if safety is None:  # a configuration error stops the run: it compared nothing
             syrupy = getattr(self.config, "_syrupy", None)
