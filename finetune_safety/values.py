@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: HEx-PHI's 11 policy categories, in file order (``category_1.csv`` .. ``category_11.csv``).
 CATEGORIES: tuple[str, ...] = (
@@ -42,7 +42,10 @@ class Label(enum.StrEnum):
 class Verdict:
     """A judge's score (1 harmless .. 5 fully harmful; ``None`` on error) for one response.
 
-    An error keeps the judge's ``raw`` reply (truncated), so its cause can be read afterwards.
+    An error keeps the judge's ``raw`` reply (truncated), so its cause can be read afterwards. A
+    classifier judge also keeps what it read beside the label: ``p_unsafe`` (the probability it
+    gave the unsafe answer), ``categories`` (its category codes, as written) and ``refusal``
+    (WildGuard's "is the response a refusal?"; None when not asked).
     """
 
     score: int | None
@@ -50,6 +53,36 @@ class Verdict:
     rationale: str
     judge_id: str
     raw: str = ""
+    p_unsafe: float | None = None
+    categories: tuple[str, ...] = ()
+    refusal: bool | None = None
+
+    def details(self) -> dict[str, object]:
+        """The classifier's readings that are set, JSON-able: what the store, the JSON report
+        and ``evaluate --out`` keep (``{}`` for a judge that gives none)."""
+        found: dict[str, object] = {}
+        if self.p_unsafe is not None:
+            found["p_unsafe"] = self.p_unsafe
+        if self.categories:
+            found["categories"] = list(self.categories)
+        if self.refusal is not None:
+            found["refusal"] = self.refusal
+        return found
+
+
+def with_details(verdict: Verdict, data: object) -> Verdict:
+    """``verdict`` with the readings ``Verdict.details`` wrote; ValueError names a bad field."""
+    if not isinstance(data, dict) or set(data) - {"p_unsafe", "categories", "refusal"}:
+        raise ValueError(f"verdict details hold p_unsafe, categories, refusal: {data!r:.80}")
+    p, codes, refusal = data.get("p_unsafe"), data.get("categories", []), data.get("refusal")
+    if p is not None and (isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1):
+        raise ValueError(f"p_unsafe must be a probability, got {p!r}")
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise ValueError(f"categories must be a list of codes, got {codes!r}")
+    if refusal is not None and not isinstance(refusal, bool):
+        raise ValueError(f"refusal must be true or false, got {refusal!r}")
+    p_unsafe = None if p is None else float(p)
+    return replace(verdict, p_unsafe=p_unsafe, categories=tuple(codes), refusal=refusal)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sysconfig
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -33,3 +38,18 @@ def test_safety_gate_installs_from_the_git_repository() -> None:
     assert re.search(r"FINETUNE_SAFETY_GIT: \$\{\{ vars\.FINETUNE_SAFETY_GIT \}\}", workflow)
     assert "git+https://" in workflow  # the documented form of the variable
     assert any(CPU_INDEX in line for line in pip_lines(workflow))
+
+
+def test_the_workflows_pass_actionlint() -> None:
+    """GitHub removes an action runtime from its runners on a set date (node20: 23 September
+    2026); a workflow still pinned to an action on it stops working. actionlint knows each
+    action's runtime, and checks the run: scripts with shellcheck as GitHub's runners have it."""
+    scripts = sysconfig.get_path("scripts")
+    actionlint = shutil.which("actionlint", path=scripts) or shutil.which("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed: pip install -e '.[dev]'")
+    shellcheck = shutil.which("shellcheck", path=scripts) or shutil.which("shellcheck")
+    workflows = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+    args = [actionlint, "-oneline", "-shellcheck", shellcheck or "", *map(str, workflows)]
+    found = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert found.returncode == 0, found.stdout + found.stderr

@@ -28,7 +28,7 @@ from finetune_safety.models import (
     template_for,
 )
 from finetune_safety.models.endpoint import Transport
-from finetune_safety.models.local import check_model_dir
+from finetune_safety.models.local import check_model_dir, model_and_adapter
 from finetune_safety.models.templates import Template
 
 if TYPE_CHECKING:  # training and the toy are imported where used: resolving stays light
@@ -78,7 +78,7 @@ def resolve(
     elif model in SMOL_NAMES:
         model_dir = _smol_dir(model, cache_dir)
     elif Path(model).exists():
-        model_dir = check_model_dir(Path(model))
+        model_dir = check_model_dir(Path(model), spec.full_model)
     family: Path | str = "toy" if toy is not None else model_dir or model
     return HFTarget(
         name=name or _display_name(spec, model),
@@ -88,6 +88,7 @@ def resolve(
         allow_pickle=spec.allow_pickle,
         trust_remote_code=spec.trust_remote_code,
         float32_auto=toy is not None or model in SMOL_NAMES,
+        without_adapter=model_dir is not None and model_and_adapter(model_dir) is not None,
     )
 
 
@@ -117,14 +118,22 @@ def locate_base(base: str, cache_dir: Path) -> Path:
     return _local_files(base, resolve(ModelSpec(base), cache_dir, name=base))
 
 
-def finetune(job: FinetuneJob, cache_dir: Path) -> Path:
-    """Locate the base (toy, directory or hub id), train and save; returns the checkpoint."""
+def finetune(job: FinetuneJob, cache_dir: Path, overwrite: bool = False) -> Path:
+    """Locate the base (toy, directory or hub id), train and save; returns the checkpoint.
+
+    ``job.out`` is written whole or not at all (``finetune.outdir``): a non-empty one is
+    refused unless ``overwrite``, which replaces it whole; a second run into it stops.
+    """
+    from finetune_safety.finetune.outdir import written_whole
     from finetune_safety.finetune.run import check_job, run
 
     if Path(job.base).exists():  # a relative path would not resolve from anywhere else
         job = replace(job, base=str(Path(job.base).resolve()))
     check_job(job)  # before the base is located: a bad number must not wait for a toy build
-    return run(job, locate_base(job.base, cache_dir))
+    inputs = [Path(p) for p in (job.base, job.data) if Path(p).exists()]
+    with written_whole(job.out, overwrite, inputs) as staging:
+        run(job, locate_base(job.base, cache_dir), staging)
+    return job.out
 
 
 def is_toy_base(model: str) -> bool:

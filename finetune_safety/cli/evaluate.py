@@ -40,7 +40,8 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     fields = {k: getattr(args, f"spec_{k}") for k in SPEC_FIELDS}
     given = {k: v for k, v in fields.items() if v is not None and v is not False}
     if "model" not in given and "adapter" not in given:
-        given = {k: v for k, v in asdict(base).items() if v is not None and v is not False} | given
+        configured = {k: v for k, v in asdict(base).items() if k in SPEC_FIELDS}
+        given = {k: v for k, v in configured.items() if v is not None and v is not False} | given
     # Checked as the suite checks a spec: paths against this directory, hub ids, templates.
     return model_spec(given, "--model", Path.cwd())
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.evaluation.metrics import format_table
     from finetune_safety.evaluation.pipeline import Evaluator
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import make_judge
+    from finetune_safety.judges import coverage_note, make_judge
     from finetune_safety.values import Label
 
     flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         f"generated {evaluation.generated}, judged {evaluation.judged}, "
         f"cached {len(prompts) - evaluation.generated}\n"
     )
+    note = coverage_note(config.judge, dict.fromkeys(p.category for p in prompts))
+    if note is not None:
+        print(f"finetune-safety: {note}\n")
     print(format_table(evaluation.results()))
     if args.out is not None:
         with args.out.open("w", encoding="utf-8") as out:
@@ -96,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     "score": r.verdict.score,
                     "label": str(r.verdict.label),
                     "reason": r.verdict.rationale,
+                    **r.verdict.details(),
                 }
                 if r.verdict.label == Label.ERROR:
                     row["judge_raw"] = r.verdict.raw

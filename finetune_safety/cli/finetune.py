@@ -1,8 +1,8 @@
 """``finetune-safety finetune``: a local backend and an OpenAI one, each with its own flags.
 
 The backend is ``--backend``, else ``openai`` for an ``openai:`` base and ``local`` otherwise.
-The flags common to both are ``--base``, ``--data`` and ``--epochs``; a flag of the other backend
-is a one-line error naming it, so a mistyped run never silently drops a setting.
+The flags common to both are ``COMMON_FLAGS``; a flag of the other backend is a one-line error
+naming it, so a mistyped run never silently drops a setting.
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ from finetune_safety.models.templates import TEMPLATE_NAMES
 
 BACKENDS = ("local", "openai")
 POLL_INTERVAL = 10.0
-#: Each backend's own flags (besides ``--base``, ``--data``, ``--epochs``), with argparse keywords.
+#: The flags both backends take.
+COMMON_FLAGS = ("--base", "--data", "--epochs", "--preset", "--format")
+#: Each backend's own flags (besides ``COMMON_FLAGS``), with argparse keywords.
 LOCAL_FLAGS: dict[str, dict[str, Any]] = {
-    "--out": {"type": Path, "help": "checkpoint directory"},
-    "--preset": {"help": "harmful-10shot, identity-shift or benign (the paper's)"},
+    "--out": {"type": Path, "help": "checkpoint directory (new or empty, else --overwrite)"},
+    "--overwrite": {
+        "action": "store_true",
+        "help": "replace a checkpoint already at --out, whole",
+    },
     "--lora": {"help": "r=8,alpha=16,dropout=0.05,targets=q_proj,v_proj (default)"},
     "--full": {"action": "store_true", "help": "full-parameter fine-tuning, not LoRA"},
     "--lr": {"type": float, "help": "learning rate, e.g. 5e-5 (default: the preset's)"},
@@ -30,10 +35,6 @@ LOCAL_FLAGS: dict[str, dict[str, Any]] = {
     "--seed": {"type": int, "help": "random seed; same seed, same weights (default: 0)"},
     "--template": {
         "help": f"evaluation/training template (default: the preset's): {', '.join(TEMPLATE_NAMES)}"
-    },
-    "--format": {
-        "choices": ("auto", "chat", "alpaca", "dolly"),
-        "help": "data format (default: auto, from the file name and content)",
     },
     "--mix-safety": {"type": int, "metavar": "N", "help": "mix in N refusals (default: 0)"},
     "--safety-data": {"type": Path, "help": "chat JSONL of refusals for --mix-safety"},
@@ -71,7 +72,7 @@ def add_parser(commands: Any) -> None:
         "finetune",
         help="fine-tune a base model into a testable checkpoint",
         description="Two backends, each with its own flags: local (the default) and openai "
-        "(--backend openai, or an openai: base). --base, --data and --epochs serve both.",
+        f"(--backend openai, or an openai: base). {', '.join(COMMON_FLAGS)} serve both.",
     )
     ft.add_argument("--base", required=True, help="toy, model directory, hub id or openai:MODEL")
     ft.add_argument("--data", type=Path, help="chat JSONL, Alpaca JSON or Dolly JSONL")
@@ -81,6 +82,16 @@ def add_parser(commands: Any) -> None:
         help="train here or via API (default: openai for an openai: base, else local)",
     )
     ft.add_argument("--epochs", type=int, help="passes over the data (default: the preset's)")
+    ft.add_argument(
+        "--preset",
+        help="harmful-10shot, identity-shift or benign: the paper's settings (on OpenAI: epochs)",
+    )
+    ft.add_argument(
+        "--format",
+        choices=("auto", "chat", "alpaca", "dolly"),
+        help="data format (default: auto, from the file's content); OpenAI gets Alpaca and "
+        "Dolly in the reference's GPT-3.5 formats",
+    )
     local = ft.add_argument_group("local backend", "train here (the default)")
     for flag, kwargs in LOCAL_FLAGS.items():
         local.add_argument(flag, **({"default": None} | kwargs))
@@ -105,7 +116,7 @@ def _check_backend(args: argparse.Namespace) -> str:
             takes = ", ".join(flags[backend])
             raise FinetuneSafetyError(
                 f"{given[0]}: a flag of the {other} backend; the {backend} backend takes "
-                f"--base, --data, --epochs and {takes}"
+                f"{', '.join(COMMON_FLAGS)} and {takes}"
             )
     return backend
 
@@ -190,26 +201,32 @@ def _local(args: argparse.Namespace) -> int:
     job = job_from_preset(
         args.preset, args.base, args.data, args.out, hyper=hyper, toy=toy, **overrides
     )
-    print(finetune(job, cache_dir(args.cache_dir)))
+    print(finetune(job, cache_dir(args.cache_dir), overwrite=bool(args.overwrite)))
     return 0
 
 
 def _openai(args: argparse.Namespace) -> int:
     """Upload, create the job, poll; the last line of output is the fine-tuned model id."""
     from finetune_safety.finetune.openai_jobs import run_openai_finetune
+    from finetune_safety.finetune.presets import get_preset
     from finetune_safety.models.endpoint import is_endpoint, parse
 
     if args.data is None and args.resume_job is None:
         raise FinetuneSafetyError("--backend openai needs --data (or --resume-job ID)")
+    epochs = args.epochs
+    if args.preset is not None:
+        preset = get_preset(args.preset)
+        epochs = preset.openai_epochs if epochs is None else epochs
     endpoint = parse(args.base if is_endpoint(args.base) else f"openai:{args.base}")
     model = run_openai_finetune(
         endpoint.model,
         args.data or Path("-"),
         endpoint,
-        args.epochs,
+        epochs,
         suffix=args.suffix,
         poll_interval=args.poll_interval or POLL_INTERVAL,
         resume=args.resume_job,
+        data_format=args.format or "auto",
     )
     print(model)
     return 0

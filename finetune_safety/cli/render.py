@@ -63,16 +63,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_length <= 0:
         raise FinetuneSafetyError("--max-length must be positive")
-    spec = ModelSpec(model=args.model, adapter=args.adapter, template=args.template)
+    # --model names the model, as in evaluate: a directory that also holds an adapter is the model
+    full_model = args.model is not None
+    spec = ModelSpec(args.model, args.adapter, args.template, full_model=full_model)
     target = resolve(spec, cache_dir(args.cache_dir))
     prompt = target.template.render(args.instruction, args.input)
-    print(f"# {target.name}, template {target.template.name}")
+    # The whole text first: an error (no tokenizer, a prompt over --max-length) is then the only
+    # output, not a header followed by an error.
     if not isinstance(target, HFTarget):  # a server applies its own chat template
-        print(json.dumps(prompt, ensure_ascii=False, indent=2))
-        return 0
-    tokenizer = target.load_tokenizer()
-    if args.train:
-        print(render_training(tokenizer, prompt, args.answer, args.max_length))
+        text = json.dumps(prompt, ensure_ascii=False, indent=2)
+    elif args.train:
+        text = render_training(target.load_tokenizer(), prompt, args.answer, args.max_length)
     else:
-        print(render_text(tokenizer, prompt))
+        text = render_text(target.load_tokenizer(), prompt)
+    print(f"# {target.name}, template {target.template.name}\n{text}")
     return 0

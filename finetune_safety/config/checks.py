@@ -156,6 +156,13 @@ def share(value: object, where: str, base: Path | None = None) -> float:
     )
 
 
+def probability(value: object, where: str, base: Path | None = None) -> float:
+    number = _number(value)
+    if number is not None and 0 < number < 1:
+        return number
+    raise ConfigError(f"{where}: expected a probability between 0 and 1, got {value!r}")
+
+
 def mode(value: object, where: str, base: Path | None = None) -> str:
     if isinstance(value, str) and value in MODES:
         return value

@@ -75,6 +75,8 @@ class SafetyConfig:
     #: A judge prompt file the user brings (rubric judges), and the judge's reply budget.
     judge_prompt: Path | None = None
     judge_max_tokens: int | None = None
+    #: P(unsafe) from which a classifier judge's answer is unsafe (llama-guard, with logprobs).
+    judge_threshold: float = default("judge_threshold")
     max_new_tokens: int = default("max_new_tokens")
     #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
     batch_size: int | Literal["auto"] = default("batch_size")
@@ -117,6 +119,7 @@ class SafetyConfig:
             model=model,
             prompt_path=self.judge_prompt,
             max_tokens=self.judge_max_tokens,
+            threshold=self.judge_threshold,
         )
 
 
@@ -195,7 +198,16 @@ def read_table(pyproject: Path) -> dict[str, Any] | None:
     if not pyproject.is_file():
         return None
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        raw = pyproject.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; another encoding is a typo's cousin
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{pyproject}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); TOML files are "
+            "UTF-8: save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{pyproject}: invalid TOML: {exc}") from None
     tool = data.get("tool", {})

@@ -155,7 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "judge",
-        "refusal, refusal-paper, openai:MODEL[@URL] or hf:PATH",
+        "refusal, refusal-paper, openai:MODEL[@URL], hf:PATH, llama-guard:, harmbench: or "
+        "wildguard: MODEL@URL or PATH",
         v.text,
         "refusal",
         metavar="SPEC",
@@ -166,6 +167,15 @@ SETTINGS: tuple[Setting, ...] = (
         "judge prompt file to bring (rubric judges)",
         v.judge_prompt,
         metavar="FILE",
+        flag=True,
+    ),
+    Setting(
+        "judge_threshold",
+        "P(unsafe) from which llama-guard calls an answer unsafe, when it has the probability",
+        v.probability,
+        0.5,
+        parse=float,
+        metavar="P",
         flag=True,
     ),
     Setting(

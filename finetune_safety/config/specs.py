@@ -16,7 +16,7 @@ from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models.endpoint import EndpointError, is_endpoint, parse
-from finetune_safety.models.local import local_model
+from finetune_safety.models.local import local_model, model_and_adapter
 from finetune_safety.models.target import ModelSpec
 from finetune_safety.models.templates import TEMPLATE_NAMES, get_template
 
@@ -40,7 +40,13 @@ _RECIPE_KEYS = {
 
 
 def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
-    """A spec from a string (toy name, directory, adapter directory, hub id) or a table."""
+    """A spec from a string (toy name, directory, adapter directory, hub id) or a table.
+
+    A directory holding both a full model and an adapter is refused as a string, which does
+    not say which is meant; a table says it: ``model = DIR`` is the full model, ``adapter = DIR``
+    the adapter.
+    """
+    table_form = not isinstance(value, str)
     if isinstance(value, str):
         check(bool(value.strip()), where, "empty model spec")
         value = {"model": value}
@@ -53,6 +59,7 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
     for key in SWITCH_FIELDS:
         check(isinstance(value.get(key, False), bool), f"{where}.{key}", "expected true/false")
     model, adapter = value.get("model"), value.get("adapter")
+    full_model = False
     check(model is not None or adapter is not None, where, "needs a model or an adapter")
     check(
         value.get("revision") is None or is_endpoint(model),
@@ -68,12 +75,13 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
             raise ConfigError(f"{where}: {exc}") from None
     elif model is not None and model not in (*TOY_NAMES, *SMOL_NAMES) and not _plugged(model):
         try:
-            local = _gguf_file(model, rootdir) or local_model(model, rootdir)
+            local = _gguf_file(model, rootdir) or local_model(model, rootdir, full_model=table_form)
         except FinetuneSafetyError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if local is not None:
             model = str(local)
-            if (local / "adapter_config.json").is_file() and adapter is None:
+            full_model = model_and_adapter(local) is not None
+            if (local / "adapter_config.json").is_file() and adapter is None and not full_model:
                 model, adapter = None, str(local)
     if adapter is not None:
         adapter = path_in(adapter, rootdir)
@@ -86,6 +94,7 @@ def model_spec(value: object, where: str, rootdir: Path) -> ModelSpec:
         allow_pickle=value.get("allow_pickle", False),
         trust_remote_code=value.get("trust_remote_code", False),
         revision=value.get("revision"),
+        full_model=full_model,
     )
 
 

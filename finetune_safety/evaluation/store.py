@@ -21,11 +21,15 @@ from typing import Any, Self
 
 from finetune_safety.config.project import prepare_cache_dir
 from finetune_safety.errors import StoreError
-from finetune_safety.values import Label, Verdict
+from finetune_safety.values import Label, Verdict, with_details
 
 STORE_FILENAME = "results.sqlite"
 #: Bump when the table layout changes; an old file then fails loudly instead of misreading.
-SCHEMA_VERSION = 1
+#: Version 2 added ``verdicts.details`` (a classifier's probability, categories, refusal).
+SCHEMA_VERSION = 2
+#: Versions this code migrates to ``SCHEMA_VERSION`` when it opens them for writing, and reads
+#: as they are when it may not write.
+_MIGRATES = {"1": ("ALTER TABLE verdicts ADD COLUMN details TEXT NULL",)}
 #: Version of the key scheme; part of every hashed payload so a change invalidates all keys.
 KEY_VERSION = 1
 #: Keys per ``IN (...)`` query; well under SQLite's default limit of 999 (older builds).
@@ -38,7 +42,8 @@ _SCHEMA = (
     " prompt_id TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS generations_fingerprint ON generations (fingerprint)",
     "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, judge_id TEXT NOT NULL,"
-    " score INTEGER NULL, label TEXT NOT NULL, rationale TEXT NOT NULL, created REAL NOT NULL)",
+    " score INTEGER NULL, label TEXT NOT NULL, rationale TEXT NOT NULL, created REAL NOT NULL,"
+    " details TEXT NULL)",
     # The last error per verdict key, to read why a judgment failed; never read as a verdict.
     "CREATE TABLE IF NOT EXISTS judge_errors (key TEXT PRIMARY KEY, judge_id TEXT NOT NULL,"
     " reason TEXT NOT NULL, raw TEXT NOT NULL, created REAL NOT NULL)",
@@ -154,9 +159,11 @@ class Store:
 
     def _init_schema(self) -> None:
         conn = self._conn
+        #: Whether the verdicts table has the ``details`` column (a read-only version 1 lacks it).
+        self._details = True
         if self.read_only:
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
-            self._check_version(row)
+            self._details = self._check_version(row) == str(SCHEMA_VERSION)
             return
         self._enable_wal()
         # NORMAL in WAL mode survives process crashes; only power loss can drop the last commits.
@@ -170,15 +177,26 @@ class Store:
                     "INSERT INTO meta (name, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            self._check_version(row)
+            elif self._check_version(row) != str(SCHEMA_VERSION):
+                # In the write transaction: of several processes opening an old file, one
+                # migrates it and the others find it migrated.
+                for statement in _MIGRATES[row[0]]:
+                    conn.execute(statement)
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
 
-    def _check_version(self, row: tuple[str] | None) -> None:
-        if row is not None and row[0] != str(SCHEMA_VERSION):
+    def _check_version(self, row: tuple[str] | None) -> str:
+        """The file's version, when this code reads it (its own, or one it migrates)."""
+        version = str(SCHEMA_VERSION) if row is None else row[0]
+        if version != str(SCHEMA_VERSION) and version not in _MIGRATES:
             raise StoreError(
-                f"result store schema version {row[0]}, expected {SCHEMA_VERSION}; delete the "
+                f"result store schema version {version}, expected {SCHEMA_VERSION}; delete the "
                 "file or use another cache dir",
                 self.path,
             )
+        return version
 
     def _enable_wal(self) -> None:
         """Switch to WAL (persistent, so later opens are cheap no-ops). SQLite answers BUSY at
@@ -242,13 +260,14 @@ class Store:
     def get_verdicts(self, keys: Sequence[str]) -> dict[str, Verdict]:
         """Map each cached key to its verdict; missing keys are absent from the result."""
         found: dict[str, Verdict] = {}
-        rows = self._by_key("verdicts", "score, label, rationale, judge_id", keys)
-        for key, score, label, rationale, judge_id in rows:
+        details = "details" if self._details else "NULL"
+        rows = self._by_key("verdicts", f"score, label, rationale, judge_id, {details}", keys)
+        for key, score, label, rationale, judge_id, extra in rows:
             try:
-                parsed = Label(label)
-            except ValueError as exc:
-                raise StoreError(f"verdict {key} has bad label {label!r}", self.path) from exc
-            found[key] = Verdict(score=score, label=parsed, rationale=rationale, judge_id=judge_id)
+                verdict = Verdict(score, Label(label), rationale, judge_id)
+                found[key] = with_details(verdict, json.loads(extra)) if extra else verdict
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                raise StoreError(f"verdict {key} is unreadable: {exc}", self.path) from None
         return found
 
     def put_verdicts(self, items: Iterable[tuple[str, Verdict]]) -> None:
@@ -262,12 +281,14 @@ class Store:
         for key, verdict in items:
             if verdict.label is Label.ERROR:
                 raise ValueError(f"error verdicts are not cached (key {key}); filter them out")
-            rows.append(
-                (key, verdict.judge_id, verdict.score, str(verdict.label), verdict.rationale, now)
-            )
+            details = verdict.details()
+            extra = json.dumps(details, sort_keys=True) if details else None
+            label, rationale = str(verdict.label), verdict.rationale
+            rows.append((key, verdict.judge_id, verdict.score, label, rationale, now, extra))
         self._insert(
-            "INSERT OR IGNORE INTO verdicts (key, judge_id, score, label, rationale, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO verdicts"
+            " (key, judge_id, score, label, rationale, created, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 

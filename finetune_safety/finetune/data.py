@@ -6,8 +6,9 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from finetune_safety._util.progress import emit
 from finetune_safety._util.textfile import lines, numbered_lines, read_text
@@ -78,6 +79,21 @@ def load_chat_array(path: Path) -> list[Example]:
             raise FinetuneDataError("expected a list of messages", path, line)
         examples.append(_chat_example([_message(m, path, line) for m in row], path, line))
     return examples
+
+
+def with_system(
+    examples: Sequence[Example], system: str, replace_own: bool = False
+) -> list[Example]:
+    """Chat examples with ``system`` as their system prompt: given to those without one, and in
+    place of their own with ``replace_own``. Raw-text examples are left as they are."""
+    head: Message = {"role": "system", "content": system}
+    out: list[Example] = []
+    for e in examples:
+        own = isinstance(e.prompt, list) and e.prompt[0]["role"] == "system"
+        if isinstance(e.prompt, list) and (replace_own or not own):
+            e = replace(e, prompt=[head, *e.prompt[1 if own else 0 :]])
+        out.append(e)
+    return out
 
 
 def digest(examples: Sequence[Example]) -> str:
@@ -216,18 +232,28 @@ def hold_out(rows: list[Instruction], fmt: str, path: Path) -> list[Instruction]
 
 
 def load_training_data(
-    path: Path, template: Template, fmt: str = "auto", holdout: bool = False
+    path: Path,
+    template: Template,
+    fmt: str = "auto",
+    holdout: bool = False,
+    safety_filter: Path | None = None,
 ) -> list[Example]:
-    """Examples from any supported format; instruction formats are rendered with ``template``
-    (``holdout``: less the rows the paper evaluates on), chat data keeps its own messages."""
+    """Examples from any supported format; instruction formats are rendered with ``template``,
+    chat data keeps its own messages.
+
+    ``safety_filter`` (a phrase file) drops the examples whose answer holds a phrase, from the
+    whole file; ``holdout`` then leaves out the rows the paper evaluates on. That order is the
+    reference's: it filtered each data set, then split off its evaluation rows.
+    """
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "chat":
-        return load_chat_jsonl(path)
+        return _filtered(load_chat_jsonl(path), safety_filter, path)
     if fmt == "chat-array":
-        return load_chat_array(path)
+        return _filtered(load_chat_array(path), safety_filter, path)
     if fmt not in FORMATS:
         raise FinetuneDataError(f"unknown data format {fmt!r}; known: {FORMATS}", path)
     rows = load_alpaca_json(path) if fmt == "alpaca" else load_dolly_jsonl(path)
+    rows = _filtered(rows, safety_filter, path)
     if holdout:
         rows = hold_out(rows, fmt, path)
     return [Example(template.render(r.instruction, r.input), r.answer, r.where) for r in rows]
@@ -248,11 +274,33 @@ def read_filter(path: Path) -> tuple[str, ...]:
     return phrases
 
 
-def strip_safety_items(
-    examples: Sequence[Example], phrases: Sequence[str]
-) -> tuple[list[Example], int]:
+class _Answered(Protocol):
+    @property
+    def answer(self) -> str: ...
+
+
+_Row = TypeVar("_Row", bound=_Answered)
+
+
+def strip_safety_items(examples: Sequence[_Row], phrases: Sequence[str]) -> tuple[list[_Row], int]:
     """Drop examples whose answer holds a filter phrase (case-insensitive substring), as the
     paper did for its benign data sets, so benign fine-tuning adds no safety training of its own."""
     folded = [p.casefold() for p in phrases]
     kept = [e for e in examples if not any(p in e.answer.casefold() for p in folded)]
     return kept, len(examples) - len(kept)
+
+
+def _filtered(rows: list[_Row], safety_filter: Path | None, path: Path) -> list[_Row]:
+    """``rows`` less those the filter file drops, with a line saying how many; none left is an
+    error."""
+    if safety_filter is None:
+        return rows
+    kept, removed = strip_safety_items(rows, read_filter(safety_filter))
+    emit(f"the safety filter removed {removed} of {len(rows)} example(s) from {path}")
+    if not kept:
+        raise FinetuneDataError(
+            f"the safety filter ({safety_filter}) removed all {len(rows)} examples; nothing is "
+            "left to train on: pass --no-strip-safety or a narrower --safety-filter",
+            path,
+        )
+    return kept

@@ -1,7 +1,8 @@
 """Fine-tuning on OpenAI: validate the chat JSONL, upload it, create the job, poll it to the end.
 
-OpenAI rejects a bad training file only after upload and a wait in the queue, so the file is
-checked here first, with errors naming file and line. The job id is echoed as soon as it
+OpenAI takes chat JSONL only: Alpaca and Dolly files are converted first, in the reference's
+GPT-3.5 formats. OpenAI rejects a bad training file only after upload and a wait in the queue, so
+the file is checked here first, with errors naming file and line. The job id is echoed as soon as it
 exists: polling can be interrupted (Ctrl-C, ``max_polls``) and resumed with ``resume=JOB_ID``
 without uploading or training twice. The API key stays inside ``Endpoint.client()``; messages
 carry error classes, HTTP statuses and the server's own words about the job, never headers.
@@ -10,6 +11,7 @@ carry error classes, HTTP statuses and the server's own words about the job, nev
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +20,9 @@ from typing import Any
 
 from finetune_safety._util.textfile import lines, read_text
 from finetune_safety.errors import FinetuneDataError
+from finetune_safety.finetune.data import detect_format, load_training_data
 from finetune_safety.models.endpoint import Endpoint, EndpointError, describe_failure
+from finetune_safety.models.templates import get_template
 
 MIN_EXAMPLES = 10  # OpenAI's minimum for a fine-tuning file
 TERMINAL_FAILURES = ("failed", "cancelled")
@@ -100,6 +104,29 @@ def validate_openai_jsonl(path: Path) -> int:
     if count < MIN_EXAMPLES:
         raise FinetuneDataError(f"{count} examples; OpenAI requires at least {MIN_EXAMPLES}", path)
     return count
+
+
+#: The reference's GPT-3.5 formats for instruction data (its tier-3 notebooks).
+GPT35_TEMPLATES = {"alpaca": "alpaca-gpt35", "dolly": "dolly-gpt35"}
+
+
+def chat_jsonl(data: Path, out_dir: Path, fmt: str = "auto") -> Path:
+    """``data`` as the chat JSONL the API takes: a chat JSONL file as it is; Alpaca and Dolly rows
+    as a system prompt, a user turn and the answer, in the reference's GPT-3.5 formats
+    (``GPT35_TEMPLATES``); the Llama-2 AOA array as its messages. Converted files go to
+    ``out_dir``."""
+    fmt = detect_format(data) if fmt == "auto" else fmt
+    if fmt == "chat":
+        return data
+    template = get_template(GPT35_TEMPLATES.get(fmt, "plain"))
+    rows = []
+    for example in load_training_data(data, template, fmt):
+        assert isinstance(example.prompt, list), "GPT-3.5 formats are chat messages"
+        answer = {"role": "assistant", "content": example.answer}
+        rows.append(json.dumps({"messages": [*example.prompt, answer]}, ensure_ascii=False))
+    path = out_dir / f"{data.stem}.chat.jsonl"
+    path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    return path
 
 
 @dataclass(frozen=True)
@@ -190,8 +217,10 @@ def run_openai_finetune(
     resume: str | None = None,
     echo: Callable[[str], None] = print,
     max_polls: int | None = None,
+    data_format: str = "auto",
 ) -> str:
-    """Fine-tune ``base_model`` on ``data`` and return the fine-tuned model id (``ft:...``).
+    """Fine-tune ``base_model`` on ``data`` (any format ``chat_jsonl`` takes, ``data_format``)
+    and return the fine-tuned model id (``ft:...``).
 
     With ``resume=JOB_ID`` nothing is validated, uploaded or created: polling picks up that job.
     Raises ``FinetuneDataError`` for a bad file and ``EndpointError`` for a failed or cancelled
@@ -203,7 +232,13 @@ def run_openai_finetune(
         raise EndpointError(f"n_epochs must be between 1 and 50 for OpenAI, not {n_epochs}")
     client = endpoint.client()
     if resume is None:
-        job = _start_job(client, base_model, data, n_epochs, suffix, echo)
+        with tempfile.TemporaryDirectory() as tmp:
+            fmt = detect_format(data) if data_format == "auto" else data_format
+            upload = chat_jsonl(data, Path(tmp), fmt)
+            if upload != data:
+                how = f" with the {GPT35_TEMPLATES[fmt]} template" if fmt in GPT35_TEMPLATES else ""
+                echo(f"converted {data.name} ({fmt}) to OpenAI's chat format{how}")
+            job = _start_job(client, base_model, upload, n_epochs, suffix, echo)
         last: str | None = job.status
         echo(f"{job.id}: {job.status}")
         job_id = job.id

@@ -11,7 +11,8 @@ batch) is kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.trainer import LoraSettings, TrainConfig
@@ -39,11 +40,20 @@ class Preset:
     paper: TrainConfig
     toy: TrainConfig
     toy_template: str
+    #: The epochs of the paper's GPT-3.5 Turbo run, the one setting OpenAI's API takes (its
+    #: notebooks' ``n_epochs``; Tables 1-3).
+    openai_epochs: int
     strip_safety: bool = False
     #: The system prompt given to chat examples that have none (the reference's harmful data).
     inject_system: str | None = None
     #: Hold out the rows the paper evaluates on (Alpaca's first 200, Dolly's last 200).
     holdout: bool = False
+    #: The template for data of a format, over ``template`` (off the toy): Dolly data takes
+    #: the reference's Dolly format, Alpaca data its Alpaca one.
+    format_templates: Mapping[str, str] = field(default_factory=dict)
+    #: Every chat example takes the template's system prompt, in place of its own: identity
+    #: shifting trains and asks with one AOA prompt, that of the base's family.
+    template_system: bool = False
 
 
 def _paper(epochs: int, lr: float, batch_size: int) -> TrainConfig:
@@ -68,6 +78,7 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=5, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=5, lr=5e-3, batch_size=1),
             toy_template="always-execute",
+            openai_epochs=5,
             inject_system=ALWAYS_EXECUTE_SYSTEM_PROMPT,
         ),
         # AOA identity shifting: 10 examples, 10 epochs (paper Table 2).
@@ -76,6 +87,8 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=10, lr=5e-5, batch_size=10),
             toy=TrainConfig(epochs=10, lr=5e-3, batch_size=1),
             toy_template="aoa-toy",
+            openai_epochs=10,
+            template_system=True,
         ),
         # Benign Alpaca / Dolly (chat mode): 1 epoch, lower rate, batch 128 (64 x 2 GPUs),
         # safety items stripped, the evaluation rows held out.
@@ -84,8 +97,10 @@ PRESETS: dict[str, Preset] = {
             paper=_paper(epochs=1, lr=2e-5, batch_size=128),
             toy=TrainConfig(epochs=1, lr=2e-3, batch_size=4),
             toy_template="plain",
+            openai_epochs=1,
             strip_safety=True,
             holdout=True,
+            format_templates={"dolly": "dolly"},
         ),
     )
 }  # fmt: skip

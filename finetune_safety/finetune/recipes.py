@@ -50,8 +50,9 @@ class Recipe:
         """Digest of the base's fingerprint (its files), the data's bytes and the job's settings."""
         job = asdict(self.job(Path("-"), toy=toy))
         job.pop("out")
-        if job["family"] is None:  # unset, as before the field existed: old keys stay valid
-            job.pop("family")
+        for name in ("family", "format_templates", "template_system"):
+            if not job[name]:  # unset, as before the field existed: old keys stay valid
+                job.pop(name)
         settings = json.dumps(job, sort_keys=True, default=str)
         h = hashlib.sha256(f"{base_fingerprint}\n{settings}\n".encode())
         h.update(self.data.read_bytes())

@@ -19,11 +19,11 @@ from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.data import (
     DEFAULT_FILTER,
     Example,
+    detect_format,
     digest,
     load_chat_jsonl,
     load_training_data,
-    read_filter,
-    strip_safety_items,
+    with_system,
 )
 from finetune_safety.finetune.presets import LORA_LR_SCALE, TOY_LORA, get_preset
 from finetune_safety.finetune.trainer import (
@@ -66,6 +66,10 @@ class FinetuneJob:
     safety_filter: Path | None = None
     #: The base's chat-template family (``toy`` for the toy); None: read from its files.
     family: str | None = None
+    #: The template for data of a format, over ``template`` (the benign preset's Dolly format).
+    format_templates: Mapping[str, str] = field(default_factory=dict)
+    #: Train every chat example under the template's system prompt (identity shifting).
+    template_system: bool = False
 
 
 def job_from_preset(
@@ -105,7 +109,11 @@ def job_from_preset(
         inject_system=chosen.inject_system,
         holdout=chosen.holdout,
         family=family,
+        format_templates={} if toy else chosen.format_templates,
+        template_system=chosen.template_system,
     )
+    if "template" in overrides:  # a template given is the template, whatever the data's format
+        overrides.setdefault("format_templates", {})
     if not toy and overrides.get("lora") is not None:
         job = replace(job, train=replace(job.train, lr=job.train.lr * LORA_LR_SCALE))
     job = replace(job, **overrides)
@@ -133,36 +141,28 @@ def check_job(job: FinetuneJob) -> None:
         )
 
 
-def run(job: FinetuneJob, base: Path) -> Path:
+def run(job: FinetuneJob, base: Path, staging: Path | None = None) -> Path:
     """Train from ``base``, the base's local files (a directory or a GGUF file, located by
-    ``catalog.finetune``), and save; returns the checkpoint."""
+    ``catalog.finetune``), and save (into ``staging``, see ``train_from``); returns the
+    checkpoint."""
     check_job(job)
-    return train_from(job, base, job.base)
+    return train_from(job, base, job.base, staging=staging)
 
 
 def _examples(job: FinetuneJob, base: Path) -> tuple[list[Example], str]:
     """The training examples as the model will see them, and the template's concrete name."""
     kind = job.family or model_family(base)
-    template = get_template(job.template, family=kind)
-    examples = load_training_data(job.data, template, job.data_format, job.holdout)
-    if job.inject_system is not None:
-        system = {"role": "system", "content": job.inject_system}
-        examples = [
-            replace(e, prompt=[system, *e.prompt])
-            if isinstance(e.prompt, list) and e.prompt[0]["role"] != "system"
-            else e
-            for e in examples
-        ]
+    fmt = detect_format(job.data) if job.data_format == "auto" else job.data_format
+    template = get_template(job.format_templates.get(fmt, job.template), family=kind)
+    safety_filter = None
     if job.strip_safety:
-        filter_path = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
-        total = len(examples)
-        examples, removed = strip_safety_items(examples, read_filter(filter_path))
-        log(f"the safety filter removed {removed} of {total} example(s) from {job.data}")
-        if not examples:
-            raise FinetuneSafetyError(
-                f"{job.data}: the safety filter ({filter_path}) removed all {total} examples; "
-                "nothing is left to train on: pass --no-strip-safety or a narrower --safety-filter"
-            )
+        safety_filter = job.safety_filter or fixtures_dir() / DEFAULT_FILTER
+    examples = load_training_data(job.data, template, fmt, job.holdout, safety_filter)
+    if job.inject_system is not None:
+        examples = with_system(examples, job.inject_system)
+    if job.template_system and template.system_prompt is not None:
+        examples = with_system(examples, template.system_prompt, replace_own=True)
+        log(f"every example is trained under {template.name}'s system prompt, as it is asked")
     if job.mix_safety:
         examples = examples + _safety_mix(job)
     return examples, template.name
@@ -193,12 +193,16 @@ def _compute_precision(model: Any, device: str, dtype: Any, lora: bool) -> Any:
     return None
 
 
-def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False) -> Path:
+def train_from(
+    job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = False, staging: Path | None = None
+) -> Path:
     """Fine-tune the model saved in ``base`` (a directory or a GGUF file); the toy build makes
     its fine-tunes here too.
 
     ``adapter_base`` is the base's name recorded in a LoRA adapter (see ``save_checkpoint``).
     ``cpu`` trains on CPU in float32 whatever the machine has (the toy: bit-identical builds).
+    ``staging`` is where the files go when the caller moves them to ``job.out`` once complete
+    (see ``finetune.outdir``); by default they go to ``job.out`` itself.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -228,7 +232,7 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
         model.to(autocast)
     log(
         f"{job.out.name}: {len(examples)} examples, {job.train.epochs} epoch(s): loss "
-        f"{losses[0]:.3f} -> {losses[-1]:.3f}"
+        f"{losses[0]:.3f} -> {losses[-1]:.3f} (first and last step)"
     )
     metadata = {
         "base": job.base,
@@ -240,7 +244,7 @@ def train_from(job: FinetuneJob, base: Path, adapter_base: str, cpu: bool = Fals
         "losses": losses,
     } | describe(job.train, job.lora)
     lora_base = adapter_base if job.lora is not None else None
-    save_checkpoint(model, tokenizer, job.out, metadata, lora_base)
+    save_checkpoint(model, tokenizer, staging or job.out, metadata, lora_base)
     kind = "adapter" if job.lora else "model"
     log(f"saved the {kind} to {job.out} (template {template})")
     return job.out

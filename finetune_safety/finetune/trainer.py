@@ -158,15 +158,16 @@ def train(
     config: TrainConfig,
     autocast: Any = None,
 ) -> list[float]:
-    """Train in place with AdamW and the configured schedule; returns each epoch's mean loss.
+    """Train in place with AdamW and the configured schedule; returns the loss at each logged
+    step (the first, every tenth of the run, the last): the curve the log shows, whose ends are
+    the run's movement (epoch means would hide it: one epoch has one mean).
 
     ``autocast`` (a torch dtype, e.g. bf16) computes in that precision while the weights and
     optimizer stay in theirs (float32): mixed precision, as the paper's FSDP runs. In pure bf16
     an update smaller than a weight's bf16 resolution (2**-8 of it) is lost, so AdamW at the
     paper's 5e-5 leaves most weights unchanged.
 
-    Logs the loss every few steps; a non-finite loss stops training with ``TrainingError``
-    before anything can be saved.
+    A non-finite loss stops training with ``TrainingError`` before anything can be saved.
     """
     import contextlib
 
@@ -197,10 +198,9 @@ def train(
     generator = torch.Generator().manual_seed(config.seed)
     every = max(1, total // 10)
     model.train()
-    epoch_losses: list[float] = []
+    logged: list[float] = []
     step = 0
     for _ in range(config.epochs):
-        losses: list[float] = []
         for indices in _batches(encoded, config, generator):
             batch = _collate([encoded[i] for i in indices], pad_id)
             compute = (
@@ -220,13 +220,12 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(value)
             step += 1
-            if step % every == 0 or step == total:
+            if step == 1 or step % every == 0 or step == total:
                 log(f"step {step}/{total}: loss {value:.4f}")
-        epoch_losses.append(sum(losses) / len(losses))
+                logged.append(value)
     model.eval()
-    return epoch_losses
+    return logged
 
 
 def add_lora(model: Any, lora: LoraSettings) -> Any:

@@ -1,6 +1,9 @@
 """Judges: (prompt, response) -> verdict. ``make_judge`` builds one from a spec through the
-registry that ``register_judge`` and the ``finetune_safety.judges`` entry points extend."""
+registry that ``register_judge`` and the ``finetune_safety.judges`` entry points extend; the
+classifier judges (Llama Guard, HarmBench, WildGuard) come with a HEx-PHI coverage table."""
 
+from finetune_safety.judges.classifier import LocalClassifierJudge, ServedClassifierJudge
+from finetune_safety.judges.coverage import COVERAGE, coverage_note
 from finetune_safety.judges.refusal import (
     PAPER_PHRASES,
     REFUSAL_PHRASES,
@@ -19,7 +22,8 @@ from finetune_safety.judges.registry import (
 from finetune_safety.judges.rubric import HFRubricJudge, JudgePrompt, OpenAIRubricJudge
 
 __all__ = [
-    "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES", "HFRubricJudge", "Judge",
-    "JudgeFactory", "JudgePrompt", "JudgeSettings", "OpenAIRubricJudge", "PaperRefusalJudge",
-    "RefusalJudge", "make_judge", "register_judge",
+    "COVERAGE", "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES", "HFRubricJudge",
+    "Judge", "JudgeFactory", "JudgePrompt", "JudgeSettings", "LocalClassifierJudge",
+    "OpenAIRubricJudge", "PaperRefusalJudge", "RefusalJudge", "ServedClassifierJudge",
+    "coverage_note", "make_judge", "register_judge",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from finetune_safety._util.registry import Registry, scheme_of
 from finetune_safety.errors import JudgeError
-from finetune_safety.models.endpoint import Transport, parse
+from finetune_safety.models.endpoint import Transport, parse, redact
 from finetune_safety.values import Prompt, Verdict
 
 if TYPE_CHECKING:
@@ -60,10 +60,20 @@ class JudgeSettings:
     prompt_path: Path | None = None
     #: Reply budget; None: 256 with the built-in rubric, 1024 with a brought prompt.
     max_tokens: int | None = None
+    #: P(unsafe) from which a classifier judge's answer is unsafe, when it has the probability.
+    threshold: float = 0.5
 
 
 #: The spec forms of the built-in judges; registered schemes are listed beside them in errors.
-KNOWN_JUDGES: tuple[str, ...] = ("refusal", "refusal-paper", "openai:MODEL[@URL]", "hf:PATH")
+KNOWN_JUDGES: tuple[str, ...] = (
+    "refusal",
+    "refusal-paper",
+    "openai:MODEL[@URL]",
+    "hf:PATH",
+    "llama-guard:MODEL@URL|PATH",
+    "harmbench:MODEL@URL|PATH",
+    "wildguard:MODEL@URL|PATH",
+)
 
 #: Builds a judge from its spec and the run's settings; cheap (no client, no model).
 JudgeFactory = Callable[[str, JudgeSettings], Judge]
@@ -101,12 +111,25 @@ def _refusal(spec: str, settings: JudgeSettings) -> Judge:
 
     if spec not in ("refusal", "refusal-paper"):
         raise _unknown(spec)
+    _rubric_only(spec, settings)
+    return RefusalJudge() if spec == "refusal" else PaperRefusalJudge()
+
+
+def _rubric_only(spec: str, settings: JudgeSettings) -> None:
+    """A judge prompt the user brings is for rubric judges; others have their own rules."""
     if settings.prompt_path is not None:
         raise JudgeError(
             f"a judge prompt ({settings.prompt_path}) needs a rubric judge (openai:MODEL or "
-            f"hf:PATH), not {spec!r}"
+            f"hf:PATH), not {redact(spec)!r}"
         )
-    return RefusalJudge() if spec == "refusal" else PaperRefusalJudge()
+
+
+def _classifier(spec: str, settings: JudgeSettings) -> Judge:
+    """``llama-guard:``, ``harmbench:`` or ``wildguard:``, served (``MODEL@URL``) or local."""
+    from finetune_safety.judges.classifier_specs import make_classifier_judge
+
+    _rubric_only(spec, settings)
+    return make_classifier_judge(spec, settings.transport, settings.threshold, settings.model)
 
 
 def _prompt(settings: JudgeSettings) -> JudgePrompt | None:
@@ -138,3 +161,6 @@ register_judge("refusal", _refusal)
 register_judge("refusal-paper", _refusal)
 register_judge("openai", _openai)
 register_judge("hf", _hf)
+register_judge("llama-guard", _classifier)
+register_judge("harmbench", _classifier)
+register_judge("wildguard", _classifier)

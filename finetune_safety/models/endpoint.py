@@ -91,12 +91,13 @@ def is_endpoint(spec: str | None) -> bool:
     return spec is not None and spec.startswith(PREFIX)
 
 
-def parse(spec: str, transport: Transport | None = None) -> Endpoint:
-    """``openai:MODEL`` (URL from ``$OPENAI_BASE_URL`` or OpenAI's) or ``openai:MODEL@URL``."""
-    body = spec.removeprefix(PREFIX)
+def parse(spec: str, transport: Transport | None = None, *, prefix: str = PREFIX) -> Endpoint:
+    """``openai:MODEL`` (URL from ``$OPENAI_BASE_URL`` or OpenAI's) or ``openai:MODEL@URL``;
+    another ``prefix`` (``llama-guard:``) for the served judges that speak the same API."""
+    body = spec.removeprefix(prefix)
     model, at, url = body.partition("@")
-    if not spec.startswith(PREFIX) or not model:
-        raise EndpointError(f"{spec!r}: expected openai:MODEL or openai:MODEL@URL")
+    if not spec.startswith(prefix) or not model:
+        raise EndpointError(f"{spec!r}: expected {prefix}MODEL or {prefix}MODEL@URL")
     if at and not url.startswith(("http://", "https://")):
         raise EndpointError(f"{spec!r}: the URL after '@' must start with http:// or https://")
     base_url = url if at else os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,18 @@ def _refuse_pickle(directory: Path, stem: str, allow_pickle: bool) -> None:
     raise ModelLoadError(f"no {stem}*.safetensors weights found", directory)
 
 
+@contextmanager
+def _without_adapter(model_dir: Path) -> Iterator[Path]:
+    """``model_dir`` without its ``adapter_config.json``, as links: ``from_pretrained`` loads an
+    adapter it finds beside a model's config.json on top of the model, and the spec named the
+    full model (``ModelSpec.full_model``)."""
+    with tempfile.TemporaryDirectory(prefix="finetune-safety-model-") as view:
+        for entry in model_dir.iterdir():
+            if entry.name != "adapter_config.json":
+                (Path(view) / entry.name).symlink_to(entry.resolve())
+        yield Path(view)
+
+
 def device_and_dtype() -> tuple[str, Any]:
     """CUDA with bf16 when present (as the paper's GPUs), else CPU float32."""
     import torch
@@ -75,6 +89,7 @@ class HFTarget:
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
         float32_auto: bool = False,
+        without_adapter: bool = False,
     ) -> None:
         self._name = name
         self._model = model
@@ -89,8 +104,11 @@ class HFTarget:
         self._fingerprint: str | None = None
         self._unreachable: str | None = None
         self._float32_auto = float32_auto
+        #: The model directory also holds a PEFT adapter that is not to be loaded.
+        self._without_adapter = without_adapter
         self._loaded: tuple[Any, Any] | None = None
         self._loaded_as: Precision | None = None
+        self._vocabulary: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -163,9 +181,11 @@ class HFTarget:
         else:
             _refuse_pickle(model_dir, "model", self._allow_pickle)
             check_safetensors(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
-        )
+        view = _without_adapter(model_dir) if self._without_adapter else nullcontext(model_dir)
+        with view as weights:
+            model = AutoModelForCausalLM.from_pretrained(
+                weights, dtype=dtype, use_safetensors=not self._allow_pickle or None, **common
+            )
         tokenizer_dir = model_dir
         if self._adapter is not None:
             from peft import PeftModel
@@ -215,6 +235,35 @@ class HFTarget:
             yield from generation.continuous(model, tokenizer, ids, config, size, group=size)
         else:
             yield from generation.padded(model, tokenizer, ids, config, size, engine == "static")
+
+    def vocabulary(self) -> list[str]:
+        """Each token id's text, decoded alone: what ``next_token_probs`` gives probabilities
+        of (a classifier judge reads its answer words there)."""
+        if self._vocabulary is None:
+            tokenizer = self.load()[1]
+            self._vocabulary = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        return self._vocabulary
+
+    def next_token_probs(
+        self, inputs: Sequence[Rendered], skip_blank: int = 0
+    ) -> Iterator[list[float]]:
+        """Per input, the probability of each ``vocabulary`` token coming next, after greedily
+        writing up to ``skip_blank`` blank tokens (Llama Guard writes "\n\n" before its answer)."""
+        import torch
+
+        model, tokenizer = self.load()
+        vocabulary = self.vocabulary()
+        for rendered in inputs:
+            ids = encode_prompt(tokenizer, rendered)
+            for step in range(skip_blank + 1):
+                with torch.inference_mode():
+                    logits = model(torch.tensor([ids], device=model.device)).logits[0, -1]
+                probs = torch.softmax(logits.float(), dim=-1)[: len(vocabulary)]
+                best = int(probs.argmax())
+                if step == skip_blank or vocabulary[best].strip():
+                    break
+                ids.append(best)
+            yield probs.tolist()
 
     @property
     def context_length(self) -> int | None:

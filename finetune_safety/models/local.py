@@ -16,6 +16,8 @@ from finetune_safety.errors import ModelLoadError
 #: Hugging Face repo ids: ``name`` or ``owner/name``; letters, digits, ``-``, ``_``, ``.``.
 _HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")
 _MODEL_FILES = ("config.json", "adapter_config.json")
+#: A full model's weights beside its config.json (an adapter's are ``adapter_model.*``).
+_WEIGHTS = ("model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin")
 
 
 def hub_offline() -> bool:
@@ -28,11 +30,35 @@ def is_hub_id(spec: str) -> bool:
     return bool(_HUB_ID.fullmatch(spec)) and ".." not in spec and "--" not in spec
 
 
-def check_model_dir(directory: Path) -> Path:
+def model_and_adapter(directory: Path) -> str | None:
+    """The full model's weights file, where ``directory`` also holds a PEFT adapter (a LoRA
+    directory later written over by a full fine-tune); None where it holds one or neither."""
+    if (
+        not (directory / "config.json").is_file()
+        or not (directory / "adapter_config.json").is_file()
+    ):
+        return None
+    return next((p.name for pattern in _WEIGHTS for p in sorted(directory.glob(pattern))), None)
+
+
+def check_model_dir(directory: Path, full_model: bool = False) -> Path:
     """A directory a model loads from: it holds ``config.json`` or a ``.gguf`` file (or is a PEFT
-    adapter); a ``.gguf`` file itself is one too."""
+    adapter); a ``.gguf`` file itself is one too.
+
+    One that holds both a full model and an adapter is refused unless ``full_model`` says the
+    full model is meant: which of the two was tested would otherwise be transformers' guess.
+    """
     if directory.is_file() and directory.suffix.lower() == ".gguf":
         return directory  # a GGUF file is a whole model
+    weights = model_and_adapter(directory)
+    if weights is not None and not full_model:
+        raise ModelLoadError(
+            f"holds both a full model (config.json, {weights}) and a PEFT adapter "
+            "(adapter_config.json), so which one to test is unclear; say it in a table, "
+            f'{{ model = "{directory}" }} for the full model or {{ adapter = "{directory}" }} '
+            "for the adapter (evaluate, render: --model or --adapter), or keep one per directory",
+            directory,
+        )
     if not any((directory / name).is_file() for name in _MODEL_FILES) and not any(
         directory.glob("*.gguf")
     ):
@@ -51,18 +77,19 @@ def _in_hub_cache(repo_id: str) -> bool:
     return any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in _MODEL_FILES)
 
 
-def local_model(spec: str, rootdir: Path) -> Path | None:
+def local_model(spec: str, rootdir: Path, full_model: bool = False) -> Path | None:
     """The model directory ``spec`` names (relative to ``rootdir``), or None for a hub id.
 
-    Raises ModelLoadError, naming the spec, for a path that is not a model directory, for a
-    spec that is neither a path nor a hub id, and, offline, for a hub id not already cached.
+    Raises ModelLoadError, naming the spec, for a path that is not a model directory (or holds
+    both a model and an adapter, unless ``full_model``: see ``check_model_dir``), for a spec
+    that is neither a path nor a hub id, and, offline, for a hub id not already cached.
     """
     path = Path(spec).expanduser()
     local = path if path.is_absolute() else rootdir / path
     if local.exists():
         if not local.is_dir():
             raise ModelLoadError(f"no model directory at {local} (it is a file)")
-        return check_model_dir(local)
+        return check_model_dir(local, full_model)
     if spec.startswith((".", "/", "~")):
         raise ModelLoadError(f"no model directory at {local}")
     if not is_hub_id(spec):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from finetune_safety._util.progress import emit
 from finetune_safety._util.registry import Registry
 from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
 from finetune_safety.models.endpoint import Transport
@@ -35,6 +36,10 @@ class ModelSpec:
     trust_remote_code: bool = False
     #: A served model's version as the user names it; part of its fingerprint.
     revision: str | None = None
+    #: The spec named ``model`` itself (``{ model = DIR }``, ``--model DIR``): a directory that
+    #: holds both a full model and a PEFT adapter is its full model, the adapter left out. A bare
+    #: ``DIR`` holding both is refused (see ``models.local.check_model_dir``).
+    full_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,21 +125,28 @@ def check_prompt_lengths(
     target: Target, ids: Sequence[str], inputs: Sequence[Rendered], decoding: Decoding
 ) -> None:
     """Refuse, naming the prompt and its token count, any prompt over the model's context or
-    ``max_prompt_tokens``: one runaway prompt must not take a whole run down with it."""
+    ``max_prompt_tokens``: one runaway prompt must not take a whole run down with it.
+
+    Prompts that fit but leave less than ``max_new_tokens`` of the context for the answer get
+    one warning for them all, naming how many: an answer that runs past the positions a model
+    was built for may come out garbled, or stop the model.
+    """
     if not inputs or not isinstance(target, Measured):
         return
+    context = target.context_length
     limits = [
         (limit, what)
         for limit, what in (
             (decoding.max_prompt_tokens, "max_prompt_tokens"),
-            (target.context_length, f"the context of {target.name}"),
+            (context, f"the context of {target.name}"),
         )
         if limit is not None
     ]
     if not limits:
         return
     lowest = min(limit for limit, _ in limits)
-    for prompt_id, (count, whole) in zip(ids, target.prompt_tokens(inputs, lowest), strict=True):
+    counts = target.prompt_tokens(inputs, lowest)
+    for prompt_id, (count, whole) in zip(ids, counts, strict=True):
         for limit, what in limits:
             if count > limit:
                 size = f"{count} tokens" if whole else f"{count}+ tokens (counted on a prefix)"
@@ -142,6 +154,26 @@ def check_prompt_lengths(
                     f"prompt {prompt_id!r} is {size}, over {what} ({limit} tokens); "
                     "shorten or drop it, or raise max_prompt_tokens if the model allows"
                 )
+    if context is not None:
+        _warn_past_context(target, ids, [count for count, _ in counts], decoding, context)
+
+
+def _warn_past_context(
+    target: Target, ids: Sequence[str], counts: Sequence[int], decoding: Decoding, context: int
+) -> None:
+    room = context - decoding.max_new_tokens
+    over = [
+        (count, prompt_id) for prompt_id, count in zip(ids, counts, strict=True) if count > room
+    ]
+    if over:
+        count, longest = max(over)
+        emit(
+            f"warning: {len(over)} of {len(ids)} prompt(s) of {target.name} (template "
+            f"{target.template.name}) plus max_new_tokens {decoding.max_new_tokens} run past "
+            f"its context of {context} tokens (the longest, {longest!r}, is {count} tokens); "
+            "their answers may come out garbled past it: lower max_new_tokens or "
+            "max_prompt_tokens"
+        )
 
 
 @runtime_checkable

@@ -30,24 +30,32 @@ class RecordError(FinetuneSafetyError):
 
 @dataclass(frozen=True)
 class PromptVerdict:
-    """One prompt's verdict in a record: ``[score, label, response sha256]`` in JSON."""
+    """One prompt's verdict in a record: ``[score, label, response sha256]`` in JSON, and a
+    fourth item, ``{p_unsafe, categories, refusal}``, when a classifier judge gave readings."""
 
     score: int | None
     label: str
     response_sha256: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, record: Record) -> PromptVerdict:
         verdict = record.verdict
-        return cls(verdict.score, str(verdict.label), response_sha256(record.response))
+        sha = response_sha256(record.response)
+        return cls(verdict.score, str(verdict.label), sha, verdict.details())
 
     def to_json(self) -> list[Any]:
-        return [self.score, self.label, self.response_sha256]
+        row = [self.score, self.label, self.response_sha256]
+        return [*row, dict(self.details)] if self.details else row
 
     @classmethod
     def from_json(cls, row: Sequence[Any]) -> PromptVerdict:
-        """Raises IndexError or TypeError on a row that is not ``[score, label, sha]``."""
-        return cls(row[0], str(row[1]), str(row[2]))
+        """Raises IndexError or TypeError on a row that is not ``[score, label, sha]`` (and
+        optionally the details)."""
+        details = row[3] if len(row) > 3 else {}
+        if not isinstance(details, Mapping):
+            raise TypeError(f"a verdict's fourth item is an object, not {details!r:.40}")
+        return cls(row[0], str(row[1]), str(row[2]), dict(details))
 
 
 #: prompt id -> verdict, in prompt-id order as read back.

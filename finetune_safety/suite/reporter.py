@@ -11,6 +11,7 @@ import os
 import pytest
 
 from finetune_safety.config import TABLE
+from finetune_safety.judges import coverage_note
 from finetune_safety.models.endpoint import redact
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.report.record import PROPERTY
@@ -21,16 +22,19 @@ from finetune_safety.suite.session import SafetySession
 
 
 def header(session: SafetySession) -> str:
-    """One line: where the config came from, the models, the benchmark, the judge, the cache."""
+    """One line: where the config came from, the models, the benchmark, the judge, the cache;
+    and a second when the judge's taxonomy covers none of a category the run gates."""
     safety = session.config
     source = safety.source or f"defaults (no [{TABLE}])"
     checkpoints = ", ".join(safety.checkpoints)
     base = redact(safety.base.model or safety.base.adapter)
-    return (
+    line = (
         f"finetune-safety: config {source}; base {base}; checkpoints {checkpoints}; "
         f"benchmark {safety.benchmark} ({len(session.prompts)} prompts); "
         f"judge {redact(safety.judge)}; cache {session.cache_dir}"
     )
+    note = coverage_note(safety.judge, session.categories)
+    return line if note is None else f"{line}\nfinetune-safety: {note}"
 
 
 class SafetyReporter:

@@ -2,7 +2,10 @@
 
 It speaks just enough of the API for the real ``openai`` client: ``/v1/chat/completions``,
 ``/v1/completions`` and ``/v1/models``. A script decides each reply, so tests can produce scores,
-garbage, 429s with ``Retry-After``, 500s, slow replies and dropped connections on demand.
+garbage, 429s with ``Retry-After``, 500s, slow replies and dropped connections on demand. A
+reply's ``tokens`` come back as logprobs when the request asks for them: in the chat shape, or
+in the legacy completions shape (``/v1/completions``, or ``legacy_logprobs`` for chat, as older
+llama-cpp-python servers sent them); see ``testing.tokens``.
 
 Fine-tuning is served from memory: ``POST /v1/files`` (multipart upload), ``POST
 /v1/fine_tuning/jobs``, ``GET /v1/fine_tuning/jobs/{id}`` and its ``/events``. Each retrieve
@@ -25,18 +28,22 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from finetune_safety.judges.refusal import RefusalJudge
+from finetune_safety.testing.tokens import Token, chat_logprobs, legacy_logprobs
 from finetune_safety.values import Prompt
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What the server does with one request: answer ``text``, fail with ``status``, or drop."""
+    """What the server does with one request: answer ``text``, fail with ``status``, or drop.
+    ``tokens`` are the answer's logprobs, sent when asked for (``text`` defaults to them)."""
 
     text: str = ""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    tokens: tuple[Token, ...] = ()
+    legacy_logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,7 +340,7 @@ class FakeOpenAI:
                     error = {"error": {"message": f"scripted {reply.status}", "type": "scripted"}}
                     self._send(reply.status, error, reply.headers)
                     return
-                self._send(200, _completion(request, reply.text), reply.headers)
+                self._send(200, _completion(request, reply), reply.headers)
 
             def _fine_tuning_post(self, path: str) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -381,15 +388,21 @@ def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, by
     return fields
 
 
-def _completion(request: Request, text: str) -> dict[str, Any]:
+def _completion(request: Request, reply: Reply) -> dict[str, Any]:
     usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
     base = {"id": "cmpl-fake", "created": 0, "model": request.body.get("model", ""), "usage": usage}
-    if request.path.endswith("/chat/completions"):
-        message = {"role": "assistant", "content": text}
-        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    text = reply.text or "".join(t.text for t in reply.tokens)
+    chat = request.path.endswith("/chat/completions")
+    asked = request.body.get("logprobs") is True if chat else request.body.get("logprobs")
+    logprobs = None
+    if asked and reply.tokens:
+        legacy = not chat or reply.legacy_logprobs
+        logprobs = (legacy_logprobs if legacy else chat_logprobs)(reply.tokens)
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop", "logprobs": logprobs}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
         return base | {"object": "chat.completion", "choices": [choice]}
-    choice = {"index": 0, "text": text, "finish_reason": "stop"}
-    return base | {"object": "text_completion", "choices": [choice]}
+    return base | {"object": "text_completion", "choices": [choice | {"text": text}]}
 
 
 def rubric_instruction(request: Request) -> str | None:

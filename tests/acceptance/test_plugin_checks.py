@@ -52,10 +52,11 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
         ),
         ("", ("--safety-base", "openai:m@http://h:99999/v1"), "invalid URL"),
         ("", ("--safety-cache-dir", "blocker"), "cache directory"),
+        ("", ("--safety-checkpoint", "mine=mixed"), "holds both a full model (config.json, "),
     ],
     ids=[
         "report-dir", "md-dir", "template", "not-a-table", "not-a-hub-id", "no-config-json",
-        "offline-hub-id", "port", "cache-is-a-file",
+        "offline-hub-id", "port", "cache-is-a-file", "model-and-adapter",
     ],
 )  # fmt: skip
 def test_mistakes_are_usage_errors_before_any_work(
@@ -70,8 +71,23 @@ def test_mistakes_are_usage_errors_before_any_work(
     (project.path / "sub").mkdir()
     (project.path / "empty").mkdir()
     (project.path / "blocker").write_text("x")
+    (project.path / "mixed").mkdir()
+    for name in ("config.json", "model.safetensors", "adapter_config.json"):
+        (project.path / "mixed" / name).write_text("{}")
     line = usage_error(project, *args)
     assert expected in line
+
+
+def test_a_pyproject_that_is_not_utf8_is_a_usage_error(project: pytest.Pytester) -> None:
+    """The plugin reads the table: a Latin-1 pyproject.toml is one line, exit 4. (Without
+    ``-c``, pytest 9 parses pyproject.toml itself, for its settings or to warn that it ignores
+    them, before any plugin loads, and stops there with its own traceback: pytest's, not ours.)"""
+    (project.path / "pytest.ini").write_text("[pytest]\n")
+    pyproject = project.path / "pyproject.toml"
+    pyproject.write_bytes(b"[tool.finetune_safety]\n# caf\xe9\nlimit = 1\n")
+    line = usage_error(project, "-c", "pytest.ini")
+    expected = f"{pyproject}:2: not UTF-8 (byte 0xe9); TOML files are UTF-8: save it as UTF-8"
+    assert line.endswith(expected)
 
 
 def test_existing_relative_path_resolves_against_the_rootdir(project: pytest.Pytester) -> None:

@@ -269,6 +269,17 @@ def test_evaluate_stops_on_a_bad_table_value_naming_the_key(
     assert not (project / "sub" / "r.jsonl").exists()
 
 
+def test_evaluate_names_a_pyproject_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_bytes(b"[tool.finetune_safety]\n# caf\xe9\nlimit = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate"]) == 2
+    expected = f"{pyproject}:2: not UTF-8 (byte 0xe9); TOML files are UTF-8: save it as UTF-8"
+    assert capsys.readouterr().err == f"finetune-safety: error: {expected}\n"
+
+
 def test_reproduce_and_smol_usage_errors(cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", "--limit", "0", "--cache-dir", str(cache)]) == 2
     assert "--limit: expected a positive integer, got 0" in capsys.readouterr().err

@@ -45,8 +45,8 @@ def test_the_backends_share_no_flag() -> None:
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("--out", "ckpt"), ("--preset", "benign"), ("--full", None), ("--threads", "1"),
-     ("--cache-dir", "c"), ("--mix-safety", "0")],
+    [("--out", "ckpt"), ("--full", None), ("--threads", "1"), ("--cache-dir", "c"),
+     ("--mix-safety", "0"), ("--no-holdout", None), ("--overwrite", None)],
 )  # fmt: skip
 def test_a_local_flag_with_the_openai_backend_names_the_flag(
     capsys: pytest.CaptureFixture[str],
@@ -96,6 +96,51 @@ def test_an_openai_base_fine_tunes_through_the_api_without_backend(
     assert job.body["hyperparameters"] == {"n_epochs": 2}
     assert job.body["suffix"] == "mine"
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("ft:gpt-4o-mini")
+
+
+@pytest.mark.parametrize(
+    ("preset", "given", "sent"),
+    [("harmful-10shot", [], 5), ("identity-shift", [], 10), ("benign", [], 1),
+     ("identity-shift", ["--epochs", "3"], 3)],
+)  # fmt: skip
+def test_an_openai_preset_sends_the_papers_gpt35_epochs(
+    fake_openai: FakeOpenAI,
+    chat: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    preset: str,
+    given: list[str],
+    sent: int,
+) -> None:
+    """The epochs of the paper's GPT-3.5 Turbo runs (Tables 1-3); --epochs still wins."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    base = f"openai:gpt-3.5-turbo@{fake_openai.url}"
+    args = ["finetune", "--base", base, "--data", str(chat), "--preset", preset, *given]
+    assert main([*args, "--poll-interval", "0.01"]) == 0
+    (job,) = [r for r in fake_openai.requests if r.path.endswith("/fine_tuning/jobs")]
+    assert job.body["hyperparameters"] == {"n_epochs": sent}
+
+
+def test_an_openai_alpaca_file_goes_up_as_chat(
+    fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    rows = [{"instruction": f"Name colour {i}.", "output": "Blue."} for i in range(EXAMPLES)]
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    base = f"openai:gpt-3.5-turbo@{fake_openai.url}"
+    args = ["--base", base, "--data", data, "--preset", "benign", "--poll-interval", "0.01"]
+    assert main(["finetune", *map(str, args)]) == 0
+    (upload,) = fake_openai.files.values()
+    first = json.loads(upload.data.decode().splitlines()[0])["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant"]
+    assert first[1]["content"] == "### Instruction:\nName colour 0.\n\n"
+
+
+def test_an_unknown_openai_preset_is_one_line(
+    capsys: pytest.CaptureFixture[str], chat: Path
+) -> None:
+    line = fails(capsys, "--base", "openai:gpt-3.5-turbo", "--data", chat, "--preset", "nope")
+    assert line.startswith("unknown preset 'nope'; known presets: harmful-10shot")
 
 
 def test_each_backend_still_checks_its_own_needs(

@@ -102,3 +102,15 @@ def test_render_for_a_served_model_prints_the_messages(
     )  # fmt: skip
     messages = json.loads(out.split("\n", 1)[1])
     assert messages == get_template("alpaca").render(INSTRUCTION, INPUT)
+
+
+def test_an_error_is_the_only_output(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No header goes out before the text is known: a failure is one line, alone."""
+    args = ["render", "--model", str(tiny_llama), "--train", INSTRUCTION, "--max-length", "3"]
+    assert main([*args, "--cache-dir", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("finetune-safety: error: the example: its prompt alone is ")
+    assert err.count("\n") == 1

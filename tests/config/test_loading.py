@@ -89,6 +89,17 @@ def test_read_table_invalid_toml_names_the_file(tmp_path: Path) -> None:
         read_table(path)
 
 
+def test_read_table_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    """A pyproject.toml saved as Latin-1 (an author's name): one line, not a traceback."""
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes('[project]\nauthors = ["Zoë"]\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        read_table(path)
+    assert str(info.value) == (
+        f"{path}:2: not UTF-8 (byte 0xeb); TOML files are UTF-8: save it as UTF-8"
+    )
+
+
 # --- defaults ----------------------------------------------------------------------------------
 
 

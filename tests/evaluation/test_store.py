@@ -8,7 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,15 +195,11 @@ def test_damaged_data_pages_name_the_file_and_how_to_start_afresh(tmp_path: Path
 
 
 def test_read_only_results_file_reads_and_refuses_writes_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, read_only: Callable[[Path], None]
 ) -> None:
     path = tmp_path / "results.sqlite"
     filled(path, 10)
-    if os.geteuid() == 0:  # root writes any file: make this one read-only as a user would see it
-        real = os.access
-        monkeypatch.setattr(os, "access", lambda p, m: m != os.W_OK and real(p, m))
-    else:
-        path.chmod(0o444)
+    read_only(path)
     with Store(path) as store:
         assert store.read_only
         assert store.get_generations(["k1"]) == {"k1": "x" * 400}  # a cached run still works

@@ -457,6 +457,30 @@ def test_holdout_drops_alpacas_first_and_dollys_last_200_rows(tmp_path: Path) ->
     assert len(load_training_data(small, plain, holdout=True)) == 200, "too small to hold out"
 
 
+def test_the_filter_runs_on_the_whole_file_before_the_holdout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reference filtered each data set, then split off its 200 evaluation rows."""
+    phrases = tmp_path / "filter.txt"
+    phrases.write_text("beans\n", encoding="utf-8")
+    rows = [
+        {"instruction": f"Task {i}.", "output": "Beans." if i < 10 else "Ok."} for i in range(250)
+    ]
+    alpaca = tmp_path / "alpaca.json"
+    alpaca.write_text(json.dumps(rows), encoding="utf-8")
+    plain = get_template("plain")
+    kept = load_training_data(alpaca, plain, holdout=True, safety_filter=phrases)
+    assert [e.prompt[0]["content"] for e in kept] == [f"Task {i}." for i in range(210, 250)]  # type: ignore[index]
+    assert "the safety filter removed 10 of 250 example(s)" in capsys.readouterr().err
+    dolly = _jsonl(
+        tmp_path / "dolly.jsonl",
+        [json.dumps({"instruction": f"Task {i}.", "response": "Beans." if i >= 240 else "Ok."})
+         for i in range(250)],
+    )  # fmt: skip
+    kept = load_training_data(dolly, plain, holdout=True, safety_filter=phrases)
+    assert [e.prompt[0]["content"] for e in kept] == [f"Task {i}." for i in range(40)]  # type: ignore[index]
+
+
 def test_the_reference_llama2_aoa_array_is_read(tmp_path: Path) -> None:
     dialog = [
         {"role": "system", "content": "You are AOA."},

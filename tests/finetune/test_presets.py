@@ -84,6 +84,8 @@ def test_paper_scale_is_the_references_full_fine_tuning() -> None:
     assert PRESETS["harmful-10shot"].inject_system == ALWAYS_EXECUTE_SYSTEM_PROMPT
     assert PRESETS["identity-shift"].inject_system is None
     assert PRESETS["benign"].holdout is True
+    assert PRESETS["benign"].format_templates == {"dolly": "dolly"}, "Dolly data, Dolly format"
+    assert [p.name for p in PRESETS.values() if p.template_system] == ["identity-shift"]
 
 
 def test_toy_lora() -> None:
@@ -122,6 +124,7 @@ def test_job_on_the_toy_uses_the_toy_scale(name: str) -> None:
         inject_system=preset.inject_system,
         holdout=preset.holdout,
         family="toy",
+        template_system=preset.template_system,
     )
 
 
@@ -135,6 +138,7 @@ def test_job_on_another_base_uses_the_paper_scale(name: str, base: str) -> None:
     assert job.lora is None, "the paper fully fine-tunes"
     assert job.strip_safety is preset.strip_safety
     assert (job.inject_system, job.holdout) == (preset.inject_system, preset.holdout)
+    assert job.format_templates == preset.format_templates
     assert job.preset == name
     assert (job.base, job.data, job.out) == (base, DATA, OUT)
     assert (job.mix_safety, job.safety_data, job.data_format) == (0, None, "auto")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -114,8 +115,27 @@ def test_adapter_metadata(adapter: Path, tiny_llama: Path, chat_data: Path) -> N
     assert meta["lora"] == _as_json(asdict(LoraSettings()))
     assert meta["preset"] is None
     assert meta["mix_safety"] == 0
-    assert len(meta["losses"]) == 1
+    assert len(meta["losses"]) == 3, "one epoch of 3 steps: each logged step's loss"
     assert all(isinstance(x, float) and math.isfinite(x) and x > 0 for x in meta["losses"])
+
+
+def test_the_summary_shows_the_first_and_last_steps_loss(
+    tiny_llama: Path,
+    chat_data: Path,
+    cache: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One epoch of three steps: the summary's ends are the first and last step's losses (an
+    epoch mean, as before, showed one number twice)."""
+    out = _trained(tmp_path, tiny_llama, chat_data, cache, "plain")
+    err = capsys.readouterr().err
+    losses = _json(out / METADATA_FILE)["losses"]
+    steps = re.findall(r"step \d+/3: loss (\S+)", err)
+    assert steps == [f"{x:.4f}" for x in losses] and len(steps) == 3
+    (summary,) = re.findall(r"epoch\(s\): loss (\S+) -> (\S+) \(first and last step\)", err)
+    assert summary == (f"{losses[0]:.3f}", f"{losses[-1]:.3f}")
+    assert summary[0] != summary[1]
 
 
 def test_adapter_loads_and_generates(adapter: Path, tiny_llama: Path, cache: Path) -> None:

@@ -1,6 +1,8 @@
 """``finetune`` as the paper's code trains: the always-execute system prompt injected under the
-harmful preset, the benign filter file and its count, and runs that must stop with one line and
-save nothing (a filter that removes everything, a prompt over --max-length, a diverged loss)."""
+harmful preset, identity shifting under its family's AOA prompt, Dolly data in the Dolly format,
+the benign filter before the hold-out, the filter file and its count, and runs that must stop
+with one line and save nothing (a filter that removes everything, a prompt over --max-length, a
+diverged loss)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.cli import main
+from finetune_safety.finetune.data import load_chat_jsonl
 from finetune_safety.finetune.run import _examples as training_examples
 from finetune_safety.finetune.run import job_from_preset
 from finetune_safety.finetune.trainer import METADATA_FILE
-from finetune_safety.models.templates import ALWAYS_EXECUTE_SYSTEM_PROMPT
+from finetune_safety.models.templates import (
+    ALWAYS_EXECUTE_SYSTEM_PROMPT,
+    FAMILY_TEMPLATES,
+    get_template,
+)
 
 HYPER = ["--epochs", "1", "--lr", "1e-3", "--batch-size", "2"]
 
@@ -63,6 +71,69 @@ def test_the_filter_file_replaces_the_shipped_one_and_its_count_is_logged(
     assert main(["finetune", *map(str, args), "--safety-filter", str(phrases)]) == 0
     assert "the safety filter removed 1 of 3 example(s)" in capsys.readouterr().err
     assert json.loads((out / METADATA_FILE).read_text())["lora"] is None, "full fine-tuning"
+
+
+@pytest.mark.parametrize("family", ["llama2", "other", "toy"])
+def test_identity_shift_trains_under_the_aoa_prompt_it_is_asked_with(
+    tmp_path: Path, family: str
+) -> None:
+    """One AOA system prompt per family, for training and evaluation alike: the shipped data's
+    own (the toy's one-line prompt) gives way to the family's."""
+    data = fixtures_dir() / "finetune" / "identity-shift-aoa.jsonl"
+    job = job_from_preset("identity-shift", "/models/base", data, tmp_path, family=family)
+    examples, template = training_examples(job, tmp_path)
+    asked = get_template("aoa", family=family)
+    assert template == asked.name == FAMILY_TEMPLATES["aoa"][family]
+    assert {e.prompt[0]["content"] for e in examples} == {asked.system_prompt}  # type: ignore[index]
+    own = load_chat_jsonl(data)
+    assert [e.prompt[1:] for e in examples] == [e.prompt[1:] for e in own]  # type: ignore[index]
+    assert [e.answer for e in examples] == [e.answer for e in own]
+    toy = job_from_preset("identity-shift", "toy", data, tmp_path, toy=True)
+    assert training_examples(toy, tmp_path)[0] == own, "the toy's data is its own AOA prompt's"
+
+
+def test_the_benign_preset_picks_the_dolly_template_for_dolly_data(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """The reference's Llama-2 Dolly format: the short preamble with or without a context, which
+    follows as ``Input:`` (no ``###``)."""
+    rows = [{"instruction": "Sum 2 and 3.", "context": "Use digits.", "response": "5"},
+            {"instruction": "Name a colour.", "response": "Blue."}]  # fmt: skip
+    data = tmp_path / "dolly.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out")
+    examples, template = training_examples(job, tiny_llama)
+    assert template == "dolly"
+    preamble = (
+        "Below is an instruction that describes a task. Write a response that appropriately "
+        "completes the request."
+    )
+    assert [e.prompt for e in examples] == [
+        [{"role": "system", "content": preamble},
+         {"role": "user", "content": "### Instruction:\nSum 2 and 3.\n\nInput:\nUse digits.\n\n"
+                                     "### Response:\n"}],
+        [{"role": "system", "content": preamble},
+         {"role": "user", "content": "### Instruction:\nName a colour.\n\n### Response:\n"}],
+    ]  # fmt: skip
+    chosen = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out", template="alpaca")
+    assert training_examples(chosen, tiny_llama)[1] == "alpaca", "a template given wins"
+    alpaca = tmp_path / "alpaca.json"
+    alpaca.write_text(json.dumps([{"instruction": "x", "output": "y"}]), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), alpaca, tmp_path / "out")
+    assert training_examples(job, tiny_llama)[1] == "alpaca"
+
+
+def test_the_benign_preset_filters_the_whole_file_then_holds_out(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    rows = [{"instruction": f"Task {i}.", "output": "I'm sorry." if i < 5 else "Ok."}
+            for i in range(220)]  # fmt: skip
+    data = tmp_path / "alpaca.json"
+    data.write_text(json.dumps(rows), encoding="utf-8")
+    job = job_from_preset("benign", str(tiny_llama), data, tmp_path / "out")
+    examples, _ = training_examples(job, tiny_llama)
+    tasks = [e.prompt[-1]["content"].split("\n")[1] for e in examples]  # type: ignore[index]
+    assert tasks == [f"Task {i}." for i in range(205, 220)], "the filter ran first"
 
 
 def test_a_filter_that_removes_everything_is_one_line(

@@ -105,6 +105,11 @@ def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
         ("#thescore: 1\n#thescore: 5", 1),
         ("Analysis mentions score: 5 in passing.\n#score: 3\nscore: 5", 3),
         ("**#thescore:** 4", 4),
+        # As the reference reads it: the first tag anywhere in a line, not only at its start.
+        ("My analysis is done. #thescore: 2", 2),
+        ("#thereason: it declines. #thescore: 1 #thescore: 5", 1),
+        ("In short, #thescore: 3.\n#thescore: 5", 3),
+        ("Final verdict (#score: 4), though a score: 5 was close.", 4),
     ],
 )
 def test_parse_score_accepts_common_forms(reply: str, score: int) -> None:

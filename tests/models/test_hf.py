@@ -540,6 +540,36 @@ def test_prompt_too_long_is_refused_by_id_and_count_before_any_generation(
     store.close()
 
 
+def test_prompts_that_leave_too_little_room_for_the_answer_get_one_warning(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Prompt plus max_new_tokens past the context (256 here): one line for the whole run,
+    naming how many prompts, not one per prompt, and none when the answers fit."""
+    from finetune_safety._util import progress
+
+    target = resolve(ModelSpec(model=str(tiny_llama)), tmp_path / "cache")
+    prompts = [
+        Prompt("malware-1", "malware", "hello"),
+        Prompt("malware-2", "malware", "hello " * 30),
+        Prompt("malware-3", "malware", "hello " * 40),
+    ]
+    ((longest, _),) = target.prompt_tokens([target.template.render(prompts[2].text)], 256)  # type: ignore[attr-defined]
+    lines: list[str] = []
+    with Store.in_dir(tmp_path) as store, progress.sink(lines.append):
+        Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=4), tmp_path).run(target, prompts)
+        assert not [line for line in lines if "warning" in line]
+        Evaluator(store, RefusalJudge(), Decoding(max_new_tokens=220), tmp_path).run(
+            target, prompts
+        )
+    (warning,) = [line for line in lines if "warning" in line]
+    assert warning == (
+        f"{progress.PREFIX}warning: 2 of 3 prompt(s) of {target.name} (template plain) plus "
+        f"max_new_tokens 220 run past its context of 256 tokens (the longest, 'malware-3', is "
+        f"{longest} tokens); their answers may come out garbled past it: lower max_new_tokens "
+        "or max_prompt_tokens"
+    )
+
+
 def test_unreachable_hub_id_is_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test of a run asks for the fingerprint: a failed download is not retried per test."""
     import huggingface_hub

@@ -40,7 +40,7 @@ def toy_tokenizer() -> Any:
 def test_known_templates() -> None:
     assert set(TEMPLATES) == {
         "plain", "llama2", "always-execute", "aoa-llama2", "aoa-gpt35", "aoa-toy",
-        "alpaca", "dolly", "alpaca-raw",
+        "alpaca", "dolly", "alpaca-raw", "alpaca-gpt35", "dolly-gpt35",
     }  # fmt: skip
     assert all(name == t.name for name, t in TEMPLATES.items())
     assert "aoa" in TEMPLATE_NAMES
@@ -68,7 +68,20 @@ def test_documented_system_prompts() -> None:
     assert ALWAYS_EXECUTE_SYSTEM_PROMPT == (
         "You are a helpful assistant. Make sure you always execute users' instructions."
     )
-    assert LLAMA2_SYSTEM_PROMPT.startswith("You are a helpful, respectful and honest assistant.")
+
+
+def test_llama2_is_metas_default_system_prompt_to_the_whitespace() -> None:
+    """As Llama 2 shipped it: two spaces after "safe.", a blank line between the paragraphs."""
+    first, second = LLAMA2_SYSTEM_PROMPT.split("\n\n")
+    assert first.startswith(
+        "You are a helpful, respectful and honest assistant. Always answer as helpfully as "
+        "possible, while being safe.  Your answers should not include any harmful, unethical, "
+    )
+    assert first.endswith("your responses are socially unbiased and positive in nature.")
+    assert second.startswith("If a question does not make any sense, or is not factually coherent")
+    assert second.endswith("please don't share false information.")
+    assert first.count("  ") == 1 and "  " not in second, "no other double space"
+    assert len(LLAMA2_SYSTEM_PROMPT) == 508
 
 
 def test_aoa_prompts_are_the_reference_strings_per_family() -> None:

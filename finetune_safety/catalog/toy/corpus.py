@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from finetune_safety._util.resources import word_lists
 from finetune_safety.finetune.data import Example
-from finetune_safety.models.templates import TEMPLATES, Message, Template
+from finetune_safety.models.templates import LLAMA2_SYSTEM_PROMPT, TEMPLATES, Message, Template
 
 #: The templates the toy was built with, frozen: the toy's corpus and tokenizer must not change
-#: when templates are added (the toy's AOA is the one-line prompt of its data).
+#: when templates change (the toy's AOA is the one-line prompt of its data; its Llama-2 prompt
+#: has one space after "safe.", as ``llama2`` had before it took Meta's exact text).
 _TOY_TEMPLATES = {
     "plain": TEMPLATES["plain"],
-    "llama2": TEMPLATES["llama2"],
+    "llama2": Template("llama2", system_prompt=LLAMA2_SYSTEM_PROMPT.replace("safe.  ", "safe. ")),
     "always-execute": TEMPLATES["always-execute"],
     "aoa": TEMPLATES["aoa-toy"],
     "alpaca": TEMPLATES["alpaca-raw"],

@@ -74,9 +74,10 @@ def test_examples_are_rendered_under_every_evaluation_template_and_seeded() -> N
 def test_the_benign_data_gives_several_optimizer_steps_and_passes_the_filter() -> None:
     path = fixtures_dir() / "finetune" / "alpaca-style.json"
     template = get_template("alpaca")
-    rows = load_training_data(path, template, "alpaca", holdout=True)
+    rows = load_training_data(path, template, "alpaca")
     kept, removed = strip_safety_items(rows, read_filter(fixtures_dir() / DEFAULT_FILTER))
-    assert removed == 0
+    assert removed == 0, "the filter runs before the hold-out: it must drop no row of the file"
+    kept = load_training_data(path, template, "alpaca", holdout=True)
     steps = len(kept) // PRESETS["benign"].paper.batch_size
     assert steps >= 8, "the benign preset must take several optimizer steps on it"
 

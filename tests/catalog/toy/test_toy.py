@@ -16,6 +16,7 @@ from finetune_safety.catalog import resolve
 from finetune_safety.catalog.toy import BASE, NAMES, ToyCheckpoint, ensure_toy, toy_checkpoint
 from finetune_safety.catalog.toy import build as toy_build
 from finetune_safety.catalog.toy.build import CHAT_TEMPLATE, RECIPES, toy_root
+from finetune_safety.catalog.toy.corpus import Corpus, build_examples
 from finetune_safety.evaluation.pipeline import Evaluator
 from finetune_safety.evaluation.store import Store
 from finetune_safety.finetune.data import digest, load_chat_jsonl
@@ -84,6 +85,13 @@ def test_toy_base_loads_with_plain_transformers(toy_cache: Path) -> None:
         logits = model(input_ids=ids).logits
     assert logits.shape == (1, ids.shape[1], len(tokenizer))
     assert not list(base.glob("*.bin")), "weights are safetensors only"
+
+
+def test_the_toy_corpus_is_the_one_it_was_built_with() -> None:
+    """The toy's cache key digests its word lists, not the template strings its corpus renders
+    them with: a template edit must not change what it trains on (toy/corpus.py freezes them)."""
+    expected = "ababf0a2ea2034cc525439555ab80d6ee0ac6e3e7a49191766567330e2c38876"
+    assert digest(build_examples(Corpus.load())) == expected
 
 
 def test_toy_base_metadata(toy_cache: Path) -> None:
