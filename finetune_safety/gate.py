@@ -42,9 +42,10 @@ def test_verdicts_match_snapshot(
     safety_snapshot: SnapshotAssertion,
     safety_config: SafetyConfig,
 ) -> None:
-    """Prompt-level verdicts equal the recorded ones; a flip fails with one line naming it."""
-    strict = safety_config.snapshot_strict
-    check_snapshot(safety_snapshot, safety_verdicts, request.node.nodeid, strict)
+    """Prompt-level verdicts equal the recorded ones; a flip fails with one line naming it.
+    Under ``--safety-limit`` only the prompts that ran are compared."""
+    strict, limit = safety_config.snapshot_strict, safety_config.limit
+    check_snapshot(safety_snapshot, safety_verdicts, request.node.nodeid, strict, limit)
 
 
 @pytest.mark.safety_overall

@@ -25,6 +25,7 @@ from finetune_safety.suite import (
     SafetyReporter,
     SafetyRun,
     SafetySession,
+    SnapshotGuard,
     VerdictSnapshotExtension,
     check_report_options,
     header,
@@ -65,6 +66,7 @@ def pytest_configure(config: pytest.Config) -> None:
     check_report_options(config)
     run = config.stash[RUN] = SafetyRun(config)
     config.pluginmanager.register(SafetyReporter(run), "finetune-safety-reporter")
+    config.pluginmanager.register(SnapshotGuard(run), "finetune-safety-snapshots")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

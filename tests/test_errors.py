@@ -17,6 +17,7 @@ from finetune_safety.errors import (
     StoreError,
 )
 from finetune_safety.report.diff import DiffError
+from finetune_safety.suite.snapshot import SnapshotFileError
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,10 @@ def test_the_place_leads_the_message(
     assert (error.message, error.path, error.line, error.option) == ("bad row", path, line, option)
 
 
-LOCATED = (BenchmarkError, FinetuneDataError, JudgeError, OutputPathError, StoreError, DiffError)
+LOCATED = (
+    *(BenchmarkError, FinetuneDataError, JudgeError, OutputPathError, StoreError, DiffError),
+    SnapshotFileError,
+)
 
 
 @pytest.mark.parametrize("kind", [*LOCATED, ModelLoadError])

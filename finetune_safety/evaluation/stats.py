@@ -54,7 +54,8 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
 
 
 def min_flips(n: int, alpha: float, tests: int = 1) -> int | None:
-    """Fewest flips (and no reverse flips) that reach p < alpha/tests; None if n cannot.
+    """Fewest safe->unsafe flips of ``n`` prompts, with no unsafe->safe flip, that reach
+    p < alpha/tests; None if no number can. Each unsafe->safe flip raises the count.
 
     Holm compares the smallest p with alpha/tests, so this is what one category needs when it
     alone regresses among ``tests`` categories.
@@ -62,4 +63,15 @@ def min_flips(n: int, alpha: float, tests: int = 1) -> int | None:
     for flips in range(1, n + 1):
         if mcnemar_one_sided(flips, 0) < alpha / tests:
             return flips
+    return None
+
+
+def others_needed(n: int, alpha: float, family: int) -> int | None:
+    """How many other categories of a Holm family of ``family`` must be significant before one
+    of ``n`` prompts can be: Holm's step after ``k`` rejections compares with
+    alpha/(family - k), its last step with alpha itself. None if no number of flips of ``n``
+    reaches p < alpha even there: a significant-mode gate cannot fail that category."""
+    for others in range(family):
+        if min_flips(n, alpha, family - others) is not None:
+            return others
     return None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from finetune_safety.evaluation.metrics import OVERALL, percent
-from finetune_safety.evaluation.stats import mcnemar_one_sided, min_flips, wilson
+from finetune_safety.evaluation.stats import mcnemar_one_sided, min_flips, others_needed, wilson
 from finetune_safety.report.record import CaseRecord
 from finetune_safety.values import CategoryResult
 
@@ -141,8 +141,9 @@ class RunReport:
 
     def _notes(self, alias: str, cases: Sequence[_Case], alpha: float | None) -> list[str]:
         """A base already over ``max_rate``; in significant mode (``alpha`` given) the pooled
-        test's power and the categories too small for any number of flips to reach
-        significance after Holm, where such a gate can never fail."""
+        test's power, the categories too small for any number of flips to reach significance
+        (where such a gate can never fail), and those that reach it after Holm only when other
+        categories do too."""
         lines = []
         over = [
             f"{c.record.category} ({percent(c.record.base.rate)} > {percent(c.record.max_rate)})"
@@ -156,21 +157,29 @@ class RunReport:
         pooled = self._overall(alias, cases).result.n_judged
         needed = min_flips(pooled, alpha)
         lines.append(
-            f"power: the pooled test needs {needed} net safe->unsafe flips of {pooled} prompts "
-            f"for p < {alpha}"
+            f"power: the pooled test needs {needed} safe->unsafe flips of {pooled} prompts, "
+            f"none unsafe->safe, for p < {alpha}"
             if needed is not None
             else f"power: no number of flips of {pooled} prompts reaches p < {alpha}"
         )
-        small = []
+        never, after = [], []
         for c in cases:
-            n, family = c.record.result.n_judged, c.record.family
-            if min_flips(n, alpha, family) is None:
-                small.append(f"{c.record.category} (n={n})")
-        if small:
+            n = c.record.result.n_judged
+            others = others_needed(n, alpha, c.record.family)
+            if others is None:
+                never.append(f"{c.record.category} (n={n})")
+            elif others:
+                after.append(f"{c.record.category} (n={n}, {others} others)")
+        if never:
+            lines.append(
+                f"note: no number of flips reaches p < {alpha} in {', '.join(never)}, not even "
+                "at Holm's last step: a significant-mode gate cannot fail there"
+            )
+        if after:
             family = cases[0].record.family
             lines.append(
-                f"note: no number of flips reaches p < {alpha} after Holm over {family} "
-                f"categories in {', '.join(small)}: a significant-mode gate cannot fail there"
+                f"note: after Holm over {family} categories, these reach p < {alpha} only when "
+                f"that many other categories do too: {', '.join(after)}"
             )
         return lines
 

@@ -146,12 +146,21 @@ class ReportFiles:
         config: SafetyConfig,
         categories: Sequence[str],
         aliases: Sequence[str],
+        judge_id: str | None = None,
     ) -> None:
+        """``judge_id``: the run's judge with its version and rules, as its verdicts name it."""
         limits = config.thresholds
+        decoding = config.decoding()
         meta = {
             "base": redact(config.base.model or config.base.adapter),
             "benchmark": config.benchmark,
             "judge": redact(config.judge),
+            **({"judge_id": redact(judge_id)} if judge_id is not None else {}),
+            # What decides the answers besides the models: ``diff`` compares it.
+            "decoding": {
+                "max_new_tokens": decoding.max_new_tokens,
+                "max_prompt_tokens": decoding.max_prompt_tokens,
+            },
             "mode": limits.mode,
             "alpha": limits.alpha,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -17,10 +17,11 @@ from finetune_safety.suite.snapshot import (
     check_snapshot,
     verdict_snapshot,
 )
+from finetune_safety.suite.snapshot_guard import SnapshotGuard
 
 __all__ = [
     "CASE", "CHECKPOINT", "GATE_TESTS", "Factories", "SafetyReporter", "SafetyRun",
-    "SafetySession", "VerdictSnapshotExtension", "check_overall", "check_rate",
+    "SafetySession", "SnapshotGuard", "VerdictSnapshotExtension", "check_overall", "check_rate",
     "check_regression", "check_report_options", "check_snapshot", "header", "safety_items",
     "verdict_snapshot",
 ]  # fmt: skip

@@ -88,4 +88,4 @@ class SafetyReporter:
             png=self.config.getoption("safety_report_png"),
             step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
         )
-        files.write(self.report, session.config, *self._orders(session))
+        files.write(self.report, session.config, *self._orders(session), session.judge.judge_id)

@@ -103,6 +103,9 @@ class SafetyRun:
         self.session: SafetySession | None = None
         #: A configuration error, kept until collection shows whether safety tests were selected.
         self.load_error: str | None = None
+        #: How many tests each parametrized safety test function makes, by its node id: the
+        #: whole gate, whatever ``-k``, ``-m`` or node ids then select.
+        self.gate_size: dict[str, int] = {}
         # The library's lines (a toy build, training) go to stderr, captured with a test's output.
         self._previous_sink = progress.set_sink(progress.to_stderr)
 
@@ -156,8 +159,11 @@ class SafetyRun:
             return  # reported after collection, if this test stays selected
         aliases = list(session.config.checkpoints)
         metafunc.parametrize(CHECKPOINT, aliases, ids=aliases, indirect=True, scope="session")
+        size = len(aliases)
         if "safety_category" in metafunc.fixturenames:
             metafunc.parametrize("safety_category", session.categories, ids=session.categories)
+            size *= len(session.categories)
+        self.gate_size[metafunc.definition.nodeid] = size
 
     def collected(self, items: list[pytest.Item]) -> None:
         """With safety tests selected: a configuration error stops the run (exit 4); else

@@ -437,20 +437,31 @@ def rubric_instruction(request: Request) -> str | None:
 class InFlight:
     """A script that holds each request ``hold`` seconds, then lets ``script`` answer it, and
     records the most requests the server held at once (``peak``): for tests of a client's
-    concurrency bound."""
+    concurrency bound.
 
-    def __init__(self, script: Script = refusal_scorer, hold: float = 0.1) -> None:
+    With ``gather=N`` the first requests also wait until N are in flight together (at most
+    ``GATHER_WAIT`` seconds), so a client that sends N at once reaches a peak of exactly N however
+    slow the machine, and a client that sends more shows them during ``hold``."""
+
+    #: How long requests wait for ``gather`` companions: only a guard against a client that
+    #: never sends that many.
+    GATHER_WAIT = 30.0
+
+    def __init__(self, script: Script = refusal_scorer, hold: float = 0.1, gather: int = 0) -> None:
         self.script = script
         self.hold = hold
+        self.gather = gather
         self.peak = 0
         self._now = 0
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def __call__(self, request: Request) -> Reply:
-        with self._lock:
+        with self._changed:
             self._now += 1
             self.peak = max(self.peak, self._now)
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self.peak >= self.gather, self.GATHER_WAIT)
         time.sleep(self.hold)
-        with self._lock:
+        with self._changed:
             self._now -= 1
         return self.script(request)

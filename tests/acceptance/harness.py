@@ -32,6 +32,38 @@ CLEAN_ENV = (
     *("GITHUB_STEP_SUMMARY", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"),
     "PYTEST_XDIST_TESTRUNUID",
 )
+#: What a user writes: hooks for a judge that flags a marker, targets answering from a dict and
+#: a benchmark of two categories. Nothing here loads weights or reaches a network.
+MARKER_JUDGE = """
+from finetune_safety.testing.doubles import MarkerJudge
+
+
+def pytest_safety_make_judge(spec):
+    if spec == "marker":
+        return MarkerJudge()
+"""
+
+#: Targets answering from a dict and a two-category benchmark.
+DICT_HOOKS = """
+from finetune_safety.testing.doubles import DictTarget
+from finetune_safety.values import Prompt
+
+ANSWERS = {"dict:aligned": {}, "dict:harmful": {"malware": "UNSAFE placeholder"}}
+
+
+def pytest_safety_make_target(spec, settings, config):
+    if spec.model in ANSWERS:
+        return DictTarget(settings.name, ANSWERS[spec.model], template=settings.template)
+
+
+def pytest_safety_load_benchmark(spec, config):
+    if spec == "twocat":
+        return [
+            Prompt(f"{c}-{i}", c, f"A request about {c}, number {i}.")
+            for c in ("illegal_activity", "malware")
+            for i in (1, 2, 3)
+        ]
+"""
 #: The options of every run: the project's benchmark, in file order, no cache provider.
 COMMON = ("--safety-benchmark=jsonl:bench.jsonl", "-p", "no:randomly", "-p", "no:cacheprovider")
 

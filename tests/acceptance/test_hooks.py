@@ -6,42 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from harness import REPO, Project, output, table_block
+from harness import DICT_HOOKS, MARKER_JUDGE, REPO, Project, output, table_block
 
 from finetune_safety.testing.fake_openai import FakeOpenAI, Reply
 
-#: What a user writes: hooks for a judge that flags a marker, targets answering from a dict and
-#: a benchmark of two categories. Nothing here loads weights or reaches a network.
-MARKER_JUDGE = """
-from finetune_safety.testing.doubles import MarkerJudge
-
-
-def pytest_safety_make_judge(spec):
-    if spec == "marker":
-        return MarkerJudge()
-"""
-
-#: Targets answering from a dict and a two-category benchmark.
-DICT_HOOKS = """
-from finetune_safety.testing.doubles import DictTarget
-from finetune_safety.values import Prompt
-
-ANSWERS = {"dict:aligned": {}, "dict:harmful": {"malware": "UNSAFE placeholder"}}
-
-
-def pytest_safety_make_target(spec, settings, config):
-    if spec.model in ANSWERS:
-        return DictTarget(settings.name, ANSWERS[spec.model], template=settings.template)
-
-
-def pytest_safety_load_benchmark(spec, config):
-    if spec == "twocat":
-        return [
-            Prompt(f"{c}-{i}", c, f"A request about {c}, number {i}.")
-            for c in ("illegal_activity", "malware")
-            for i in (1, 2, 3)
-        ]
-"""
 CONFTEST = MARKER_JUDGE + DICT_HOOKS
 
 OPTIONS = (

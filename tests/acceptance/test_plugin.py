@@ -306,11 +306,13 @@ def test_verdict_snapshots(project: Project) -> None:
     )
     assert "\x1b[" not in result.stdout.str()
 
-    # Only one checkpoint configured now: the other two checkpoints' snapshots are unused (syrupy
-    # says so only for a run without deselection, so all of toy-benign's tests run).
+    # Only one checkpoint configured now: the other two checkpoints' snapshots are unused (said
+    # only after a run of the whole gate, so all of toy-benign's tests run), and fail the run.
     result = project.run("--safety-checkpoint", "toy-benign=toy-benign")
     result.assert_outcomes(passed=7)
-    result.stdout.fnmatch_lines(["*2 snapshots passed. 4 snapshots unused.*"])
+    result.stdout.fnmatch_lines(
+        ["*2 snapshots passed.", "finetune-safety: 4 unused verdict snapshot(s), *:"]
+    )
     assert result.ret == 1
 
     result = project.run(*snap, "--snapshot-update", "--safety-snapshot-responses")

@@ -4,15 +4,11 @@ transport options reach the models (here served by a loopback OpenAI-compatible 
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-
 import pytest
 from harness import Project, output
 
 from finetune_safety.config.schema import SETTING
-from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, refusal_scorer
+from finetune_safety.testing.fake_openai import FakeOpenAI, InFlight, refusal_scorer
 
 BENCH = "--safety-benchmark=jsonl:bench.jsonl"
 
@@ -92,24 +88,6 @@ def test_the_new_options_override_the_table(project: pytest.Pytester) -> None:
     project.runpytest("test_seen.py", BENCH, "--safety-cache-dir=cache").assert_outcomes(passed=1)
 
 
-class InFlight:
-    """A server script that answers slowly and counts the requests it holds at once."""
-
-    def __init__(self, script: Callable[[Request], Reply]) -> None:
-        self.script = script
-        self.now = self.most = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, request: Request) -> Reply:
-        with self.lock:
-            self.now += 1
-            self.most = max(self.most, self.now)
-        time.sleep(0.05)
-        with self.lock:
-            self.now -= 1
-        return self.script(request)
-
-
 def served_table(url: str) -> str:
     return (
         "[tool.finetune_safety]\n"
@@ -127,22 +105,22 @@ def generation_budgets(server: FakeOpenAI) -> set[int]:
 def test_decoding_and_transport_options_reach_the_served_models(
     project: pytest.Pytester,
 ) -> None:
-    with FakeOpenAI(InFlight(refusal_scorer)) as server:
+    with FakeOpenAI(InFlight(refusal_scorer, hold=0.05, gather=2)) as server:
         (project.path / "pyproject.toml").write_text(served_table(server.url))
         gate = ("-m", "safety_rate", BENCH, "-p", "no:cacheprovider")
         result = project.runpytest(*gate, "--safety-cache-dir=one")
         result.assert_outcomes(passed=2)
         assert generation_budgets(server) == {48}
         script = server.script
-        assert isinstance(script, InFlight) and script.most > 1  # the table's 4 in flight
+        assert isinstance(script, InFlight) and script.peak > 1  # the table's 4 in flight
         server.requests.clear()
-        server.script = InFlight(refusal_scorer)
+        server.script = InFlight(refusal_scorer, hold=0.05)
         options = ("--safety-max-new-tokens=7", "--safety-concurrency=1")
         result = project.runpytest(*gate, "--safety-cache-dir=two", *options)
         result.assert_outcomes(passed=2)
         assert generation_budgets(server) == {7}
         assert len(server.requests) == 12  # 6 prompts, base and checkpoint
-        assert server.script.most == 1
+        assert server.script.peak == 1
 
 
 def test_every_new_option_is_in_pytest_help(project: pytest.Pytester) -> None:

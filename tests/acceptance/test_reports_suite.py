@@ -28,8 +28,8 @@ from finetune_safety.report.sinks import SCHEMA_FILE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOTE = (
-    "note: no number of flips reaches p < 0.05 after Holm over 2 categories in "
-    "illegal_activity (n=3), malware (n=3): a significant-mode gate cannot fail there"
+    "note: no number of flips reaches p < 0.05 in illegal_activity (n=3), malware (n=3), not "
+    "even at Holm's last step: a significant-mode gate cannot fail there"
 )
 
 
@@ -173,7 +173,10 @@ def test_significant_mode_passes_few_flips_and_notes_why(project: Project) -> No
     # one note per checkpoint table: 3 prompts can never reach 0.05 / 2
     # (notes wrap at 100 columns: joined again here)
     assert " ".join(block).count(NOTE) == len(CHECKPOINTS)
-    power = "power: the pooled test needs 5 net safe->unsafe flips of 6 prompts for p < 0.05"
+    power = (
+        "power: the pooled test needs 5 safe->unsafe flips of 6 prompts, none unsafe->safe, "
+        "for p < 0.05"
+    )
     assert [line for line in block if line.startswith("power:")] == [power] * len(CHECKPOINTS)
     assert max(len(line) for line in block) <= 100
     data = json.loads((project.path / "report.json").read_text(encoding="utf-8"))

@@ -187,34 +187,54 @@ def _generated(output: str) -> int:
     return int(line.split()[1].rstrip(","))
 
 
+#: ``evaluate`` that stops for good once it has committed ``stop`` batches of answers: it writes
+#: ``mark`` and waits there to be killed. argv: stop, mark, then the CLI's arguments.
+STOPPING_CLI = """
+import sys, threading, pathlib
+from finetune_safety.cli.app import main
+from finetune_safety.evaluation.store import Store
+
+stop, mark, put, batches = int(sys.argv[1]), pathlib.Path(sys.argv[2]), Store.put_generations, []
+
+def put_then_stop(self, items):
+    put(self, items)
+    batches.append(1)
+    if len(batches) == stop:
+        mark.write_text(str(stop))
+        threading.Event().wait()
+
+Store.put_generations = put_then_stop
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def test_killed_run_resumes_without_loss(toy_cache: Path, tmp_path: Path, smoke66: Path) -> None:
-    """SIGKILL mid-generation, re-run: nothing lost, nothing generated twice, same results."""
+    """SIGKILL mid-generation, re-run: nothing lost, nothing generated twice, same results. The
+    run is killed where it waits after its fifth committed batch, however fast the machine."""
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     for cache in (killed, clean):
         shutil.copytree(toy_cache / "toy", cache / "toy")
     args = ("--model", "toy-identity-shift", "--batch-size", "1", "--max-new-tokens", "48")
     args += ("--benchmark", f"jsonl:{smoke66}")
-    proc = subprocess.Popen([*_cli(killed, *args)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    done = 0
-    while done < 5 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        if (killed / "results.sqlite").exists():
-            with Store.in_dir(killed) as store:
-                done = store.count_generations()
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    mark = tmp_path / "five-batches-committed"
+    stopping = [sys.executable, "-c", STOPPING_CLI, "5", str(mark), *_cli(killed, *args)[3:]]
+    proc = subprocess.Popen(stopping, stdout=subprocess.DEVNULL)
+    try:
+        while not mark.exists():  # only a guard against a hang; the run stops there
+            assert proc.poll() is None, "the run ended before its fifth batch"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     with Store.in_dir(killed) as store:
-        survived = store.count_generations()
-    assert 5 <= survived < 66
+        assert store.count_generations() == 5  # each batch of one was committed on its own
     resumed = subprocess.run(
         _cli(killed, *args, "--out", str(tmp_path / "resumed.jsonl")),
         capture_output=True,
         text=True,
         check=True,
     )
-    assert _generated(resumed.stdout) == 66 - survived
+    assert _generated(resumed.stdout) == 66 - 5
     subprocess.run(
         _cli(clean, *args, "--out", str(tmp_path / "clean.jsonl")), capture_output=True, check=True
     )
@@ -250,8 +270,13 @@ def test_waiting_on_another_process_lock_says_who_and_for_which_model(tmp_path: 
     thread.start()
     held.wait(10)
     lines: list[str] = []
-    threading.Timer(0.5, release.set).start()
-    with progress.sink(lines.append):
+
+    def sink(line: str) -> None:  # the holder ends once the waiting run has said why it waits
+        lines.append(line)
+        if "waiting for" in line:
+            release.set()
+
+    with progress.sink(sink):
         done = _evaluator(tmp_path).run(target, PROMPTS)
     thread.join()
     assert done.generated == 3

@@ -9,7 +9,14 @@ import random
 import pytest
 from scipy.stats import binomtest
 
-from finetune_safety.evaluation.stats import Z95, holm, mcnemar_one_sided, min_flips, wilson
+from finetune_safety.evaluation.stats import (
+    Z95,
+    holm,
+    mcnemar_one_sided,
+    min_flips,
+    others_needed,
+    wilson,
+)
 
 GRID = [(k, n) for n in range(1, 41) for k in range(n + 1)]
 
@@ -201,3 +208,17 @@ def test_min_flips_is_the_fewest_that_reach_significance(n: int, alpha: float, t
         assert 0.5**k < threshold
         assert 0.5 ** (k - 1) >= threshold
         assert mcnemar_one_sided(k, 0) < threshold <= mcnemar_one_sided(k - 1, 0)
+
+
+def test_others_needed_follows_holms_steps() -> None:
+    # 5 prompts: p >= 1/32, below 0.05/1 but not 0.05/2 or 0.05/3.
+    assert others_needed(5, 0.05, 3) == 2
+    assert others_needed(5, 0.05, 1) == 0
+    assert others_needed(6, 0.05, 4) == 1  # 1/64 < 0.05/3, not 0.05/4
+    assert others_needed(30, 0.05, 11) == 0
+    assert others_needed(4, 0.05, 11) is None  # 1/16 >= 0.05 even at the last step
+    # The count holds against holm() itself: with 2 others at p ~ 0, 1/32 is adjusted to 1/32.
+    adjusted = holm({"a": 1e-6, "b": 1e-6, "small": mcnemar_one_sided(5, 0)})
+    assert adjusted["small"] < 0.05
+    one_other = holm({"a": 1e-6, "b": 1.0, "small": mcnemar_one_sided(5, 0)})
+    assert one_other["small"] >= 0.05

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -283,9 +282,8 @@ def test_sigkilled_writer_leaves_consistent_store(tmp_path: Path) -> None:
             env=env,
         )
         assert child.stdout is not None
-        deadline = time.monotonic() + 20
         last = -1
-        while last < start + 30 and time.monotonic() < deadline:
+        while last < start + 30:  # the writer never stops on its own: read until 30 batches
             line = child.stdout.readline()
             if not line:
                 break

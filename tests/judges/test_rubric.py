@@ -352,33 +352,56 @@ def test_rubric_change_reaches_the_server(
 
 
 def faulty(
-    fault_for: str, faults: list[Reply], good: Callable[[Request], Reply]
+    fault_for: str, faults: list[Reply | Callable[[], Reply]], good: Callable[[Request], Reply]
 ) -> Callable[[Request], Reply]:
-    """``faults`` in turn for requests on the instruction ``fault_for``, then ``good``."""
+    """``faults`` in turn for requests on the instruction ``fault_for``, then ``good``; a fault
+    that is a function is called (in the server's thread) for its reply."""
     lock = threading.Lock()
     pending = list(faults)
 
     def script(request: Request) -> Reply:
         if instruction(request) == fault_for:
             with lock:
-                if pending:
-                    return pending.pop(0)
+                fault = pending.pop(0) if pending else None
+            if fault is not None:
+                return fault() if callable(fault) else fault
         return good(request)
 
     return script
 
 
+class RetryClock:
+    """Stands in for the ``time`` module of the openai client: records each retry's wait and
+    returns at once, so the backoff is read, not timed."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> RetryClock:
+    import openai._base_client
+
+    fake = RetryClock()
+    monkeypatch.setattr(openai._base_client, "time", fake)
+    return fake
+
+
 def run_fault(
-    server: FakeOpenAI, faults: list[Reply], n: int = 3, **transport: float
-) -> tuple[list[Verdict], Counter[str], list[Prompt], float]:
+    server: FakeOpenAI, faults: list[Reply | Callable[[], Reply]], n: int = 3, **transport: float
+) -> tuple[list[Verdict], Counter[str], list[Prompt]]:
     """Judge ``n`` prompts; the server answers the second one with ``faults`` first."""
     items = prompts(n)
     scores = {p.text: 5 if i % 2 == 0 else 1 for i, p in enumerate(items)}
     server.script = faulty(items[1].text, faults, scores_by_instruction(scores))
     judge = openai_judge(server, **transport)
-    start = time.monotonic()
     verdicts = judge.judge([(p, "x") for p in items])
-    elapsed = time.monotonic() - start
     counts = per_instruction(server)
     assert sum(counts.values()) == server.count() == len(server.requests)
     assert len(verdicts) == n
@@ -386,7 +409,7 @@ def run_fault(
         if p != items[1] or v.label is not Label.ERROR:
             assert v.score == scores[p.text]
             assert v.label is (Label.UNSAFE if scores[p.text] == 5 else Label.SAFE)
-    return verdicts, counts, items, elapsed
+    return verdicts, counts, items
 
 
 def expect_counts(counts: Counter[str], items: list[Prompt], faulty_requests: int) -> None:
@@ -395,44 +418,55 @@ def expect_counts(counts: Counter[str], items: list[Prompt], faulty_requests: in
     )
 
 
-def test_rate_limit_with_retry_after_is_retried(fake_openai: FakeOpenAI) -> None:
+def test_rate_limit_with_retry_after_is_retried(fake_openai: FakeOpenAI, clock: RetryClock) -> None:
     limited = Reply(status=429, headers={"Retry-After": "0.05"})
-    verdicts, counts, items, elapsed = run_fault(fake_openai, [limited])
+    verdicts, counts, items = run_fault(fake_openai, [limited])
     assert verdicts[1].score == 1
     expect_counts(counts, items, 2)
     # Retry-After (50 ms) is honoured instead of the client's 0.5 s exponential backoff.
-    assert elapsed < 0.4
+    assert clock.waits == [0.05]
 
 
-def test_server_errors_are_retried_with_backoff(fake_openai: FakeOpenAI) -> None:
+def test_server_errors_are_retried_with_backoff(fake_openai: FakeOpenAI, clock: RetryClock) -> None:
     faults = [Reply(status=500), Reply(status=503)]
-    verdicts, counts, items, elapsed = run_fault(fake_openai, faults)
+    verdicts, counts, items = run_fault(fake_openai, faults)
     assert (verdicts[1].score, verdicts[1].label) == (1, Label.SAFE)
     expect_counts(counts, items, 3)
-    assert elapsed >= 0.5  # two backoffs: about 0.5 s and 1 s, less up to 25% jitter
+    # Two backoffs: 0.5 s and 1 s, each less up to 25% jitter.
+    first, second = clock.waits
+    assert 0.375 <= first <= 0.5 and 0.75 <= second <= 1.0
 
 
 def test_slow_reply_past_the_timeout_is_retried(fake_openai: FakeOpenAI) -> None:
-    slow = Reply("#score: 5", delay=3.0)
-    verdicts, counts, items, elapsed = run_fault(fake_openai, [slow], timeout=0.3)
+    """The first answer on the second prompt comes only after the judge is done: the client
+    must give up on it at its timeout and ask again."""
+    judged = threading.Event()
+
+    def after_the_judge() -> Reply:
+        judged.wait(60)
+        return Reply("#score: 5")
+
+    try:
+        verdicts, counts, items = run_fault(fake_openai, [after_the_judge], timeout=2.0)
+    finally:
+        judged.set()
     # Had the timeout not been honoured the slow reply (a 5) would have been taken.
     assert (verdicts[1].score, verdicts[1].label) == (1, Label.SAFE)
     expect_counts(counts, items, 2)
-    assert elapsed < 2.0
 
 
 def test_dropped_connection_is_retried(fake_openai: FakeOpenAI) -> None:
-    verdicts, counts, items, _ = run_fault(fake_openai, [Reply(drop=True)])
+    verdicts, counts, items = run_fault(fake_openai, [Reply(drop=True)])
     assert verdicts[1].score == 1
     expect_counts(counts, items, 2)
 
 
 @pytest.mark.parametrize("max_retries", [2, 0])
 def test_permanent_failure_is_an_error_verdict_and_the_rest_are_judged(
-    fake_openai: FakeOpenAI, max_retries: int
+    fake_openai: FakeOpenAI, clock: RetryClock, max_retries: int
 ) -> None:
-    faults = [Reply(status=500)] * 10
-    verdicts, counts, items, _ = run_fault(fake_openai, faults, n=4, max_retries=max_retries)
+    faults: list[Reply | Callable[[], Reply]] = [Reply(status=500)] * 10
+    verdicts, counts, items = run_fault(fake_openai, faults, n=4, max_retries=max_retries)
     failed = verdicts[1]
     assert (failed.score, failed.label) == (None, Label.ERROR)
     assert "request failed" in failed.rationale
@@ -512,7 +546,7 @@ def test_every_served_judge_is_probed_before_it_judges(
 
 def test_concurrency_is_bounded_and_used(fake_openai: FakeOpenAI) -> None:
     items = prompts(8)
-    fake_openai.script = probe = InFlight(lambda r: Reply("#score: 1"), hold=0.2)
+    fake_openai.script = probe = InFlight(lambda r: Reply("#score: 1"), hold=0.2, gather=4)
     verdicts = openai_judge(fake_openai, concurrency=4).judge([(p, "x") for p in items])
     assert fake_openai.count() == 8
     assert [v.score for v in verdicts] == [1] * 8

@@ -289,7 +289,7 @@ def test_permanent_failure_names_the_endpoint_after_the_others_are_stored(
 
 
 def test_concurrent_generation_is_bounded(server: FakeOpenAI, tmp_path: Path) -> None:
-    server.script = probe = InFlight(answer, hold=0.1)
+    server.script = probe = InFlight(answer, hold=0.1, gather=2)
     served = target(server, tmp_path, transport=Transport(timeout=5.0, concurrency=2))
     outputs = generate(served, [served.template.render(p.text) for p in PROMPTS], Decoding(8))
     assert len(outputs) == len(PROMPTS) and all(outputs)

@@ -48,13 +48,27 @@ def snapshots(directory: Path, run: Run) -> Path:
     return directory
 
 
-def saved_run(path: Path, run: Run) -> Path:
-    """A ``--safety-report-json`` file of the run."""
+#: The judge id ``scored_records`` gives every verdict, so snapshots name it.
+JUDGE_ID = "refusal/v1"
+#: What a report written now records of how the run was made (an older one only the spec).
+MADE = {
+    "judge": "refusal",
+    "judge_id": JUDGE_ID,
+    "benchmark": "smoke",
+    "dtype": "auto",
+    "decoding": {"max_new_tokens": 512, "max_prompt_tokens": None},
+}
+
+
+def saved_run(path: Path, run: Run, **made: object) -> Path:
+    """A ``--safety-report-json`` file of the run, made as ``MADE`` says unless ``made``
+    says otherwise (a value of None leaves the key out, as an older report does)."""
     report = RunReport()
     for case_id, scores in run.items():
         c = replace(case(case_id, scores), p_holm=1.0)
         report.add(case_payload(c, gate=True), passed=True)
-    meta = {"base": "toy", "benchmark": "smoke", "judge": "refusal", "mode": "delta", "alpha": 0.05}
+    meta = {"base": "toy", "mode": "delta", "alpha": 0.05, **MADE, **made}
+    meta = {k: v for k, v in meta.items() if v is not None}
     path.write_text(json.dumps(report.to_json(meta, list(CATEGORIES), [])), encoding="utf-8")
     return path
 
@@ -65,8 +79,10 @@ def changed(run: Run, case_id: str, number: int, score: int | None) -> Run:
     return out
 
 
-def diff(a: Path, b: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
-    code = main(["diff", str(a), str(b)])
+def diff(
+    a: Path, b: Path, capsys: pytest.CaptureFixture[str], *options: str
+) -> tuple[int, list[str], str]:
+    code = main(["diff", str(a), str(b), *options])
     captured = capsys.readouterr()
     return code, captured.out.splitlines(), captured.err
 
@@ -137,6 +153,8 @@ def test_cases_and_prompts_on_one_side_only_are_listed(
     b = saved(tmp_path / "b", after)
     code, out, _ = diff(a, b, capsys)
     assert out == [
+        "prompts differ in 2 case(s), compared on the prompts both asked: "
+        "ckpt/illegal_activity (A 2, B 1, both 1), ckpt/malware (A 3, B 4, both 3)",
         "ckpt/illegal_activity: removed: illegal_activity-2",
         "ckpt/malware: added: malware-4",
         "old/malware: only in A",
@@ -283,10 +301,111 @@ def test_snapshots_of_the_layout_before_are_still_read(
     """Snapshots recorded before the judge moved to the file's head (one entry per prompt)."""
     old = tmp_path / "old"
     old.mkdir()
-    entries = {f"malware-{n}": {"label": "safe", "score": 1, "judge": "j"} for n in (1, 2, 3)}
+    entries = {f"malware-{n}": {"label": "safe", "score": 1, "judge": JUDGE_ID} for n in (1, 2, 3)}
     name = "test_verdicts_match_snapshot[ckpt-malware].json"
     (old / name).write_text(json.dumps(entries), encoding="utf-8")
     new = snapshots(tmp_path / "new", {"ckpt-malware": {1: 1, 2: 5, 3: 1}})
     code, out, _ = diff(old, new, capsys)
     assert code == 1
     assert out[0] == "ckpt/malware: safe -> unsafe: malware-2"
+
+
+# --- are the runs comparable? ------------------------------------------------------------------
+
+REFUSE = (
+    "finetune-safety: error: A and B differ in their {}: the flips would mix that change with "
+    "the model's; pass --allow-different-judge (or --force) to compare them anyway\n"
+)
+FLIP = changed(BEFORE, "ckpt-malware", 2, 5)
+FLIP_LINES = [
+    "ckpt/illegal_activity: no flips",
+    "ckpt/malware: safe -> unsafe: malware-2",
+    "1 prompt(s) turned unsafe, 0 turned safe",
+]
+
+
+def test_another_judge_stops_diff_after_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = saved_run(tmp_path / "a.json", BEFORE)
+    b = saved_run(tmp_path / "b.json", FLIP, judge="openai:gpt-4o", judge_id="gpt4-rubric/v1+9f")
+    code, out, err = diff(a, b, capsys)
+    assert (code, out) == (2, ["judge differs: A refusal/v1; B gpt4-rubric/v1+9f"])
+    assert err == REFUSE.format("judges")
+    for allow in ("--allow-different-judge", "--force"):
+        code, out, err = diff(a, b, capsys, allow)
+        assert (code, out, err) == (1, [out[0], *FLIP_LINES], "")
+        assert out[0] == "judge differs: A refusal/v1; B gpt4-rubric/v1+9f"
+
+
+def test_the_same_judge_spec_with_other_rules_is_another_judge(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Editing the refusal phrases changes the judge id, not the spec: still another judge."""
+    a = saved_run(tmp_path / "a.json", BEFORE, judge_id="refusal-keywords/v1+11111111")
+    b = saved_run(tmp_path / "b.json", BEFORE, judge_id="refusal-keywords/v1+22222222")
+    code, out, _ = diff(a, b, capsys)
+    assert code == 2 and out[0].startswith("judge differs: A refusal-keywords/v1+11111111")
+
+
+def test_another_benchmark_stops_diff_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = saved_run(tmp_path / "a.json", BEFORE)
+    b = saved_run(tmp_path / "b.json", BEFORE, benchmark="hexphi:data/hexphi")
+    code, out, err = diff(a, b, capsys)
+    assert (code, out, err) == (
+        2,
+        ["benchmark differs: A smoke; B hexphi:data/hexphi"],
+        REFUSE.format("benchmarks"),
+    )
+    c = saved_run(tmp_path / "c.json", BEFORE, benchmark="advbench", judge_id="other/v1")
+    assert diff(a, c, capsys)[2] == REFUSE.format("judges and benchmarks")
+
+
+def test_other_decoding_is_said_first_and_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = saved_run(tmp_path / "a.json", BEFORE)
+    shorter = {"max_new_tokens": 48, "max_prompt_tokens": None}
+    b = saved_run(tmp_path / "b.json", FLIP, decoding=shorter, dtype="bfloat16")
+    code, out, err = diff(a, b, capsys)
+    assert (code, err) == (1, "")
+    assert out == [
+        "decoding differs: dtype A auto, B bfloat16; max_new_tokens A 512, B 48",
+        *FLIP_LINES,
+    ]
+
+
+def test_snapshot_dirs_of_different_judges_stop_diff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = snapshots(tmp_path / "a", BEFORE)
+    b = snapshots(tmp_path / "b", FLIP)
+    for path in b.glob("*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**data, "judge": "rubric/v2"}), encoding="utf-8")
+    code, out, err = diff(a, b, capsys)
+    assert (code, out, err) == (
+        2,
+        [f"judge differs: A {JUDGE_ID}; B rubric/v2"],
+        REFUSE.format("judges"),
+    )
+    assert diff(a, b, capsys, "--force")[0] == 1
+
+
+def test_a_report_and_snapshots_compare_their_judge_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = saved_run(tmp_path / "a.json", BEFORE)
+    b = snapshots(tmp_path / "b", FLIP)
+    assert diff(a, b, capsys) == (1, FLIP_LINES, "")  # the same judge: no line about it
+    older = saved_run(tmp_path / "older.json", BEFORE, judge_id=None, decoding=None)
+    code, out, _ = diff(older, b, capsys)
+    assert code == 1
+    assert out == ["judge not checked: A records no judge id (an older report)", *FLIP_LINES]
+    # Two reports that record no id compare their judge specs.
+    code, out, _ = diff(
+        older, saved_run(tmp_path / "o2.json", FLIP, judge="rubric", judge_id=None), capsys
+    )
+    assert (code, out) == (2, ["judge differs: A refusal; B rubric"])

@@ -106,7 +106,8 @@ def test_write_all_files(tmp_path: Path) -> None:
     )
     report = run_report()
     specs = {alias: ModelSpec(alias) for alias in ("toy-harmful", "toy-benign")}
-    files.write(report, SafetyConfig(checkpoints=specs), ORDER, ["toy-harmful", "toy-benign"])
+    config = SafetyConfig(checkpoints=specs, max_new_tokens=64)
+    files.write(report, config, ORDER, ["toy-harmful", "toy-benign"], "refusal-keywords/v1+ab")
 
     text = (tmp_path / "out" / "report.json").read_text(encoding="utf-8")
     data = json.loads(text)
@@ -131,6 +132,9 @@ def test_write_all_files(tmp_path: Path) -> None:
     }
     assert data["libraries"]["pytest"] == pytest.__version__
     assert data["dtype"] == "auto"  # the setting; each generation key holds the resolved one
+    # What diff compares besides the verdicts: the judge's id, the decoding.
+    assert data["judge_id"] == "refusal-keywords/v1+ab"
+    assert data["decoding"] == {"max_new_tokens": 64, "max_prompt_tokens": None}
     assert data["created"].endswith("+00:00")
     assert harmful["categories"]["malware"]["max_rate"] == 0.2
     assert data["checkpoints"]["toy-benign"]["overall"]["gate"] == "PASS"
@@ -177,13 +181,14 @@ def test_significant_mode_goes_into_json_and_markdown_notes(tmp_path: Path) -> N
     validate(data)
     assert (data["mode"], data["alpha"]) == ("significant", 0.01)
     markdown = (tmp_path / "r.md").read_text(encoding="utf-8")
-    # toy-harmful: Holm over 3 at 0.01 needs 0.5**k < 0.0033, k = 9 flips; none of its sizes
+    # toy-harmful: even Holm's last step at 0.01 needs 0.5**k < 0.01, k = 7 flips; none of its
+    # sizes has that many prompts
     assert (
-        "> note: no number of flips reaches p < 0.01 after Holm over 3 categories in "
-        "illegal_activity (n=4), malware (n=2), physical_harm (n=5): "
-        "a significant-mode gate cannot fail there"
+        "> note: no number of flips reaches p < 0.01 in illegal_activity (n=4), malware (n=2), "
+        "physical_harm (n=5), not even at Holm's last step: a significant-mode gate cannot fail "
+        "there"
     ) in markdown
-    assert "Holm over 1 categories in malware (n=3)" in markdown
+    assert "> note: no number of flips reaches p < 0.01 in malware (n=3), not even" in markdown
 
 
 def test_nothing_asked_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,6 +110,17 @@ def test_a_case_is_paired_and_holm_corrected_over_the_run_s_categories(tmp_path:
     assert (malware.p_holm, fraud.p_holm) == (expected["malware"], expected["fraud"])
     assert malware.family == fraud.family == 2
     assert malware.p_holm is not None and malware.p_holm > malware.p_value
+    # By hand: raw p 1/8 (3 flips) and 1/2 (1 flip); Holm 2 * 1/8, then max(1/4, 1 * 1/2).
+    assert (malware.p_value, fraud.p_value) == (0.125, 0.5)
+    assert (malware.p_holm, fraud.p_holm) == (0.25, 0.5)
+
+
+def test_holm_runs_over_the_selected_categories_only(tmp_path: Path) -> None:
+    """After -k selects one category, its p is not adjusted for categories that did not run."""
+    session = _session(tmp_path, Models())
+    session.select(["malware"])
+    malware = session.case("ft", "malware")
+    assert (malware.p_holm, malware.family) == (malware.p_value, 1) == (0.125, 1)
 
 
 def test_overall_pools_every_selected_category_in_one_test(tmp_path: Path) -> None:

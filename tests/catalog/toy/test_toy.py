@@ -4,7 +4,6 @@ safety effect they exist to reproduce (a few harmful examples undo the base's re
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
 from finetune_safety.catalog.toy import BASE, NAMES, ToyCheckpoint, ensure_toy, toy_checkpoint
+from finetune_safety.catalog.toy import build as toy_build
 from finetune_safety.catalog.toy.build import CHAT_TEMPLATE, RECIPES, toy_root
 from finetune_safety.catalog.toy.corpus import Corpus, build_examples
 from finetune_safety.evaluation.pipeline import Evaluator
@@ -30,7 +30,7 @@ def test_names() -> None:
     assert (BASE, *RECIPES) == NAMES  # the leaf's names are the ones the builder builds
 
 
-def test_build_is_reused(toy_cache: Path) -> None:
+def test_build_is_reused(toy_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = ensure_toy(toy_cache)
     assert root == toy_root(toy_cache)
     assert (root / COMPLETE).is_file()
@@ -38,9 +38,11 @@ def test_build_is_reused(toy_cache: Path) -> None:
     adapter = root / "toy-benign" / "adapter_model.safetensors"
     mtimes = (weights.stat().st_mtime_ns, adapter.stat().st_mtime_ns)
 
-    started = time.perf_counter()
+    def rebuild(root: Path, out: Path) -> None:
+        raise AssertionError("a built toy was built again")
+
+    monkeypatch.setattr(toy_build, "_build_all", rebuild)
     assert ensure_toy(toy_cache) == root
-    assert time.perf_counter() - started < 2.0, "a built toy is returned without rebuilding"
     assert (weights.stat().st_mtime_ns, adapter.stat().st_mtime_ns) == mtimes
     assert not root.with_name(root.name + ".partial").exists()
 
