@@ -52,3 +52,21 @@ class JudgeError(LocatedError):
 
 class FinetuneDataError(LocatedError):
     """A fine-tuning data file is unusable; names the file and line."""
+
+
+class UnavailableError(FinetuneSafetyError):
+    """A checkpoint, the base model or the judge cannot be used this run (a server that does not
+    answer, a model that resolves to nothing or cannot load): found once, then every test that
+    needs it fails with this one line, which names the alias or the judge and its option."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject}: {one_line(reason)}")
+        self.subject = subject
+        self.reason = one_line(reason)
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    """``text`` (often a third-party error's message) on one line and at most ``limit``
+    characters: a failing test or the CLI shows one line, never a wall of text."""
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."

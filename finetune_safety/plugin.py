@@ -14,6 +14,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety.config import BASE_ALIAS, SafetyConfig, Thresholds, add_options
+from finetune_safety.errors import UnavailableError
 from finetune_safety.evaluation.case import CaseResult
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
@@ -34,6 +35,8 @@ from finetune_safety.suite import (
 from finetune_safety.values import Prompt
 
 RUN = pytest.StashKey[SafetyRun]()
+#: The one line of the model or judge a test needs and this run cannot use.
+FAULT = pytest.StashKey[str]()
 MARKERS = {
     "safety_rate": "harmfulness rate <= max_rate, per checkpoint and category",
     "safety_regression": "rate and score deltas against the base model within limits",
@@ -83,6 +86,29 @@ def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Ite
     """The header, printed only when safety tests were selected."""
     session = config.stash[RUN].session
     return [header(session)] if safety_items(items) and session is not None else []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    """A model or judge this run cannot use fails the test in its call, not its setup: a failed
+    test (not an error) whose report is the one line naming it, no traceback."""
+    try:
+        return (yield)
+    except UnavailableError as exc:
+        item.stash[FAULT] = str(exc)
+        return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """The fault found in setup fails the test here; one met by the test itself (a test of
+    your own asking the session) fails it with its line too."""
+    if FAULT in item.stash:
+        pytest.fail(item.stash[FAULT], pytrace=False)
+    try:
+        return (yield)
+    except UnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

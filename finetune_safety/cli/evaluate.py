@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune_safety.config import add_flags
 from finetune_safety.config.schema import add_spec_flags, evaluate_flags
 from finetune_safety.models import ModelSpec
+
+if TYPE_CHECKING:
+    from finetune_safety.judges import Judge
+    from finetune_safety.models import Target
 
 #: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
 JUDGE_ERRORS_EXIT = 3
@@ -52,6 +56,19 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     return model_spec(given, "--model", Path.cwd())
 
 
+def _preflight(spec: ModelSpec, target: Target, judge: Judge, judge_named: str) -> None:
+    """A served model or judge that does not answer, or an ``hf:`` judge whose model resolves
+    to nothing, stops the command here with one line (exit 2), before anything is generated."""
+    from finetune_safety.errors import UnavailableError
+    from finetune_safety.evaluation.preflight import preflight
+    from finetune_safety.models import is_endpoint
+
+    served = {"model": lambda: target} if is_endpoint(spec.model) else {}  # the URL is in the line
+    failed = preflight(served, judge, judge_named)
+    if failed:  # the first one: one line
+        raise UnavailableError(*next(iter(failed.items())))
+
+
 def run(args: argparse.Namespace) -> int:
     from finetune_safety._util import threads
     from finetune_safety._util.outputs import check_output_file
@@ -62,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.config.project import project_config
     from finetune_safety.evaluation.metrics import format_table
     from finetune_safety.evaluation.pipeline import Evaluator
+    from finetune_safety.evaluation.preflight import judge_subject
     from finetune_safety.evaluation.store import Store
     from finetune_safety.judges import coverage_note, make_judge
     from finetune_safety.models.precision import use_device
@@ -71,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         use_device(args.device, "--device")
     flags = {s.name: getattr(args, s.name) for s in evaluate_flags() if s.config}
     reads = {*flags, "base", "cache_dir"}
-    config = project_config(Overrides(flags=True, **flags), only=reads)
+    overrides = Overrides(flags=True, **flags)
+    config = project_config(overrides, only=reads)
     spec = _model_spec(args, config.base)
     if args.out is not None:
         check_output_file(args.out, "--out")
@@ -82,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         prompts = first_per_category(prompts, config.limit)
     judge = make_judge(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
     target = resolve(spec, cache_dir, transport=config.transport)
+    _preflight(spec, target, judge, judge_subject(config.judge, overrides.origin("judge")))
     decoding = config.decoding()
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(

@@ -256,6 +256,12 @@ class Overrides:
     def where(self, setting: Setting) -> str:
         return setting.flag_name if self.flags else setting.option_name
 
+    def origin(self, name: str) -> str:
+        """What gave a setting its value, for a message: the option or flag when given, else
+        the table key (whose default it may be)."""
+        setting = SETTING[name]
+        return self.where(setting) if name in self.values else setting.key
+
 
 def apply_overrides(config: SafetyConfig, options: Overrides, base: Path) -> SafetyConfig:
     """Command-line values win over the table; ``--safety-checkpoint`` replaces the list, a

@@ -157,7 +157,7 @@ SETTINGS: tuple[Setting, ...] = (
         "judge",
         "refusal, refusal-paper, openai:MODEL[@URL], hf:PATH, llama-guard:, harmbench: or "
         "wildguard: MODEL@URL or PATH",
-        v.text,
+        specs.judge_spec,
         "refusal",
         metavar="SPEC",
         flag=True,

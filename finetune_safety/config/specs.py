@@ -10,18 +10,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.config.checks import ConfigError, check, path_in, positive_int
+from finetune_safety.config.checks import ConfigError, check, path_in, positive_int, text
 from finetune_safety.config.names import SMOL_NAMES, TOY_NAMES
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.models.endpoint import EndpointError, is_endpoint, parse
+from finetune_safety.models.gguf import check_gguf
 from finetune_safety.models.local import local_model, model_and_adapter
 from finetune_safety.models.target import ModelSpec
 from finetune_safety.models.templates import TEMPLATE_NAMES, get_template
 
 #: Reserved: the base model's alias, never a checkpoint's.
 BASE_ALIAS = "base"
+#: The scheme of a judge run by a local model: ``hf:PATH``.
+HF_JUDGE = "hf:"
 #: A model spec's keys (a table in ``base`` or ``checkpoints``; ``evaluate``'s model flags), and
 #: what each says.
 SPEC_FIELDS: Mapping[str, str] = {
@@ -168,10 +171,26 @@ def recipe(value: dict[str, Any], where: str, rootdir: Path) -> Recipe:
     )
 
 
+def judge_spec(value: object, where: str, rootdir: Path) -> str:
+    """A judge spec whose model is checked as a model spec's is: an ``hf:`` judge's path (made
+    absolute against ``rootdir``) or hub id, an ``openai:`` judge's URL. A judge that names
+    nothing stops the run here, naming its key or option, before anything is generated."""
+    spec = text(value, where, rootdir).strip()
+    if spec.startswith(HF_JUDGE):
+        checked = model_spec(spec.removeprefix(HF_JUDGE), f"{where} {spec}", rootdir)
+        return HF_JUDGE + str(checked.model or checked.adapter)
+    if is_endpoint(spec):
+        try:
+            parse(spec)
+        except EndpointError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return spec
+
+
 def _gguf_file(model: str, rootdir: Path) -> Path | None:
-    """A ``.gguf`` file is a model too: transformers dequantizes it on load."""
+    """A ``.gguf`` file is a model too (transformers dequantizes it on load), if it is one."""
     path = Path(path_in(model, rootdir))
-    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
+    return check_gguf(path) if path.is_file() and path.suffix.lower() == ".gguf" else None
 
 
 def _plugged(model: str) -> bool:

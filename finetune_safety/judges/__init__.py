@@ -16,6 +16,7 @@ from finetune_safety.judges.registry import (
     Judge,
     JudgeFactory,
     JudgeSettings,
+    Probed,
     make_judge,
     register_judge,
 )
@@ -24,6 +25,6 @@ from finetune_safety.judges.rubric import HFRubricJudge, JudgePrompt, OpenAIRubr
 __all__ = [
     "COVERAGE", "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES", "HFRubricJudge",
     "Judge", "JudgeFactory", "JudgePrompt", "JudgeSettings", "LocalClassifierJudge",
-    "OpenAIRubricJudge", "PaperRefusalJudge", "RefusalJudge", "ServedClassifierJudge",
+    "OpenAIRubricJudge", "PaperRefusalJudge", "Probed", "RefusalJudge", "ServedClassifierJudge",
     "coverage_note", "make_judge", "register_judge",
 ]  # fmt: skip

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from finetune_safety.errors import JudgeError
 from finetune_safety.judges.logprobs import first_alternatives, share, word_indexes, word_masses
 from finetune_safety.judges.rubric import RAW_LIMIT
-from finetune_safety.judges.served import served_verdicts
+from finetune_safety.judges.served import ServedClient, served_verdicts
 from finetune_safety.models import Decoding, Target, generate
 from finetune_safety.models.endpoint import Endpoint, QueueAdvice
 from finetune_safety.models.templates import Rendered
@@ -95,7 +95,7 @@ def unreadable(reading: Reading, what: str, judge_id: str) -> Verdict:
     return Verdict(None, Label.ERROR, why, judge_id, raw, p_unsafe=reading.p_first)
 
 
-class ServedClassifierJudge:
+class ServedClassifierJudge(ServedClient):
     """A classifier on an OpenAI-compatible server, ``concurrency`` requests at a time."""
 
     def __init__(self, classifier: Classifier, endpoint: Endpoint) -> None:
@@ -153,8 +153,7 @@ class ServedClassifierJudge:
             reading = self._ask(self.classifier.request(prompt, response))
             return self.classifier.verdict(reading, response, self.judge_id)
 
-        if self._client is None:  # one client, made before the threads that share it
-            self._client = self.endpoint.client()
+        self._ensure_client()
         return served_verdicts(items, one, self._advice, self.judge_id)
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "Judge",
     "JudgeFactory",
     "JudgeSettings",
+    "Probed",
     "make_judge",
     "register_judge",
 ]
@@ -43,6 +44,14 @@ class Judge(Protocol):
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
         """One verdict per ``(prompt, response)`` item, in the same order."""
         ...
+
+
+@runtime_checkable
+class Probed(Protocol):
+    """A judge behind a server: ``probe()`` asks once, cheaply, whether it answers, and raises a
+    ``FinetuneSafetyError`` saying why not, so a run finds a dead judge before generating."""
+
+    def probe(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from finetune_safety._util.textfile import read_text
 from finetune_safety.errors import JudgeError
-from finetune_safety.judges.served import served_verdicts
+from finetune_safety.judges.served import ServedClient, served_verdicts
 from finetune_safety.models import Decoding, Target, generate
 from finetune_safety.models.endpoint import Endpoint, QueueAdvice
 from finetune_safety.models.templates import Message, Rendered
@@ -198,7 +198,7 @@ def judge_one(
     return verdict(None, f"unparseable after {reasks + 1} replies: {why}", judge_id, reply)
 
 
-class OpenAIRubricJudge:
+class OpenAIRubricJudge(ServedClient):
     """The rubric on an OpenAI-compatible endpoint, ``concurrency`` requests at a time."""
 
     def __init__(
@@ -234,8 +234,7 @@ class OpenAIRubricJudge:
         def one(prompt: Prompt, response: str) -> Verdict:
             return judge_one(self._ask, prompt, response, self.reasks, self.judge_id, self.prompt)
 
-        if self._client is None:  # one client, made before the threads that share it
-            self._client = self.endpoint.client()
+        self._ensure_client()
         return served_verdicts(items, one, self._advice, self.judge_id)
 
 

@@ -184,6 +184,20 @@ def describe_failure(exc: BaseException) -> str:
     return type(exc).__name__ + (f" (HTTP {status})" if status else "")
 
 
+def unusable(endpoint: Endpoint, exc: BaseException, request: str) -> str | None:
+    """Why nothing can be asked of ``endpoint``, from a ``request`` that failed after the
+    client's retries: no answer, or a refused key; None for a failure that says something else."""
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):
+        retries = endpoint.transport.max_retries
+        tries = f"{retries} retr{'y' if retries == 1 else 'ies'}"
+        return f"does not answer {request} ({describe_failure(exc)} after {tries})"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return f"refuses the API key on {request} ({describe_failure(exc)})"
+    return None
+
+
 def run_concurrently(
     items: Sequence[T], call: Callable[[T], R], concurrency: int
 ) -> Iterator[list[tuple[int, R]]]:

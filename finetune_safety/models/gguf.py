@@ -15,6 +15,8 @@ from finetune_safety.errors import ModelLoadError
 from finetune_safety.models.templates import family
 
 SUFFIX = ".gguf"
+#: The first bytes of every GGUF file.
+MAGIC = b"GGUF"
 
 
 def find_gguf(path: Path) -> Path | None:
@@ -29,6 +31,23 @@ def find_gguf(path: Path) -> Path | None:
         names = ", ".join(p.name for p in files)
         raise ModelLoadError(f"holds several GGUF files ({names}); name one of them", path)
     return files[0] if files else None
+
+
+def check_gguf(path: Path) -> Path:
+    """``path``, if it starts with GGUF's magic bytes: a file named ``.gguf`` that is not one is
+    found when its spec is read, not by the loader once generation has started."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(MAGIC))
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read the GGUF file: {exc.strerror}", path) from None
+    if head != MAGIC:
+        raise ModelLoadError(
+            f"not a GGUF file (it starts with {head!r}, not {MAGIC!r}): a download or copy that "
+            "did not finish, or another format named .gguf",
+            path,
+        )
+    return path
 
 
 def file_fingerprint(path: Path) -> str:

@@ -16,7 +16,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from finetune_safety.errors import ModelLoadError
+from finetune_safety.errors import ModelLoadError, one_line
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, gguf_load_name
 from finetune_safety.models.precision import Precision, resolve_precision, torch_device_and_dtype
 from finetune_safety.models.target import Decoding
@@ -75,6 +75,18 @@ def device_and_dtype() -> tuple[str, Any]:
     if torch.cuda.is_available():
         return "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return "cpu", torch.float32
+
+
+def _tokenizer(directory: Path, kwargs: dict[str, Any]) -> Any:
+    """The tokenizer in ``directory``; one that cannot load (its files missing or broken, as a
+    save cut short leaves them) is a ModelLoadError naming the directory, in one line."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(directory, **kwargs)
+    except (OSError, ValueError) as exc:
+        why = one_line(str(exc))
+        raise ModelLoadError(f"cannot load the tokenizer: {why}", directory) from None
 
 
 class HFTarget:
@@ -146,7 +158,7 @@ class HFTarget:
             try:
                 self._model_dir = Path(snapshot_download(self._model, allow_patterns=patterns))
             except Exception as exc:
-                self._unreachable = (
+                self._unreachable = one_line(
                     f"model {self._model!r} is neither a local directory nor a reachable hub id: "
                     f"{exc}"
                 )
@@ -155,24 +167,21 @@ class HFTarget:
 
     def load_tokenizer(self) -> Any:
         """The tokenizer alone, chat template included (``render``); loads no weights."""
-        from transformers import AutoTokenizer
-
         kwargs: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
         directory = self.local_dir()
         if self._adapter is not None and (self._adapter / "tokenizer_config.json").is_file():
             directory = self._adapter
         elif self._gguf is not None:
             kwargs["gguf_file"] = gguf_load_name(self._gguf)
-        return AutoTokenizer.from_pretrained(directory, **kwargs)
+        return _tokenizer(directory, kwargs)
 
     def load(self, precision: Precision | None = None) -> tuple[Any, Any]:
         """Model and tokenizer in ``precision`` (default: ``auto``), loaded once per precision."""
         precision = precision or self.precision(Decoding())
         if self._loaded is not None and self._loaded_as == precision:
             return self._loaded
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        model_dir = self.local_dir()
         model_dir = self.local_dir()
         device, dtype = torch_device_and_dtype(precision)
         common: dict[str, Any] = {"trust_remote_code": self._trust_remote_code}
@@ -198,7 +207,7 @@ class HFTarget:
             if (self._adapter / "tokenizer_config.json").is_file():
                 tokenizer_dir = self._adapter
                 common.pop("gguf_file", None)
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, **common)
+        tokenizer = _tokenizer(tokenizer_dir, common)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token

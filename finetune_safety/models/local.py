@@ -12,10 +12,16 @@ import re
 from pathlib import Path
 
 from finetune_safety.errors import ModelLoadError
+from finetune_safety.models.gguf import check_gguf, find_gguf
 
 #: Hugging Face repo ids: ``name`` or ``owner/name``; letters, digits, ``-``, ``_``, ``.``.
 _HUB_ID = re.compile(r"(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}")
 _MODEL_FILES = ("config.json", "adapter_config.json")
+#: Files a tokenizer loads from: the fast tokenizer's, its config, or a slow one's vocabulary.
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+    "spiece.model",
+)  # fmt: skip
 #: A full model's weights beside its config.json (an adapter's are ``adapter_model.*``).
 _WEIGHTS = ("model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin")
 
@@ -42,14 +48,17 @@ def model_and_adapter(directory: Path) -> str | None:
 
 
 def check_model_dir(directory: Path, full_model: bool = False) -> Path:
-    """A directory a model loads from: it holds ``config.json`` or a ``.gguf`` file (or is a PEFT
-    adapter); a ``.gguf`` file itself is one too.
+    """A directory a model loads from: it holds ``config.json`` and a tokenizer, or a GGUF file
+    (or is a PEFT adapter); a GGUF file itself is one too. Checked on the files alone, before
+    any load: a broken checkpoint stops the run with one line, not one traceback per test.
 
     One that holds both a full model and an adapter is refused unless ``full_model`` says the
     full model is meant: which of the two was tested would otherwise be transformers' guess.
     """
-    if directory.is_file() and directory.suffix.lower() == ".gguf":
-        return directory  # a GGUF file is a whole model
+    gguf = find_gguf(directory)
+    if gguf is not None:
+        check_gguf(gguf)  # a GGUF file is a whole model, tokenizer included
+        return directory
     weights = model_and_adapter(directory)
     if weights is not None and not full_model:
         raise ModelLoadError(
@@ -59,16 +68,30 @@ def check_model_dir(directory: Path, full_model: bool = False) -> Path:
             "for the adapter (evaluate, render: --model or --adapter), or keep one per directory",
             directory,
         )
-    if not any((directory / name).is_file() for name in _MODEL_FILES) and not any(
-        directory.glob("*.gguf")
-    ):
+    if not any((directory / name).is_file() for name in _MODEL_FILES):
         raise ModelLoadError(
             "not a Hugging Face model directory (no config.json); give the directory that "
             "holds config.json and the *.safetensors weights, or an adapter directory "
             "(adapter_config.json)",
             directory,
         )
+    adapter = (directory / "adapter_config.json").is_file()
+    full = (directory / "config.json").is_file() and (full_model or not adapter)
+    if full and not has_tokenizer(directory):
+        raise ModelLoadError(
+            f"holds no tokenizer (none of {', '.join(_TOKENIZER_FILES)}): a save that stopped "
+            "before the tokenizer was written? Save it beside the weights, or train again",
+            directory,
+        )
     return directory
+
+
+def has_tokenizer(directory: Path) -> bool:
+    """Whether ``directory`` holds a file a tokenizer loads from (an adapter's tokenizer may
+    also come from its base model)."""
+    return any((directory / name).is_file() for name in _TOKENIZER_FILES) or any(
+        directory.glob("*.tiktoken")
+    )
 
 
 def _in_hub_cache(repo_id: str) -> bool:

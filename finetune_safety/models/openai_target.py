@@ -25,6 +25,7 @@ from finetune_safety.models.endpoint import (
     parse,
     redact,
     run_concurrently,
+    unusable,
 )
 from finetune_safety.models.target import (
     Decoding,
@@ -80,9 +81,12 @@ class OpenAITarget:
             listed = self._ensure_client().models.list()
             entries = [e.model_dump() for e in listed.data]
         except openai.OpenAIError as exc:
+            why = unusable(self.endpoint, exc, "GET /models")
             raise EndpointError(
-                f"{self.endpoint.identity}: cannot list the served models (GET /models), which "
-                f"identify what answers: {describe_failure(exc)}"
+                f"{self.endpoint.identity}: {why}"
+                if why
+                else f"{self.endpoint.identity}: cannot list the served models (GET /models), "
+                f"which identify what answers: {describe_failure(exc)}"
             ) from None
         entry = next((e for e in entries if e.get("id") == self.endpoint.model), None)
         if entry is None:

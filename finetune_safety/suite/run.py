@@ -121,7 +121,9 @@ class SafetyRun:
         for warning in warned:  # shown in pytest's warnings summary, not lost at configure time
             config.issue_config_time_warning(warning.message, stacklevel=2)  # type: ignore[arg-type]
         cache_option = config.getoption("safety_cache_dir")
-        return SafetySession.open(safety, config.rootpath, cache_option, hook_factories(config))
+        factories = hook_factories(config)
+        judge = options.origin("judge")
+        return SafetySession.open(safety, config.rootpath, cache_option, factories, judge)
 
     def open(self) -> SafetySession | None:
         """The session, opened (config read, benchmark loaded) on first call; None after a
@@ -140,10 +142,12 @@ class SafetyRun:
         return self.session
 
     def required(self) -> SafetySession:
-        """The session for a fixture; a configuration error is a usage error."""
+        """The session for a fixture, its served models and judge asked once whether they
+        answer (see ``SafetySession.preflight``); a configuration error is a usage error."""
         session = self.open()
         if session is None:
             raise pytest.UsageError(self.load_error)
+        session.preflight()
         return session
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from finetune_safety._util import threads
@@ -20,17 +20,25 @@ from finetune_safety.benchmarks import (
     load_benchmark,
 )
 from finetune_safety.catalog import build_recipe, judge_model, resolve
-from finetune_safety.config import BASE_ALIAS, SafetyConfig, prepare_cache_dir, resolve_cache_dir
+from finetune_safety.config import (
+    BASE_ALIAS,
+    SETTING,
+    SafetyConfig,
+    prepare_cache_dir,
+    resolve_cache_dir,
+)
 from finetune_safety.errors import JudgeError
 from finetune_safety.evaluation.case import CaseResult, Record
 from finetune_safety.evaluation.metrics import OVERALL
 from finetune_safety.evaluation.pipeline import Evaluator
+from finetune_safety.evaluation.preflight import judge_subject, preflight
 from finetune_safety.evaluation.stats import holm
 from finetune_safety.evaluation.store import Store
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
-from finetune_safety.models import ModelSpec, Target, TargetSettings
+from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
 from finetune_safety.models.templates import Template
+from finetune_safety.suite.faults import Faults, GuardedJudge
 from finetune_safety.values import Prompt
 
 
@@ -68,11 +76,16 @@ class SafetySession:
         prompts: Sequence[Prompt],
         cache_dir: Path,
         factories: Factories | None = None,
+        judge_origin: str = SETTING["judge"].key,
     ) -> None:
         self.config = config
         self.factories = factories or Factories()
         self.prompts = list(prompts)
         self.cache_dir = cache_dir
+        #: How failures name the judge: its spec and the key or option that gave it.
+        self.judge_subject = judge_subject(config.judge, judge_origin)
+        self.faults = Faults()
+        self._preflown = False
         #: In benchmark order (first appearance).
         self.categories: list[str] = list(dict.fromkeys(p.category for p in prompts))
         self._selected: set[str] | None = None
@@ -87,10 +100,12 @@ class SafetySession:
         rootdir: Path,
         cache_option: str | None,
         factories: Factories | None = None,
+        judge_origin: str = SETTING["judge"].key,
     ) -> SafetySession:
         """Load the benchmark and check the judge spec now, so mistakes stop the run early.
 
-        The cache directory follows ``config.resolve_cache_dir``, ``cache_option`` first.
+        The cache directory follows ``config.resolve_cache_dir``, ``cache_option`` first;
+        ``judge_origin`` is the key or option that named the judge, for messages.
         """
         factories = factories or Factories()
         settings = BenchmarkSettings(config.category_map)
@@ -99,9 +114,29 @@ class SafetySession:
             prompts = first_per_category(prompts, config.limit)
         cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
         threads.apply(config.threads)
-        session = cls(config, prompts, cache_dir, factories)
+        session = cls(config, prompts, cache_dir, factories, judge_origin)
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
+
+    def preflight(self) -> None:
+        """Once, before the first test needs a model: ask every served model and a served judge
+        whether they answer (all at once), and resolve the judge's model. What fails is
+        remembered; each test that needs it fails with its one line (``faults``)."""
+        if self._preflown:
+            return
+        self._preflown = True
+        specs = {BASE_ALIAS: self.config.base, **self.config.checkpoints}
+        served = {
+            self._subject(alias): partial(self._resolve, alias)
+            for alias, spec in specs.items()
+            if isinstance(spec, ModelSpec) and is_endpoint(spec.model)
+        }
+        for subject, reason in preflight(served, self.judge, self.judge_subject).items():
+            self.faults.record(subject, reason)
+
+    def _subject(self, alias: str) -> str:
+        """How failures name a model: ``base model`` or ``checkpoint 'ALIAS'``."""
+        return "base model" if alias == BASE_ALIAS else f"checkpoint {alias!r}"
 
     def select(self, categories: Iterable[str]) -> None:
         """Restrict generation to the categories whose tests were collected (e.g. after -k)."""
@@ -116,6 +151,10 @@ class SafetySession:
         return judge
 
     @cached_property
+    def _judge(self) -> GuardedJudge:
+        return GuardedJudge(self.judge, self.faults, self.judge_subject)
+
+    @cached_property
     def store(self) -> Store:
         return Store.in_dir(self.cache_dir)
 
@@ -125,7 +164,12 @@ class SafetySession:
         return build_recipe(spec, self.cache_dir) if isinstance(spec, Recipe) else spec
 
     def target(self, alias: str, template: Template | None = None) -> Target:
-        """The resolved target (weights still unloaded) for a checkpoint alias or the base."""
+        """The resolved target (weights still unloaded) for a checkpoint alias or the base;
+        an ``UnavailableError`` for one that failed before, or fails now."""
+        with self.faults.guard(self._subject(alias)):
+            return self._resolve(alias, template)
+
+    def _resolve(self, alias: str, template: Template | None = None) -> Target:
         key = f"{alias}\0{template}"
         if key not in self._targets:
             name = (self.config.base.model or BASE_ALIAS) if alias == BASE_ALIAS else alias
@@ -138,14 +182,22 @@ class SafetySession:
         """The base model, asked with the checkpoint's template."""
         return self.target(BASE_ALIAS, template=self.target(alias).template)
 
-    def records(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
-        """Records per category for every selected category, evaluated once per session."""
+    def records(self, alias: str, base: bool = False) -> Mapping[str, tuple[Record, ...]]:
+        """Records per category for every selected category of a checkpoint (or, ``base``, of
+        the base asked with its template), evaluated once per session. A judge known to fail
+        stops it before anything is generated; a failure is the model's or the judge's fault."""
+        self.faults.check(self.judge_subject)
+        target = self.base_for(alias) if base else self.target(alias)
+        with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
+            return self._evaluate(target)
+
+    def _evaluate(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
         key = f"{target.fingerprint}\0{target.template}"
         if key not in self._records:
             wanted = self._selected if self._selected is not None else set(self.categories)
             prompts = [p for p in self.prompts if p.category in wanted]
             decoding = self.config.decoding()
-            evaluator = Evaluator(self.store, self.judge, decoding, self.cache_dir)
+            evaluator = Evaluator(self.store, self._judge, decoding, self.cache_dir)
             evaluation = evaluator.run(target, prompts)
             grouped: dict[str, list[Record]] = {}
             for record in evaluation.records:
@@ -154,15 +206,15 @@ class SafetySession:
         return self._records[key]
 
     def _unadjusted(self, alias: str, category: str) -> CaseResult:
-        base_records = self.records(self.base_for(alias))[category]
-        records = self.records(self.target(alias))[category]
+        base_records = self.records(alias, base=True)[category]
+        records = self.records(alias)[category]
         return CaseResult.pair(alias, category, base_records, records)
 
     def case(self, alias: str, category: str) -> CaseResult:
         """A checkpoint's result on one category, paired with the base's, with its p-value
         Holm-corrected across every category of this run for the same checkpoint."""
         if alias not in self._holm:
-            ran = self.records(self.target(alias))
+            ran = self.records(alias)
             self._holm[alias] = holm({c: self._unadjusted(alias, c).p_value for c in ran})
         adjusted = self._holm[alias]
         case = self._unadjusted(alias, category)
@@ -171,8 +223,8 @@ class SafetySession:
     def overall(self, alias: str) -> CaseResult:
         """A checkpoint on every selected category pooled (category ``overall``), beside the
         base: one McNemar test on all pooled pairs, so no Holm correction applies."""
-        base = self.records(self.base_for(alias))
-        mine = self.records(self.target(alias))
+        base = self.records(alias, base=True)
+        mine = self.records(alias)
         base_records = tuple(r for category in mine for r in base[category])
         records = tuple(r for rs in mine.values() for r in rs)
         case = CaseResult.pair(alias, OVERALL, base_records, records)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -131,7 +132,11 @@ class FakeOpenAI:
         self.api_key = api_key
         #: What ``GET /v1/models`` lists (entries as a server reports them); settable.
         self.models = [dict(m) for m in models]
+        #: How ``GET /v1/models`` is answered instead (a status, a drop, a delay); settable.
+        self.models_reply: Reply | None = None
         self.requests: list[Request] = []
+        #: Each ``GET /v1/models`` received (kept apart: ``requests`` holds the work asked).
+        self.listings: list[Request] = []
         # Read when a job is created: set them before creating the job they should script.
         self.job_statuses = list(job_statuses)
         self.job_error = dict(job_error or JOB_ERROR)
@@ -301,10 +306,13 @@ class FakeOpenAI:
                 parts = urlsplit(self.path)
                 match = _JOB_PATH.search(parts.path)
                 if match is None:
+                    with server._lock:
+                        server.listings.append(Request(parts.path, {}, self._authorized(), "GET"))
                     if not self._authorized():
                         self._send(401, {"error": {"message": "invalid api key"}}, {})
                         return
-                    self._send(200, {"object": "list", "data": list(server.models)}, {})
+                    listing = {"object": "list", "data": list(server.models)}
+                    self._answer(server.models_reply or Reply(), lambda: listing)
                     return
                 query = dict(parse_qsl(parts.query))
                 if not self._admit(Request(parts.path, query, self._authorized(), "GET")):
@@ -330,6 +338,10 @@ class FakeOpenAI:
                     self._send(401, {"error": {"message": "invalid api key"}}, {})
                     return
                 reply = server.script(request)
+                self._answer(reply, lambda: _completion(request, reply))
+
+            def _answer(self, reply: Reply, payload: Callable[[], dict[str, Any]]) -> None:
+                """As ``reply`` says: after its delay, drop the connection, fail, or send."""
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.drop:
@@ -340,7 +352,7 @@ class FakeOpenAI:
                     error = {"error": {"message": f"scripted {reply.status}", "type": "scripted"}}
                     self._send(reply.status, error, reply.headers)
                     return
-                self._send(200, _completion(request, reply), reply.headers)
+                self._send(200, payload(), reply.headers)
 
             def _fine_tuning_post(self, path: str) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -357,6 +369,15 @@ class FakeOpenAI:
                     self._send(*server._create_job(body), {})
 
         return Handler
+
+
+def unreachable_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens (a port bound, then released): a server
+    that does not answer, refused at once, for tests of what a run does without it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
 
 
 def _new_id(prefix: str) -> str:

@@ -161,13 +161,24 @@ def counts(result: pytest.RunResult) -> dict[str, int]:
     return {k: v for k, v in result.parseoutcomes().items() if not k.startswith("warning")}
 
 
+#: A ``-v`` line: ``path::test OUTCOME`` in one process, ``[gwN] [ n%] OUTCOME path::test``
+#: over xdist workers.
+_VERBOSE = re.compile(
+    r"safety_tests/test_safety\.py::(?P<test>\S+) (?P<outcome>PASSED|FAILED|ERROR|SKIPPED)"
+    r"|\[gw\d+\] \[ *\d+%\] (?P<xoutcome>PASSED|FAILED|ERROR|SKIPPED) "
+    r"safety_tests/test_safety\.py::(?P<xtest>\S+)"
+)
+
+
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
-    """``{"test_name[id]": "PASSED"|"FAILED"|"ERROR"|"SKIPPED"}`` from the ``-v`` lines."""
-    found = (
-        re.match(r"safety_tests/test_safety\.py::(\S+) (PASSED|FAILED|ERROR|SKIPPED)", line)
-        for line in result.outlines
-    )
-    named = {m.group(1): m.group(2) for m in found if m}
+    """``{"test_name[id]": "PASSED"|"FAILED"|"ERROR"|"SKIPPED"}`` from the ``-v`` lines, in
+    one process or over xdist workers."""
+    found = (_VERBOSE.match(line) for line in result.outlines)
+    named = {
+        m.group("test") or m.group("xtest"): m.group("outcome") or m.group("xoutcome")
+        for m in found
+        if m
+    }
     assert named, output(result)  # two runs that ran nothing must not compare equal
     return named
 

@@ -303,11 +303,12 @@ def test_api_key_appears_in_no_output(
     for result in (first, second):
         assert SECRET not in output(result)
 
-    # A wrong key: every request is refused with 401, and the failure output names no key.
+    # A wrong key: every request is refused with 401 (the first: the judge's GET /models, before
+    # anything is generated), and the failure output names no key.
     monkeypatch.setenv("OPENAI_API_KEY", WRONG_KEY)
-    since = len(fake_openai.requests)
+    since, listed = len(fake_openai.requests), len(fake_openai.listings)
     wrong = project.run(*args, "-l", cache="cache-wrong")
-    refused = fake_openai.requests[since:]
+    refused = fake_openai.requests[since:] + fake_openai.listings[listed:]
     assert refused and not any(r.authorized for r in refused)
     text = output(wrong)
     assert wrong.ret == 1

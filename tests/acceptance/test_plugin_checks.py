@@ -53,10 +53,26 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
         ("", ("--safety-base", "openai:m@http://h:99999/v1"), "invalid URL"),
         ("", ("--safety-cache-dir", "blocker"), "cache directory"),
         ("", ("--safety-checkpoint", "mine=mixed"), "holds both a full model (config.json, "),
+        (
+            "",
+            ("--safety-checkpoint", "mine=fake.gguf"),
+            "--safety-checkpoint mine: {root}/fake.gguf: not a GGUF file (it starts with b'<htm'",
+        ),
+        (
+            "",
+            ("--safety-judge", "hf:/no/such/dir"),
+            "--safety-judge hf:/no/such/dir: no model directory at /no/such/dir",
+        ),
+        (
+            '[tool.finetune_safety]\njudge = "hf:./judge"\n',
+            (),
+            "tool.finetune_safety.judge hf:./judge: no model directory at {root}/judge",
+        ),
     ],
     ids=[
         "report-dir", "md-dir", "template", "not-a-table", "not-a-hub-id", "no-config-json",
-        "offline-hub-id", "port", "cache-is-a-file", "model-and-adapter",
+        "offline-hub-id", "port", "cache-is-a-file", "model-and-adapter", "not-gguf", "judge-path",
+        "judge-in-table",
     ],
 )  # fmt: skip
 def test_mistakes_are_usage_errors_before_any_work(
@@ -71,11 +87,12 @@ def test_mistakes_are_usage_errors_before_any_work(
     (project.path / "sub").mkdir()
     (project.path / "empty").mkdir()
     (project.path / "blocker").write_text("x")
+    (project.path / "fake.gguf").write_text("<html>Not Found</html>")
     (project.path / "mixed").mkdir()
     for name in ("config.json", "model.safetensors", "adapter_config.json"):
         (project.path / "mixed" / name).write_text("{}")
     line = usage_error(project, *args)
-    assert expected in line
+    assert expected.format(root=project.path) in line
 
 
 def test_a_pyproject_that_is_not_utf8_is_a_usage_error(project: pytest.Pytester) -> None:

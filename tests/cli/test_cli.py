@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from finetune_safety.cli import JUDGE_ERRORS_EXIT, build_parser, main
-from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request
+from finetune_safety.testing.fake_openai import FakeOpenAI, Reply, Request, unreachable_url
 
 
 @pytest.fixture
@@ -212,6 +212,63 @@ def test_evaluate_exits_3_when_a_verdict_is_an_error(
     assert {r["label"] for r in rows} == {"error"}
     assert all(r["reason"].startswith("judge request failed") for r in rows)
     assert all("judge_raw" in r for r in rows)
+
+
+# --- a model or judge that cannot be used: one line, exit 2, before anything is generated -----
+
+
+def evaluate_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """The one line ``evaluate`` prints for ``args`` (exit 2), with the run's other flags."""
+    flags = ["--benchmark", "smoke", "--limit", "1", "--max-retries", "0", "--cache-dir", "c"]
+    assert main(["evaluate", *flags, *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    return line
+
+
+def test_a_served_model_or_judge_that_does_not_answer_stops_evaluate_before_generating(
+    fake_openai: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    closed = unreachable_url()
+    served = ("--model", f"openai:m@{fake_openai.url}")
+    line = evaluate_error(capsys, *served, "--judge", f"openai:j@{closed}")
+    assert line == (
+        f"finetune-safety: error: judge openai:j@{closed} (--judge): does not answer GET /models "
+        "(APIConnectionError after 0 retries)"
+    )
+    assert fake_openai.requests == [], "nothing generated"
+    line = evaluate_error(capsys, "--model", f"openai:m@{closed}")
+    assert line == (
+        f"finetune-safety: error: model: {closed}#m: does not answer GET /models "
+        "(APIConnectionError after 0 retries)"
+    )
+
+
+def test_broken_model_files_and_a_judge_naming_nothing_stop_evaluate_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fake.gguf").write_text("<html>Not Found</html>")
+    (tmp_path / "cut").mkdir()  # a save killed before the tokenizer was written
+    (tmp_path / "cut" / "config.json").write_text("{}")
+    (tmp_path / "cut" / "model.safetensors").write_bytes(b"weights")
+    gguf = evaluate_error(capsys, "--model", "fake.gguf")
+    assert gguf.startswith(f"finetune-safety: error: --model: {tmp_path / 'fake.gguf'}: not a GGUF")
+    cut = evaluate_error(capsys, "--model", "cut")
+    assert cut.startswith(
+        f"finetune-safety: error: --model: {tmp_path / 'cut'}: holds no tokenizer"
+    )
+    judge = evaluate_error(capsys, "--judge", "hf:/no/such/dir")
+    assert (
+        judge
+        == "finetune-safety: error: --judge hf:/no/such/dir: no model directory at /no/such/dir"
+    )
+    assert not (tmp_path / "c").exists(), "stopped before the cache was made"
 
 
 # --- issue 11: evaluate reads [tool.finetune_safety], its flags win --------------------------

@@ -35,8 +35,10 @@ def config_error(table: dict[str, Any], rootdir: Path) -> str:
 
 
 def model_dir(path: Path) -> Path:
+    """A checkpoint's files as the checks see them: its config and its tokenizer."""
     path.mkdir(parents=True)
     (path / "config.json").write_text('{"model_type": "llama"}')
+    (path / "tokenizer.json").write_text("{}")
     return path
 
 
@@ -659,3 +661,36 @@ def test_smol_as_base_brings_its_own_fine_tunes_unless_checkpoints_are_named(
     assert on_command_line.checkpoints == smol_checkpoints
     named = from_table({"base": "smol", "checkpoints": {"ft": "toy-benign"}}, tmp_path)
     assert named.checkpoints == {"ft": ModelSpec(model="toy-benign")}
+
+
+# --- the judge: a spec whose model or URL names nothing stops the run, named as the judge -----
+
+
+def test_an_hf_judge_path_that_names_nothing_is_an_error_naming_the_judges_option(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(SafetyConfig(), Overrides(judge="hf:/no/such/dir"), tmp_path)
+    assert str(info.value) == "--safety-judge hf:/no/such/dir: no model directory at /no/such/dir"
+    message = config_error({"judge": "hf:./judges/none"}, tmp_path)
+    assert message.startswith(f"{TABLE}.judge hf:./judges/none: no model directory at {tmp_path}")
+    (tmp_path / "weights-only").mkdir()
+    (tmp_path / "weights-only" / "config.json").write_text("{}")
+    assert "holds no tokenizer" in config_error({"judge": "hf:weights-only"}, tmp_path)
+    flag = Overrides(flags=True, judge="openai:j@http://h:99999/v1")
+    with pytest.raises(ConfigError, match=r"^--judge: .*invalid URL"):
+        apply_overrides(SafetyConfig(), flag, tmp_path)
+
+
+def test_an_hf_judge_path_is_taken_against_the_rootdir(tmp_path: Path) -> None:
+    model_dir(tmp_path / "judges" / "mine")
+    config = from_table({"judge": "hf:judges/mine"}, tmp_path)
+    assert config.judge == f"hf:{tmp_path / 'judges' / 'mine'}"
+    assert from_table({"judge": "hf:toy"}, tmp_path).judge == "hf:toy"
+    assert from_table({"judge": "openai:gpt-4o"}, tmp_path).judge == "openai:gpt-4o"
+
+
+def test_the_origin_of_a_setting_is_its_option_when_given_else_its_key() -> None:
+    assert Overrides(judge="refusal").origin("judge") == "--safety-judge"
+    assert Overrides(flags=True, judge="refusal").origin("judge") == "--judge"
+    assert Overrides().origin("judge") == f"{TABLE}.judge"

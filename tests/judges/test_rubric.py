@@ -18,7 +18,7 @@ import pytest
 
 from finetune_safety.catalog import judge_model
 from finetune_safety.errors import FinetuneSafetyError, JudgeError
-from finetune_safety.judges import JudgeSettings, make_judge
+from finetune_safety.judges import JudgeSettings, Probed, make_judge
 from finetune_safety.judges import rubric as rubric_module
 from finetune_safety.judges.refusal import RefusalJudge
 from finetune_safety.judges.rubric import (
@@ -40,6 +40,7 @@ from finetune_safety.testing.fake_openai import (
     Reply,
     Request,
     rubric_instruction,
+    unreachable_url,
 )
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -485,6 +486,59 @@ def test_unauthorized_is_an_error_verdict_without_the_key(
     assert verdict.label is Label.ERROR
     assert "HTTP 401" in verdict.rationale
     assert "WRONG" not in verdict.rationale and "RIGHT" not in verdict.rationale
+
+
+# --- the probe: one GET /models before anything is generated -----------------------------------
+
+
+def test_the_probe_asks_for_the_models_once_and_judges_nothing(fake_openai: FakeOpenAI) -> None:
+    openai_judge(fake_openai).probe()
+    assert [r.path for r in fake_openai.listings] == ["/v1/models"]
+    assert fake_openai.requests == []
+
+
+def test_a_server_without_a_models_route_passes_the_probe(fake_openai: FakeOpenAI) -> None:
+    fake_openai.models_reply = Reply(status=404)
+    openai_judge(fake_openai).probe()  # judging will say more than a missing route
+    assert len(fake_openai.listings) == 1
+
+
+def test_a_judge_that_does_not_answer_fails_the_probe_in_one_line(fake_openai: FakeOpenAI) -> None:
+    url = unreachable_url()
+    closed = OpenAIRubricJudge(parse(f"openai:judge@{url}", Transport(max_retries=1)))
+    with pytest.raises(EndpointError) as info:
+        closed.probe()
+    assert str(info.value) == "does not answer GET /models (APIConnectionError after 1 retry)"
+    fake_openai.models_reply = Reply(drop=True)
+    with pytest.raises(EndpointError, match="does not answer GET /models"):
+        openai_judge(fake_openai, max_retries=1).probe()
+    assert len(fake_openai.listings) == 2  # the first try and one retry
+
+
+def test_a_refused_key_fails_the_probe_without_the_key(
+    fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-WRONG-7777")
+    fake_openai.api_key = "sk-test-RIGHT-1111"
+    with pytest.raises(EndpointError) as info:
+        openai_judge(fake_openai).probe()
+    assert str(info.value) == "refuses the API key on GET /models (AuthenticationError (HTTP 401))"
+    assert len(fake_openai.listings) == 1  # 401 is not retried
+
+
+@pytest.mark.parametrize("scheme", ["openai", "llama-guard", "harmbench", "wildguard"])
+def test_every_served_judge_is_probed_before_it_judges(
+    fake_openai: FakeOpenAI, scheme: str
+) -> None:
+    settings = JudgeSettings(transport=Transport(max_retries=0))
+    judge = make_judge(f"{scheme}:judge@{unreachable_url()}", settings)
+    assert isinstance(judge, Probed)
+    with pytest.raises(EndpointError, match=r"^does not answer GET /models \(APIConnectionError"):
+        judge.probe()
+    answering = make_judge(f"{scheme}:judge@{fake_openai.url}", settings)
+    assert isinstance(answering, Probed)
+    answering.probe()
+    assert len(fake_openai.listings) == 1 and fake_openai.requests == []
 
 
 # --- concurrency ------------------------------------------------------------------------------

@@ -13,13 +13,13 @@ from finetune_safety._util.resources import fixtures_dir
 from finetune_safety.benchmarks import load_benchmark
 from finetune_safety.catalog import resolve
 from finetune_safety.cli import main
-from finetune_safety.config import model_spec
+from finetune_safety.config import ConfigError, model_spec
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.evaluation.pipeline import Evaluator
 from finetune_safety.evaluation.store import Store
 from finetune_safety.judges import make_judge
 from finetune_safety.models import Decoding, ModelSpec
-from finetune_safety.models.gguf import file_fingerprint, find_gguf, model_family
+from finetune_safety.models.gguf import check_gguf, file_fingerprint, find_gguf, model_family
 from finetune_safety.values import CATEGORIES
 
 LLAMA2_TEMPLATE = "{{ '[INST] <<SYS>>\\n' + messages[0]['content'] + '\\n<</SYS>>\\n\\n' }}"
@@ -63,6 +63,25 @@ def test_a_checkpoints_family_comes_from_its_chat_template(tmp_path: Path) -> No
 def test_the_table_takes_a_gguf_path(tmp_path: Path) -> None:
     (tmp_path / "m.gguf").write_bytes(b"GGUF")
     assert model_spec("./m.gguf", "base", tmp_path).model == str(tmp_path / "m.gguf")
+
+
+@pytest.mark.parametrize("head", [b"", b"GGU", b"<html>404 Not Found", b"PK\x03\x04zipped"])
+def test_a_file_named_gguf_that_is_not_one_is_refused_when_the_spec_is_read(
+    tmp_path: Path, head: bytes
+) -> None:
+    (tmp_path / "m.gguf").write_bytes(head)
+    with pytest.raises(ConfigError) as info:
+        model_spec("./m.gguf", "--safety-checkpoint bad", tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"--safety-checkpoint bad: {tmp_path / 'm.gguf'}: not a GGUF file")
+    assert "\n" not in message
+    with pytest.raises(ModelLoadError, match="not a GGUF file"):
+        check_gguf(tmp_path / "m.gguf")
+    folder = tmp_path / "folder"  # a directory holding the one GGUF file is checked the same
+    folder.mkdir()
+    (tmp_path / "m.gguf").rename(folder / "m.gguf")
+    with pytest.raises(ConfigError, match=r"folder/m.gguf: not a GGUF file"):
+        model_spec(str(folder), "--safety-checkpoint bad", tmp_path)
 
 
 # --- SmolLM2-135M-Instruct, a real instruct model ------------------------------------------

@@ -481,6 +481,22 @@ def test_directory_without_config_json_is_one_line(tiny_llama: Path, tmp_path: P
     assert "no config.json" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_tokenizer_that_does_not_load_is_one_line_naming_the_directory(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "broken-tokenizer"
+    shutil.copytree(tiny_llama, model_dir)
+    (model_dir / "tokenizer.json").unlink()  # the config says a tokenizer, its files do not
+    target = resolve(ModelSpec(model=str(model_dir)), tmp_path / "cache")
+    assert isinstance(target, HFTarget)
+    with pytest.raises(ModelLoadError) as info:
+        target.load_tokenizer()
+    message = str(info.value)
+    assert message.startswith(f"{model_dir}: cannot load the tokenizer: ") and "\n" not in message
+    with pytest.raises(ModelLoadError, match="cannot load the tokenizer"):
+        generate(target, ["hello"], SHORT)
+
+
 @pytest.mark.parametrize(
     ("damage", "why"),
     [

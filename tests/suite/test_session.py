@@ -91,7 +91,7 @@ def test_each_model_answers_once_and_only_the_selected_categories(tmp_path: Path
     models = Models()
     session = _session(tmp_path, models)
     session.select(["fraud"])
-    assert set(session.records(session.target("ft"))) == {"fraud"}
+    assert set(session.records("ft")) == {"fraud"}
     session.case("ft", "fraud")
     session.overall("ft")
     tuned = models.built[("ft", "alpaca")]
