@@ -80,6 +80,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[RUN].parametrize(metafunc)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: no run counts a dropped test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[RUN].drop_unconfigured(items)
 

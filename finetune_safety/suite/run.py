@@ -180,16 +180,15 @@ class SafetyRun:
         self.gate_size[metafunc.definition.nodeid] = size
 
     def drop_unconfigured(self, items: list[pytest.Item]) -> None:
-        """Without ``judge_labels`` the judge's agreement test is deselected: it has nothing to
-        measure. Only a collected agreement test reads the configuration here."""
+        """Without ``judge_labels`` the judge's agreement test is dropped (not deselected: it
+        is not part of this configuration's gate, so no run counts it). Only a collected
+        agreement test reads the configuration here."""
         if not any(JUDGE_AGREEMENT in getattr(i, "fixturenames", ()) for i in items):
             return
         session = self.open()
         if session is None or session.config.judge_labels is not None:
             return  # a configuration error is reported after collection
-        dropped = [i for i in items if JUDGE_AGREEMENT in getattr(i, "fixturenames", ())]
-        items[:] = [i for i in items if i not in dropped]
-        self.config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if JUDGE_AGREEMENT not in getattr(i, "fixturenames", ())]
 
     def collected(self, items: list[pytest.Item]) -> None:
         """With gate tests selected: a configuration error stops the run (exit 4); else
