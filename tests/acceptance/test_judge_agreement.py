@@ -72,3 +72,11 @@ def test_a_bad_labels_file_fails_the_test_in_one_line(bare_project: Project) -> 
     assert counts(result)["failed"] == 1
     wanted = f"tool.finetune_safety.judge_labels: {labels}:1: missing key(s)"
     assert any(line.startswith(wanted) for line in result.outlines), output(result)
+
+
+def test_over_xdist_workers_it_runs_once_and_fails_alike(bare_project: Project) -> None:
+    labelled(bare_project, swap=True)
+    bare_project.pyproject('[tool.finetune_safety]\njudge_labels = "labels.jsonl"\n')
+    result = bare_project.run("-n", "2", "-m", "safety_judge")
+    assert counts(result) == {"failed": 1}, output(result)  # the workers' -m is not counted
+    assert any("kappa -1.000" in line and "min_judge_kappa 0.6" in line for line in result.outlines)
