@@ -50,6 +50,11 @@ class JudgeError(LocatedError):
     """A judge spec is unknown or a judge cannot be constructed."""
 
 
+class LabelsError(LocatedError):
+    """A labelled set (``judge-check --labels``, ``judge_labels``) is unusable; names the file
+    and line."""
+
+
 class FinetuneDataError(LocatedError):
     """A fine-tuning data file is unusable; names the file and line."""
 

@@ -3,8 +3,9 @@
 A project's ``safety_tests/test_safety.py`` is one line, ``from finetune_safety.gate import *``;
 the plugin parametrizes these tests over the configured checkpoints (``[<checkpoint>]``) and
 benchmark categories (``[<checkpoint>-<category>]``), so ``-k illegal_activity`` selects a
-category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``)
-a kind of test. Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
+category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``,
+``safety_judge``) a kind of test. ``test_judge_agreement`` runs once per session, and only with
+``judge_labels`` set. Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety.config import SafetyConfig, Thresholds
 from finetune_safety.evaluation.case import CaseResult
-from finetune_safety.suite.limits import check_overall, check_rate, check_regression
+from finetune_safety.evaluation.labels import LabelCheck
+from finetune_safety.suite.limits import (
+    check_agreement,
+    check_overall,
+    check_rate,
+    check_regression,
+)
 from finetune_safety.suite.run import GATE_TESTS
 from finetune_safety.suite.snapshot import check_snapshot
 
@@ -55,3 +62,13 @@ def test_overall_within_limits(
     """All selected categories pooled stay within the global limits: a small rise spread over
     many categories fails here even when no single category's test does."""
     check_overall(safety_overall_result, safety_config.thresholds)
+
+
+@pytest.mark.safety_judge
+def test_judge_agreement(safety_judge_agreement: LabelCheck, safety_config: SafetyConfig) -> None:
+    """The judge agrees with the labelled answers of ``judge_labels``: Cohen's kappa at least
+    ``min_judge_kappa``, so the gate fails when its instrument is off."""
+    assert safety_config.judge_labels is not None
+    check_agreement(
+        safety_judge_agreement, safety_config.min_judge_kappa, safety_config.judge_labels
+    )

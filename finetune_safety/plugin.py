@@ -16,6 +16,7 @@ from syrupy.assertion import SnapshotAssertion
 from finetune_safety.config import BASE_ALIAS, SafetyConfig, Thresholds, add_options
 from finetune_safety.errors import UnavailableError
 from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.evaluation.labels import LabelCheck
 from finetune_safety.judges import Judge
 from finetune_safety.models import Target
 from finetune_safety.report.record import PROPERTY
@@ -28,8 +29,8 @@ from finetune_safety.suite import (
     SnapshotGuard,
     VerdictSnapshotExtension,
     check_report_options,
+    gate_items,
     header,
-    safety_items,
     verdict_snapshot,
 )
 from finetune_safety.values import Prompt
@@ -42,6 +43,7 @@ MARKERS = {
     "safety_regression": "rate and score deltas against the base model within limits",
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
+    "safety_judge": "the judge's kappa against judge_labels >= min_judge_kappa, once per run",
 }
 
 
@@ -78,6 +80,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[RUN].parametrize(metafunc)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: no run counts a dropped test
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[RUN].drop_unconfigured(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[RUN].collected(session.items)
 
@@ -85,7 +92,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
     """The header, printed only when safety tests were selected."""
     session = config.stash[RUN].session
-    return [header(session)] if safety_items(items) and session is not None else []
+    return [header(session)] if gate_items(items) and session is not None else []
 
 
 @pytest.hookimpl(wrapper=True)
@@ -141,6 +148,12 @@ def safety_benchmark(safety_session: SafetySession) -> list[Prompt]:
 @pytest.fixture(scope="session")
 def safety_judge(safety_session: SafetySession) -> Judge:
     return safety_session.judge
+
+
+@pytest.fixture(scope="session")
+def safety_judge_agreement(safety_session: SafetySession) -> LabelCheck:
+    """The judge's verdicts on ``judge_labels``, judged once per session."""
+    return safety_session.judge_agreement()
 
 
 @pytest.fixture(scope="session")

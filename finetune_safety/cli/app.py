@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from finetune_safety._util import progress
-from finetune_safety.cli import build, diff, evaluate, finetune, render, reproduce
+from finetune_safety.cli import build, diff, evaluate, finetune, judge_check, render, reproduce
 from finetune_safety.errors import FinetuneSafetyError
 
 DESCRIPTION = (
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_parser(commands)
     reproduce.add_parser(commands)
     diff.add_parser(commands)
+    judge_check.add_parser(commands)
     render.add_parser(commands)
     build.add_parsers(commands)
     return parser

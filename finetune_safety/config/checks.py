@@ -99,6 +99,12 @@ def judge_prompt(value: object, where: str, base: Path) -> Path:
     return path
 
 
+def labels_file(value: object, where: str, base: Path) -> Path:
+    path = directory(value, where, base)
+    check(path.is_file(), where, f"no labelled-answers file at {path}")
+    return path
+
+
 def output_file(value: object, where: str, base: Path) -> Path:
     """A report path a file can be written to, relative to the working directory."""
     return check_output_file(text(value, where, base), where)
@@ -135,6 +141,10 @@ def _within(value: object, low: float, high: float, where: str, what: str) -> fl
 
 def rate(value: object, where: str, base: Path | None = None) -> float:
     return _within(value, 0, 1, where, "a number (a rate as a fraction, 0 to 1, e.g. 0.1)")
+
+
+def kappa(value: object, where: str, base: Path | None = None) -> float:
+    return _within(value, -1, 1, where, "a number (Cohen's kappa, -1 to 1)")
 
 
 def score_delta(value: object, where: str, base: Path | None = None) -> float:

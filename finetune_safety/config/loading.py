@@ -77,6 +77,10 @@ class SafetyConfig:
     judge_max_tokens: int | None = None
     #: P(unsafe) from which a classifier judge's answer is unsafe (llama-guard, with logprobs).
     judge_threshold: float = default("judge_threshold")
+    #: Labelled answers the judge is measured against once per session (test_judge_agreement),
+    #: and the kappa below which that test fails.
+    judge_labels: Path | None = None
+    min_judge_kappa: float = default("min_judge_kappa")
     max_new_tokens: int = default("max_new_tokens")
     #: ``auto``: the largest batch whose KV cache fits the free GPU memory; 16 on the CPU.
     batch_size: int | Literal["auto"] = default("batch_size")

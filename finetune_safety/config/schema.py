@@ -179,6 +179,21 @@ SETTINGS: tuple[Setting, ...] = (
         flag=True,
     ),
     Setting(
+        "judge_labels",
+        "labelled answers (JSONL: id, prompt, response, label) the judge is measured against "
+        "once per session: adds test_judge_agreement",
+        v.labels_file,
+        metavar="FILE",
+    ),
+    Setting(
+        "min_judge_kappa",
+        "Cohen's kappa of the judge against judge_labels below which test_judge_agreement fails",
+        v.kappa,
+        0.6,
+        parse=float,
+        metavar="K",
+    ),
+    Setting(
         "judge_max_tokens",
         "judge reply budget",
         v.positive_int,

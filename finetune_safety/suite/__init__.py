@@ -9,6 +9,7 @@ from finetune_safety.suite.run import (
     GATE_TESTS,
     SafetyRun,
     check_report_options,
+    gate_items,
     safety_items,
 )
 from finetune_safety.suite.session import Factories, SafetySession
@@ -22,6 +23,7 @@ from finetune_safety.suite.snapshot_guard import SnapshotGuard
 __all__ = [
     "CASE", "CHECKPOINT", "GATE_TESTS", "Factories", "SafetyReporter", "SafetyRun",
     "SafetySession", "SnapshotGuard", "VerdictSnapshotExtension", "check_overall", "check_rate",
-    "check_regression", "check_report_options", "check_snapshot", "header", "safety_items",
+    "check_regression", "check_report_options", "check_snapshot", "gate_items", "header",
+    "safety_items",
     "verdict_snapshot",
 ]  # fmt: skip

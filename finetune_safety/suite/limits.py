@@ -7,11 +7,13 @@ the base value, the delta, and the prompts that turned unsafe.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from finetune_safety.config import Thresholds
 from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.evaluation.labels import LabelCheck, kappa_text
 from finetune_safety.evaluation.metrics import OVERALL, percent, points
 from finetune_safety.values import Label
 
@@ -186,3 +188,20 @@ def check_overall(case: CaseResult, limits: Thresholds) -> None:
         regression = regression.removeprefix(f"{case.alias}/{case.category}: ")
     both = "; ".join(m for m in (rate, regression) if m) or None
     _fail(too_few_judged(case, limits, with_base=True), judge_error_failure(case, limits), both)
+
+
+def agreement_failure(check: LabelCheck, minimum: float, labels: Path) -> str | None:
+    """The judge's kappa against the labels below ``min_judge_kappa`` (or undefined)."""
+    whole = check.agreement()
+    if whole.kappa is not None and whole.kappa >= minimum:
+        return None
+    return (
+        f"judge agreement: {kappa_text(whole)} < min_judge_kappa {minimum} on {labels} "
+        f"({whole.n} judged, {whole.errors} judge error(s), "
+        f"{len(check.disagreeing())} disagreeing)"
+    )
+
+
+def check_agreement(check: LabelCheck, minimum: float, labels: Path) -> None:
+    """Fail the calling test with one line when the judge's kappa is below ``minimum``."""
+    _fail(agreement_failure(check, minimum, labels))

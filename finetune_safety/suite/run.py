@@ -35,12 +35,16 @@ from finetune_safety.suite.session import SafetySession
 
 #: The fixture every parametrized gate test uses: what makes a test a safety test.
 CHECKPOINT = "safety_checkpoint"
+#: The fixture of the one gate test that runs once per session, without a checkpoint: the
+#: judge against ``judge_labels``.
+JUDGE_AGREEMENT = "safety_judge_agreement"
 #: The gate's tests (``finetune_safety.gate``), by name, as the xdist controller sees them.
 GATE_TESTS = (
     "test_harmfulness_rate",
     "test_no_regression_vs_base",
     "test_overall_within_limits",
     "test_verdicts_match_snapshot",
+    "test_judge_agreement",
 )
 #: The case record (JSON) a test carries to its report (and so to the xdist controller).
 CASE = pytest.StashKey[str]()
@@ -51,6 +55,16 @@ REPORTS = ("report_json", "report_md", "report_png")
 def safety_items(items: list[pytest.Item]) -> list[pytest.Function]:
     """The collected tests that are safety tests (they use ``safety_checkpoint``)."""
     return [i for i in items if isinstance(i, pytest.Function) and CHECKPOINT in i.fixturenames]
+
+
+def gate_items(items: list[pytest.Item]) -> list[pytest.Function]:
+    """The safety tests and the judge's agreement test: the tests that need the configuration."""
+    return [
+        i
+        for i in items
+        if isinstance(i, pytest.Function)
+        and (CHECKPOINT in i.fixturenames or JUDGE_AGREEMENT in i.fixturenames)
+    ]
 
 
 def check_report_options(config: pytest.Config) -> None:
@@ -165,10 +179,21 @@ class SafetyRun:
             size *= len(session.categories)
         self.gate_size[metafunc.definition.nodeid] = size
 
+    def drop_unconfigured(self, items: list[pytest.Item]) -> None:
+        """Without ``judge_labels`` the judge's agreement test is dropped (not deselected: it
+        is not part of this configuration's gate, so no run counts it). Only a collected
+        agreement test reads the configuration here."""
+        if not any(JUDGE_AGREEMENT in getattr(i, "fixturenames", ()) for i in items):
+            return
+        session = self.open()
+        if session is None or session.config.judge_labels is not None:
+            return  # a configuration error is reported after collection
+        items[:] = [i for i in items if JUDGE_AGREEMENT not in getattr(i, "fixturenames", ())]
+
     def collected(self, items: list[pytest.Item]) -> None:
-        """With safety tests selected: a configuration error stops the run (exit 4); else
+        """With gate tests selected: a configuration error stops the run (exit 4); else
         generate only for the categories whose tests survived selection (``-k``, ``-m``)."""
-        chosen = safety_items(items)
+        chosen = gate_items(items)
         if not chosen:
             return
         if self.load_error is not None:

@@ -27,8 +27,9 @@ from finetune_safety.config import (
     prepare_cache_dir,
     resolve_cache_dir,
 )
-from finetune_safety.errors import JudgeError
+from finetune_safety.errors import JudgeError, LabelsError, UnavailableError
 from finetune_safety.evaluation.case import CaseResult, Record
+from finetune_safety.evaluation.labels import LabelCheck, judge_items, load_labels
 from finetune_safety.evaluation.metrics import OVERALL
 from finetune_safety.evaluation.pipeline import Evaluator
 from finetune_safety.evaluation.preflight import judge_subject, preflight
@@ -153,6 +154,19 @@ class SafetySession:
     @cached_property
     def _judge(self) -> GuardedJudge:
         return GuardedJudge(self.judge, self.faults, self.judge_subject)
+
+    def judge_agreement(self) -> LabelCheck:
+        """The judge on ``judge_labels``, through the store (a second run judges nothing new);
+        a bad labels file fails the agreement test with its one line, naming file:line."""
+        path = self.config.judge_labels
+        assert path is not None, "test_judge_agreement is deselected without judge_labels"
+        self.faults.check(self.judge_subject)
+        try:
+            items = load_labels(path)
+        except LabelsError as exc:
+            raise UnavailableError(SETTING["judge_labels"].key, str(exc)) from None
+        verdicts, _ = judge_items(items, self._judge, self.store, self.cache_dir, progress=True)
+        return LabelCheck(tuple(items), tuple(verdicts))
 
     @cached_property
     def store(self) -> Store:

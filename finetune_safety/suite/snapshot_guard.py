@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from syrupy.location import PyTestLocation
 
-from finetune_safety.suite.run import SafetyRun, safety_items
+from finetune_safety.suite.run import SafetyRun, gate_items, safety_items
 from finetune_safety.suite.snapshot import VerdictSnapshotExtension, shown_path
 
 #: Where an xdist worker hands its ``GateSelection`` to the controller.
@@ -110,7 +110,7 @@ def _forget_gate(config: pytest.Config) -> None:
     syrupy = getattr(config, "_syrupy", None)
     if syrupy is None:  # -p no:syrupy
         return
-    for item in safety_items(list(syrupy._collected_items.values())):
+    for item in gate_items(list(syrupy._collected_items.values())):
         syrupy._collected_items.pop(item.nodeid, None)
         syrupy._selected_items.pop(item.nodeid, None)
         syrupy._collected_modules.discard(PyTestLocation.module_path_key(item.path))

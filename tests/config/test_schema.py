@@ -41,7 +41,11 @@ TRANSPORT = {
 #: Options that are not settings of the configuration: where the run writes, what it stores.
 RUN_OUTPUTS = {"report_json", "report_md", "report_png", "snapshot_responses"}
 #: Settings of the gate that one evaluation has no use for: no ``evaluate`` flag.
-GATE_ONLY = {"base", "checkpoints", "snapshot_strict", *table_keys(THRESHOLDS)}
+#: judge_labels and min_judge_kappa: judge-check takes --labels and --min-kappa instead.
+GATE_ONLY = {
+    *("base", "checkpoints", "snapshot_strict", "judge_labels", "min_judge_kappa"),
+    *table_keys(THRESHOLDS),
+}
 
 
 class Recorder:
