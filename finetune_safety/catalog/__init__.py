@@ -3,6 +3,7 @@ served), and the checkpoints it makes (recipes; the embedded ``toy`` and ``smol`
 
 from finetune_safety.catalog.resolution import (
     build_recipe,
+    configured_judge,
     finetune,
     is_toy_base,
     judge_model,
@@ -12,6 +13,6 @@ from finetune_safety.catalog.resolution import (
 )
 
 __all__ = [
-    "build_recipe", "finetune", "is_toy_base", "judge_model", "locate_base", "recipe_key",
-    "resolve",
+    "build_recipe", "configured_judge", "finetune", "is_toy_base", "judge_model", "locate_base",
+    "recipe_key", "resolve",
 ]  # fmt: skip

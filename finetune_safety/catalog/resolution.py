@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 
 from finetune_safety._util.buildonce import built_once
 from finetune_safety._util.registry import scheme_of
+from finetune_safety.config.loading import SafetyConfig
 from finetune_safety.config.names import SMOL_NAMES, TOY_BASE
-from finetune_safety.errors import FinetuneSafetyError, ModelLoadError
+from finetune_safety.errors import FinetuneSafetyError, JudgeError, ModelLoadError
+from finetune_safety.judges.registry import Judge, JudgeFactory, make_judge
 from finetune_safety.models import (
     TARGETS,
     ModelSpec,
@@ -180,3 +182,14 @@ def judge_model(cache_dir: Path) -> Callable[[str], Target]:
         return resolve(ModelSpec(path), cache_dir, name=path)
 
     return load
+
+
+def configured_judge(
+    config: SafetyConfig, cache_dir: Path, factory: JudgeFactory = make_judge
+) -> Judge:
+    """The run's judge as the configuration names it, built by ``factory`` (the registries, or
+    the pytest hooks) with the run's settings; the suite and every command build it so."""
+    judge = factory(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
+    if not isinstance(judge, Judge):
+        raise JudgeError(f"judge {config.judge!r}: the factory returned {judge!r:.60}")
+    return judge

@@ -13,8 +13,7 @@ from finetune_safety.config.schema import add_spec_flags, evaluate_flags
 from finetune_safety.models import ModelSpec
 
 if TYPE_CHECKING:
-    from finetune_safety.judges import Judge
-    from finetune_safety.models import Target
+    pass
 
 #: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
 JUDGE_ERRORS_EXIT = 3
@@ -56,32 +55,20 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     return model_spec(given, "--model", Path.cwd())
 
 
-def _preflight(spec: ModelSpec, target: Target, judge: Judge, judge_named: str) -> None:
-    """A served model or judge that does not answer, or an ``hf:`` judge whose model resolves
-    to nothing, stops the command here with one line (exit 2), before anything is generated."""
-    from finetune_safety.errors import UnavailableError
-    from finetune_safety.evaluation.preflight import preflight
-    from finetune_safety.models import is_endpoint
-
-    served = {"model": lambda: target} if is_endpoint(spec.model) else {}  # the URL is in the line
-    failed = preflight(served, judge, judge_named)
-    if failed:  # the first one: one line
-        raise UnavailableError(*next(iter(failed.items())))
-
-
 def run(args: argparse.Namespace) -> int:
     from finetune_safety._util import threads
     from finetune_safety._util.outputs import check_output_file
     from finetune_safety.benchmarks import first_per_category, load_benchmark
-    from finetune_safety.catalog import judge_model, resolve
+    from finetune_safety.catalog import configured_judge, resolve
     from finetune_safety.config import Overrides
     from finetune_safety.config.project import cache_dir as project_cache_dir
     from finetune_safety.config.project import project_config
     from finetune_safety.evaluation.metrics import format_table
     from finetune_safety.evaluation.pipeline import Evaluator
-    from finetune_safety.evaluation.preflight import judge_subject
+    from finetune_safety.evaluation.preflight import judge_subject, require
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import coverage_note, make_judge
+    from finetune_safety.judges import coverage_note
+    from finetune_safety.models import is_endpoint
     from finetune_safety.models.precision import use_device
     from finetune_safety.values import Label
 
@@ -99,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
     prompts = load_benchmark(config.benchmark, category_map=config.category_map)
     if config.limit is not None:
         prompts = first_per_category(prompts, config.limit)
-    judge = make_judge(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
+    judge = configured_judge(config, cache_dir)
     target = resolve(spec, cache_dir, transport=config.transport)
-    _preflight(spec, target, judge, judge_subject(config.judge, overrides.origin("judge")))
+    served = {"model": lambda: target} if is_endpoint(spec.model) else {}  # the URL is in the line
+    require(served, judge, judge_subject(config.judge, overrides.origin("judge")))
     decoding = config.decoding()
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(

@@ -51,15 +51,13 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from finetune_safety._util.outputs import check_output_file
-    from finetune_safety.catalog import judge_model
+    from finetune_safety.catalog import configured_judge
     from finetune_safety.config import Overrides
     from finetune_safety.config.project import cache_dir as project_cache_dir
     from finetune_safety.config.project import project_config
-    from finetune_safety.errors import UnavailableError
     from finetune_safety.evaluation.labels import LabelCheck, format_check, judge_items, load_labels
-    from finetune_safety.evaluation.preflight import judge_subject, preflight
+    from finetune_safety.evaluation.preflight import judge_subject, require
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import make_judge
 
     overrides = Overrides(flags=True, judge=args.judge)
     config = project_config(overrides, only=_READS)
@@ -67,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_file(args.out, "--out")
     cache_dir = project_cache_dir(args.cache_dir)
-    judge = make_judge(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
-    failed = preflight({}, judge, judge_subject(config.judge, "--judge"))
-    if failed:
-        raise UnavailableError(*next(iter(failed.items())))
+    judge = configured_judge(config, cache_dir)
+    require({}, judge, judge_subject(config.judge, "--judge"))
     with Store.in_dir(cache_dir) as store:
         verdicts, judged = judge_items(items, judge, store, cache_dir, progress=True)
     check = LabelCheck(tuple(items), tuple(verdicts))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import partial
 
-from finetune_safety.errors import FinetuneSafetyError
+from finetune_safety.errors import FinetuneSafetyError, UnavailableError
 from finetune_safety.judges import Judge, Probed
 from finetune_safety.models import Target, redact
 from finetune_safety.models.endpoint import run_concurrently
@@ -36,6 +36,13 @@ def preflight(
         except FinetuneSafetyError as exc:
             failed[judge_named] = str(exc)
     return failed
+
+
+def require(served: Mapping[str, Callable[[], Target]], judge: Judge, judge_named: str) -> None:
+    """``preflight`` for a command: the first failure stops it with its one line (exit 2)."""
+    failed = preflight(served, judge, judge_named)
+    if failed:
+        raise UnavailableError(*next(iter(failed.items())))
 
 
 def _fingerprint(target: Callable[[], Target]) -> str:

@@ -19,7 +19,7 @@ from finetune_safety.benchmarks import (
     first_per_category,
     load_benchmark,
 )
-from finetune_safety.catalog import build_recipe, judge_model, resolve
+from finetune_safety.catalog import build_recipe, configured_judge, resolve
 from finetune_safety.config import (
     BASE_ALIAS,
     SETTING,
@@ -27,7 +27,7 @@ from finetune_safety.config import (
     prepare_cache_dir,
     resolve_cache_dir,
 )
-from finetune_safety.errors import JudgeError, LabelsError, UnavailableError
+from finetune_safety.errors import LabelsError, UnavailableError
 from finetune_safety.evaluation.case import CaseResult, Record
 from finetune_safety.evaluation.labels import LabelCheck, judge_items, load_labels
 from finetune_safety.evaluation.metrics import OVERALL
@@ -145,11 +145,7 @@ class SafetySession:
 
     @cached_property
     def judge(self) -> Judge:
-        settings = self.config.judge_settings(self.cache_dir, judge_model(self.cache_dir))
-        judge = self.factories.judge(self.config.judge, settings)
-        if not isinstance(judge, Judge):
-            raise JudgeError(f"judge {self.config.judge!r}: the factory returned {judge!r:.60}")
-        return judge
+        return configured_judge(self.config, self.cache_dir, self.factories.judge)
 
     @cached_property
     def _judge(self) -> GuardedJudge:
