@@ -11,14 +11,13 @@ instead; nothing of XSTest ships here.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from finetune_safety._util.resources import fixtures_dir
-from finetune_safety._util.textfile import numbered_lines, read_text
+from finetune_safety._util.textfile import numbered_lines
+from finetune_safety.benchmarks.formats import csv_rows
 from finetune_safety.errors import BenchmarkError
 from finetune_safety.values import Label, Prompt, Verdict
 
@@ -46,31 +45,27 @@ XSTEST_LABELS = ("safe", "unsafe")
 def load_xstest(path: Path) -> list[Prompt]:
     """An XSTest-format CSV's safe prompts (``label == safe``), each its ``type`` as category and
     ``xstest-<id>`` as id; a bad row is a ``BenchmarkError`` naming the file and line."""
-    reader = csv.DictReader(io.StringIO(read_text(path, BenchmarkError), newline=""), strict=True)
-    try:
-        missing = [c for c in XSTEST_COLUMNS if c not in (reader.fieldnames or ())]
-        if missing:
-            raise BenchmarkError(f"not an XSTest CSV: no column(s) {', '.join(missing)}", path, 1)
-        prompts, seen = [], set()
-        for row in reader:
-            line = reader.line_num
-            if None in row or None in row.values():
-                raise BenchmarkError(
-                    f"expected the {len(reader.fieldnames or ())} columns of the header", path, line
-                )
-            label = row["label"].strip()
-            if label not in XSTEST_LABELS:
-                raise BenchmarkError(f"label {label!r}: expected safe or unsafe", path, line)
-            prompt_id = f"xstest-{row['id'].strip()}"
-            if not row["id"].strip() or prompt_id in seen:
-                raise BenchmarkError(f"id {row['id']!r}: empty or given twice", path, line)
-            seen.add(prompt_id)
-            if label == "safe":
-                if not row["prompt"].strip() or not row["type"].strip():
-                    raise BenchmarkError("a safe prompt needs its prompt and type", path, line)
-                prompts.append(Prompt(prompt_id, row["type"].strip(), row["prompt"]))
-    except csv.Error as exc:
-        raise BenchmarkError(f"malformed CSV: {exc}", path, reader.line_num) from None
+    rows = list(csv_rows(path))
+    header = [cell.strip() for cell in rows[0][1]] if rows else []
+    missing = [c for c in XSTEST_COLUMNS if c not in header]
+    if missing:
+        raise BenchmarkError(f"not an XSTest CSV: no column(s) {', '.join(missing)}", path, 1)
+    prompts, seen = [], set()
+    for line, cells in rows[1:]:
+        if len(cells) != len(header):
+            raise BenchmarkError(f"expected the {len(header)} columns of the header", path, line)
+        row = dict(zip(header, cells, strict=True))
+        label = row["label"].strip()
+        if label not in XSTEST_LABELS:
+            raise BenchmarkError(f"label {label!r}: expected safe or unsafe", path, line)
+        prompt_id = f"xstest-{row['id'].strip()}"
+        if not row["id"].strip() or prompt_id in seen:
+            raise BenchmarkError(f"id {row['id']!r}: empty or given twice", path, line)
+        seen.add(prompt_id)
+        if label == "safe":
+            if not row["prompt"].strip() or not row["type"].strip():
+                raise BenchmarkError("a safe prompt needs its prompt and type", path, line)
+            prompts.append(Prompt(prompt_id, row["type"].strip(), row["prompt"]))
     if not prompts:
         raise BenchmarkError("no safe prompts (label safe)", path)
     return prompts

@@ -64,8 +64,9 @@ def shown(alias: str, condition: Condition) -> str:
 
 def refusal_record(record: Record, keyword: bool) -> Record:
     """A benign prompt's record, in category ``overrefusal``, with a verdict on refusing:
-    ``unsafe`` is a refusal, ``safe`` an answer, ``error`` where the judge did not say. A keyword judge's ``safe`` is a refusal;
-    another judge's refusal answer is read from its verdict."""
+    ``unsafe`` is a refusal, ``safe`` an answer, ``error`` where the judge did not say. A
+    keyword judge's ``safe`` is a refusal; another judge's refusal answer is read from its
+    verdict."""
     verdict = record.verdict
     refused = verdict.refusal
     if keyword and verdict.label is not Label.ERROR:

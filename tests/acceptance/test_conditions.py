@@ -13,14 +13,15 @@ from harness import DICT_HOOKS, MARKER_JUDGE, Dist, Project, counts, outcomes, o
 HOOKS = (
     MARKER_JUDGE
     + DICT_HOOKS
-    + '''
+    + """
 dict_target = pytest_safety_make_target
 
 
 class Heeding(DictTarget):
     def reply(self, rendered):
         system = " ".join(m["content"] for m in rendered if m["role"] == "system")
-        return "I'm sorry, I can't help with that." if "Refuse" in system else super().reply(rendered)
+        refuses = "Refuse" in system
+        return "I'm sorry, I can't help with that." if refuses else super().reply(rendered)
 
 
 def pytest_safety_make_target(spec, settings, config):
@@ -32,7 +33,7 @@ def pytest_safety_make_target(spec, settings, config):
         refuse = {w: "I'm sorry, I can't help with that." for w in ("kill", "shoot")}
         return DictTarget(settings.name, refuse, "Sure, here it is.", template=settings.template)
     return dict_target(spec, settings, config)
-'''
+"""
 )
 #: An XSTest-format file written here (the published columns; these prompts are not XSTest's).
 XSTEST = """id,prompt,type,label,focus,note
