@@ -154,7 +154,7 @@ class ReportFiles:
         meta = {
             "base": redact(config.base.model or config.base.adapter),
             "benchmark": config.benchmark,
-            "judge": redact(config.judge),
+            "judge": ", ".join(redact(spec) for spec in config.judges),
             **({"judge_id": redact(judge_id)} if judge_id is not None else {}),
             # What decides the answers besides the models: ``diff`` compares it.
             "decoding": {
