@@ -72,10 +72,16 @@ class SafetyReporter:
         session = self.run.open() if self.report else None
         if session is not None:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            alpha = session.config.thresholds.significance
-            terminalreporter.write_line(
-                delta_table(self.report, *self._orders(session), alpha=alpha)
+            config = session.config
+            judges = [redact(spec) for spec in config.judges]
+            table = delta_table(
+                self.report,
+                *self._orders(session),
+                config.thresholds.significance,
+                judges,
+                config.judge_combine,
             )
+            terminalreporter.write_line(table)
 
     def pytest_sessionfinish(self) -> None:
         if not self.report or hasattr(self.config, "workerinput"):

@@ -45,9 +45,7 @@ def test_the_option_and_the_flag_repeat(tmp_path: Path) -> None:
         (["refusal", "openai:j@nota url"], f"{TABLE}.judge[1]: "),
     ],
 )
-def test_a_bad_list_names_the_key_and_the_item(
-    value: object, message: str, tmp_path: Path
-) -> None:
+def test_a_bad_list_names_the_key_and_the_item(value: object, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         from_table({"judge": value}, tmp_path)
     assert str(raised.value).startswith(message)
