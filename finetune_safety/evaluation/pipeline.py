@@ -146,12 +146,13 @@ class Evaluator:
         judge re-judges nothing with the others); ``judged`` counts each judge's work."""
         if not isinstance(self.judge, CombinedJudge):
             return self._verdicts(self.judge, prompts, responses)
-        each = [self._verdicts(j, prompts, responses) for j in self.judge.members]
+        each = [self._verdicts(j, prompts, responses, j.judge_id) for j in self.judge.members]
         return self.judge.combined([v for v, _ in each]), sum(n for _, n in each)
 
     def _verdicts(
-        self, judge: Judge, prompts: Sequence[Prompt], responses: Sequence[str]
+        self, judge: Judge, prompts: Sequence[Prompt], responses: Sequence[str], named: str = ""
     ) -> tuple[list[Verdict], int]:
+        """``verdicts`` for one judge; ``named``: the judge in the progress line."""
         judge_id = judge.judge_id
         keys = [verdict_key(judge_id, p.text, r) for p, r in zip(prompts, responses, strict=True)]
 
@@ -172,7 +173,7 @@ class Evaluator:
             lambda: _locked(self.cache_dir, "judge", judge_id, what=f"judging with {judge_id}"),
             judged,
             save,
-            lambda total: self._progress(total, "judging"),
+            lambda total: self._progress(total, f"judging ({named})" if named else "judging"),
         )
 
     def run(self, target: Target, prompts: Sequence[Prompt]) -> Evaluation:
