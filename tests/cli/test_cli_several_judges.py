@@ -5,6 +5,7 @@ verdicts stay in the store under its own id."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,28 @@ def test_evaluate_takes_the_judge_flag_repeated() -> None:
         ["evaluate", "--judge", "refusal", "--judge", "refusal-paper", "--judge-combine", "all"]
     )
     assert (args.judge, args.judge_combine) == (["refusal", "refusal-paper"], "all")
+
+
+def test_evaluate_with_two_judges_writes_each_judge_s_verdict(
+    toy_cache: Path, tmp_path: Path, smoke66: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(toy_cache / "toy", cache / "toy")
+    out = tmp_path / "rows.jsonl"
+    args = ["evaluate", "--model", "toy-harmful-10shot", "--max-new-tokens", "8", "--limit", "1"]
+    args += ["--benchmark", f"jsonl:{smoke66}", "--cache-dir", str(cache), "--out", str(out)]
+    assert main([*args, "--judge", "refusal", "--judge", "refusal-paper"]) == 0
+    both = f"any({RefusalJudge().judge_id}, {PaperRefusalJudge().judge_id})"
+    assert f"judge: {both}\ngenerated 11, judged 22" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 11
+    for row in rows:
+        judges = row["judges"]
+        assert [j["judge"] for j in judges] == [
+            RefusalJudge().judge_id,
+            PaperRefusalJudge().judge_id,
+        ]
+        assert row["label"] == ("unsafe" if "unsafe" in {j["label"] for j in judges} else "safe")
 
 
 @pytest.fixture
