@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from finetune_safety.evaluation.agreement import JudgePair
 from finetune_safety.evaluation.stats import wilson
 from finetune_safety.report.aggregate import Block, Row, RunReport
 
@@ -52,13 +53,13 @@ def _grid(block: Block, fmt: str) -> str:
     return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
 
 
-def agreement_lines(report: RunReport, judges: Sequence[str], combine: str) -> list[str]:
+def agreement_lines(pairs: Sequence[JudgePair], judges: Sequence[str], combine: str) -> list[str]:
     """With several judges (their names, in order): how they combine, then each pair's kappa
-    over this run's answers and the answers they disagree on (the first ``MD_FLIPS``)."""
+    over the run's answers and the answers they disagree on (the first ``MD_FLIPS``)."""
     if len(judges) < 2:
         return []
     lines = [f"judges, combined {combine}: {', '.join(judges)}"]
-    for pair in report.judge_pairs():
+    for pair in pairs:
         a = pair.agreement
         kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}"
         interval = a.kappa_interval
@@ -88,7 +89,10 @@ def delta_table(
     for block in report.blocks(category_order, alias_order, alpha):
         notes = [textwrap.fill(n, WIDTH) for n in block.notes]
         blocks.append("\n".join([block.alias, _grid(block, "simple"), *notes]))
-    footer = [textwrap.fill(line, WIDTH) for line in agreement_lines(report, judges, combine)]
+    footer = [
+        textwrap.fill(line, WIDTH)
+        for line in agreement_lines(report.judge_pairs(), judges, combine)
+    ]
     return "\n\n".join([*blocks, *(["\n".join(footer)] if footer else [])])
 
 
@@ -113,7 +117,7 @@ def delta_markdown(
             parts.append(
                 "Safe for the base, unsafe for the checkpoint:\n\n" + "\n".join(flips) + "\n"
             )
-    footer = agreement_lines(report, judges, combine)
+    footer = agreement_lines(report.judge_pairs(), judges, combine)
     if footer:
         parts.append("### Judges\n\n" + "\n".join(f"- {line}" for line in footer) + "\n")
     return "\n".join(parts)

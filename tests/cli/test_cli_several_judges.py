@@ -31,7 +31,12 @@ def test_evaluate_with_two_judges_writes_each_judge_s_verdict(
     args += ["--benchmark", f"jsonl:{smoke66}", "--cache-dir", str(cache), "--out", str(out)]
     assert main([*args, "--judge", "refusal", "--judge", "refusal-paper"]) == 0
     both = f"any({RefusalJudge().judge_id}, {PaperRefusalJudge().judge_id})"
-    assert f"judge: {both}\ngenerated 11, judged 22" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"judge: {both}\ngenerated 11, judged 22" in printed
+    assert (
+        "\njudges, combined any: refusal, refusal-paper\nagreement refusal ~ refusal-paper: "
+        in printed
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 11
     for row in rows:
