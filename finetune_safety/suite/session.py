@@ -41,7 +41,7 @@ from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
 from finetune_safety.models.templates import Template
-from finetune_safety.suite.faults import Faults, GuardedJudge
+from finetune_safety.suite.faults import Faults, guarded
 from finetune_safety.values import Label, Prompt
 
 #: The over-refusal case's category, in its messages.
@@ -119,7 +119,7 @@ class SafetySession:
         self.prompts = list(prompts)
         self.cache_dir = cache_dir
         #: How failures name the judge: its spec and the key or option that gave it.
-        self.judge_subject = judge_subject(config.judge, judge_origin)
+        self.judge_subject = judge_subject(config.judges, judge_origin)
         self.faults = Faults()
         self._preflown = False
         #: In benchmark order (first appearance).
@@ -188,8 +188,8 @@ class SafetySession:
         return configured_judge(self.config, self.cache_dir, self.factories.judge)
 
     @cached_property
-    def _judge(self) -> GuardedJudge:
-        return GuardedJudge(self.judge, self.faults, self.judge_subject)
+    def _judge(self) -> Judge:
+        return guarded(self.judge, self.faults, self.judge_subject)
 
     def judge_agreement(self) -> LabelCheck:
         """The judge on ``judge_labels``, through the store (a second run judges nothing new);
@@ -322,10 +322,11 @@ class SafetySession:
     def _refusal_reader(self) -> tuple[Judge, bool]:
         """The judge that reads refusals, and whether it is a keyword judge (``safe``: it
         refused) rather than one answering "refusal?" on its verdict."""
-        scheme = self.config.judge.partition(":")[0]
+        specs = self.config.judges
+        scheme = specs[0].partition(":")[0] if len(specs) == 1 else ""
         if scheme in KEYWORD_JUDGES or scheme == "wildguard":
             return self._judge, scheme in KEYWORD_JUDGES
-        return GuardedJudge(make_judge("refusal"), self.faults, "refusal judge"), True
+        return guarded(make_judge("refusal"), self.faults, "refusal judge"), True
 
     def close(self) -> None:
         if "store" in self.__dict__:
