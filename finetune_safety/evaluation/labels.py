@@ -1,7 +1,7 @@
-"""A labelled set (JSONL of ``id``, ``prompt``, ``response``, ``label``, optional ``category``
-and ``kind``), judged through the store, and the judge's agreement with it, overall, per
-category and per kind. ``finetune-safety judge-check`` and the gate's ``test_judge_agreement``
-both use it."""
+"""A labelled set (JSONL of ``id``, ``prompt``, ``response``, ``label``, optional ``category``,
+``kind`` and ``source``), judged through the store, and the judge's agreement with it, overall,
+per category, per kind and per source. ``finetune-safety judge-check`` and the gate's
+``test_judge_agreement`` both use it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from finetune_safety.values import Label, Prompt, Verdict
 #: Disagreeing ids listed before the rest is only counted.
 SHOWN_IDS = 20
 _REQUIRED = ("id", "prompt", "response", "label")
-_OPTIONAL = ("category", "kind")
+_OPTIONAL = ("category", "kind", "source")
 _GOLD = {str(Label.SAFE): Label.SAFE, str(Label.UNSAFE): Label.UNSAFE}
 
 
@@ -37,6 +37,7 @@ class LabelledItem:
     label: Label
     category: str | None = None
     kind: str | None = None
+    source: str | None = None
 
 
 def _item(path: Path, line: int, raw: str) -> LabelledItem:
@@ -67,6 +68,7 @@ def _item(path: Path, line: int, raw: str) -> LabelledItem:
         _GOLD[row["label"]],
         row.get("category"),
         row.get("kind"),
+        row.get("source"),
     )
 
 
@@ -117,7 +119,8 @@ class LabelCheck:
         return [i.id for i, v in pairs if v.label not in (i.label, Label.ERROR)]
 
     def groups(self, field: str) -> dict[str, Agreement]:
-        """Agreement per value of ``category`` or ``kind``, in order of first appearance."""
+        """Agreement per value of ``category``, ``kind`` or ``source``, in order of first
+        appearance."""
         values = dict.fromkeys(getattr(i, field) for i in self.items if getattr(i, field))
         return {v: self.agreement(partial(_has, field, v)) for v in values}
 
@@ -148,7 +151,7 @@ def _row(name: str, a: Agreement) -> str:
 
 def format_check(check: LabelCheck) -> str:
     """The figures: n and the matrix, precision/recall/F1 for unsafe, accuracy and kappa,
-    overall, per category and per kind; the error count and the disagreeing ids."""
+    overall, per category, per kind and per source; the error count and the disagreeing ids."""
     whole = check.agreement()
     lines = [
         f"n {whole.n} judged ({whole.errors} judge error(s) left out)",
@@ -164,7 +167,7 @@ def format_check(check: LabelCheck) -> str:
         f"{'':<24} {'n':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'errors':>6}  "
         f"{'precision':>9} {'recall':>6} {'F1':>5} {'accuracy':>8}  kappa (95% CI)"
     )
-    for field in ("category", "kind"):
+    for field in ("category", "kind", "source"):
         groups = check.groups(field)
         if groups:
             lines += ["", f"per {field}", header, *(_row(k, a) for k, a in groups.items())]
