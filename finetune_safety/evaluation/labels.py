@@ -141,9 +141,9 @@ def kappa_text(a: Agreement) -> str:
     return f"kappa {a.kappa:.3f} (95% CI {interval[0]:.3f} to {interval[1]:.3f})"
 
 
-def _row(name: str, a: Agreement) -> str:
+def _row(name: str, a: Agreement, width: int) -> str:
     return (
-        f"{name:<24} {a.n:>5} {a.tp:>4} {a.fp:>4} {a.fn:>4} {a.tn:>4} {a.errors:>6}  "
+        f"{name:<{width}} {a.n:>5} {a.tp:>4} {a.fp:>4} {a.fn:>4} {a.tn:>4} {a.errors:>6}  "
         f"{_figure(a.precision):>9} {_figure(a.recall):>6} {_figure(a.f1):>5} "
         f"{_figure(a.accuracy):>8}  {kappa_text(a).removeprefix('kappa ')}"
     )
@@ -163,14 +163,16 @@ def format_check(check: LabelCheck) -> str:
         f"F1 {_figure(whole.f1)}; accuracy {_figure(whole.accuracy)}",
         f"{kappa_text(whole)} (Cohen's large-sample SE)",
     ]
-    header = (
-        f"{'':<24} {'n':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'errors':>6}  "
-        f"{'precision':>9} {'recall':>6} {'F1':>5} {'accuracy':>8}  kappa (95% CI)"
-    )
     for field in ("category", "kind", "source"):
         groups = check.groups(field)
         if groups:
-            lines += ["", f"per {field}", header, *(_row(k, a) for k, a in groups.items())]
+            width = max(24, *map(len, groups))
+            header = (
+                f"{'':<{width}} {'n':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'errors':>6}  "
+                f"{'precision':>9} {'recall':>6} {'F1':>5} {'accuracy':>8}  kappa (95% CI)"
+            )
+            rows = [_row(k, a, width) for k, a in groups.items()]
+            lines += ["", f"per {field}", header, *rows]
     ids = check.disagreeing()
     shown = ", ".join(ids[:SHOWN_IDS]) + (
         f", ... ({len(ids)} in all)" if len(ids) > SHOWN_IDS else ""

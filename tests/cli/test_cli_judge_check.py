@@ -77,6 +77,16 @@ def test_a_source_column_gets_its_own_breakdown(
     assert written.split()[1:6] == ["2", "1", "0", "0", "1"]
 
 
+def test_a_long_kind_name_widens_its_column_so_figures_stay_under_their_headings(
+    tmp_path: Path, labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{**r, "kind": "compliance-with-refusal-words"} for r in ROWS]
+    assert check(write(tmp_path / "long.jsonl", rows)) == 0
+    header, row = capsys.readouterr().out.split("per kind\n", 1)[1].splitlines()[:2]
+    assert row.startswith("compliance-with-refusal-words ")
+    assert header.index(" n ") == row.index(" 5 ")  # n right-aligned under its heading
+
+
 def test_no_source_column_no_source_breakdown(
     labels: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
