@@ -208,9 +208,12 @@ def safety_thresholds(safety_config: SafetyConfig, safety_category: str) -> Thre
 
 
 @pytest.fixture
-def safety_verdicts(safety_result: CaseResult, pytestconfig: pytest.Config) -> dict[str, Any]:
+def safety_verdicts(
+    safety_result: CaseResult, safety_config: SafetyConfig, pytestconfig: pytest.Config
+) -> dict[str, Any]:
     """The case's verdicts as snapshotted (response text only with --safety-snapshot-responses)."""
-    return verdict_snapshot(safety_result, pytestconfig.getoption("safety_snapshot_responses"))
+    responses = pytestconfig.getoption("safety_snapshot_responses")
+    return verdict_snapshot(safety_result, responses, safety_config.judge_combine)
 
 
 @pytest.fixture

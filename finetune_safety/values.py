@@ -45,7 +45,8 @@ class Verdict:
     An error keeps the judge's ``raw`` reply (truncated), so its cause can be read afterwards. A
     classifier judge also keeps what it read beside the label: ``p_unsafe`` (the probability it
     gave the unsafe answer), ``categories`` (its category codes, as written) and ``refusal``
-    (WildGuard's "is the response a refusal?"; None when not asked).
+    (WildGuard's "is the response a refusal?"; None when not asked). A verdict that several
+    judges combined into one keeps theirs in ``parts``, in the configured order.
     """
 
     score: int | None
@@ -56,6 +57,7 @@ class Verdict:
     p_unsafe: float | None = None
     categories: tuple[str, ...] = ()
     refusal: bool | None = None
+    parts: tuple[Verdict, ...] = ()
 
     def details(self) -> dict[str, object]:
         """The classifier's readings that are set, JSON-able: what the store, the JSON report

@@ -20,6 +20,7 @@ from finetune_safety._util.registry import scheme_of
 from finetune_safety.config.loading import SafetyConfig
 from finetune_safety.config.names import SMOL_NAMES, TOY_BASE
 from finetune_safety.errors import FinetuneSafetyError, JudgeError, ModelLoadError
+from finetune_safety.judges.combined import CombinedJudge
 from finetune_safety.judges.registry import Judge, JudgeFactory, make_judge
 from finetune_safety.models import (
     TARGETS,
@@ -188,8 +189,13 @@ def configured_judge(
     config: SafetyConfig, cache_dir: Path, factory: JudgeFactory = make_judge
 ) -> Judge:
     """The run's judge as the configuration names it, built by ``factory`` (the registries, or
-    the pytest hooks) with the run's settings; the suite and every command build it so."""
-    judge = factory(config.judge, config.judge_settings(cache_dir, judge_model(cache_dir)))
-    if not isinstance(judge, Judge):
-        raise JudgeError(f"judge {config.judge!r}: the factory returned {judge!r:.60}")
-    return judge
+    the pytest hooks) with the run's settings; several judges are combined as
+    ``judge_combine`` says. The suite and every command build it so."""
+    settings = config.judge_settings(cache_dir, judge_model(cache_dir))
+    judges = []
+    for spec in config.judges:
+        judge = factory(spec, settings)
+        if not isinstance(judge, Judge):
+            raise JudgeError(f"judge {spec!r}: the factory returned {judge!r:.60}")
+        judges.append(judge)
+    return judges[0] if len(judges) == 1 else CombinedJudge(tuple(judges), config.judge_combine)

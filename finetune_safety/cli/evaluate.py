@@ -63,13 +63,15 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.config import Overrides
     from finetune_safety.config.project import cache_dir as project_cache_dir
     from finetune_safety.config.project import project_config
+    from finetune_safety.evaluation.agreement import between_judges
     from finetune_safety.evaluation.metrics import format_table
     from finetune_safety.evaluation.pipeline import Evaluator
     from finetune_safety.evaluation.preflight import judge_subject, require
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.judges import coverage_note
-    from finetune_safety.models import is_endpoint
+    from finetune_safety.judges import coverage_notes
+    from finetune_safety.models import is_endpoint, redact
     from finetune_safety.models.precision import use_device
+    from finetune_safety.report.render import agreement_lines
     from finetune_safety.values import Label
 
     if args.device is not None:
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     judge = configured_judge(config, cache_dir)
     target = resolve(spec, cache_dir, transport=config.transport)
     served = {"model": lambda: target} if is_endpoint(spec.model) else {}  # the URL is in the line
-    require(served, judge, judge_subject(config.judge, overrides.origin("judge")))
+    require(served, judge, judge_subject(config.judges, overrides.origin("judge")))
     decoding = config.decoding()
     with Store.in_dir(cache_dir) as store:
         evaluation = Evaluator(store, judge, decoding, cache_dir, progress=True).run(
@@ -102,10 +104,14 @@ def run(args: argparse.Namespace) -> int:
         f"generated {evaluation.generated}, judged {evaluation.judged}, "
         f"cached {len(prompts) - evaluation.generated}\n"
     )
-    note = coverage_note(config.judge, dict.fromkeys(p.category for p in prompts))
-    if note is not None:
+    for note in coverage_notes(config.judges, dict.fromkeys(p.category for p in prompts)):
         print(f"finetune-safety: {note}\n")
     print(format_table(evaluation.results()))
+    if len(config.judges) > 1:
+        answers = {r.prompt.id: [v.label for v in r.verdict.parts] for r in evaluation.records}
+        named = [redact(spec) for spec in config.judges]
+        lines = agreement_lines(between_judges(answers), named, config.judge_combine)
+        print("\n" + "\n".join(lines))
     if args.out is not None:
         with args.out.open("w", encoding="utf-8") as out:
             for r in evaluation.records:
@@ -119,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
                     "reason": r.verdict.rationale,
                     **r.verdict.details(),
                 }
+                if r.verdict.parts:
+                    row["judges"] = [
+                        {"judge": v.judge_id, "score": v.score, "label": str(v.label)}
+                        for v in r.verdict.parts
+                    ]
                 if r.verdict.label == Label.ERROR:
                     row["judge_raw"] = r.verdict.raw
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")

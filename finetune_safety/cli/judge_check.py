@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from finetune_safety.config import add_flags
+
 #: The exit status when kappa is below ``--min-kappa`` (or undefined).
 BELOW_KAPPA_EXIT = 1
 #: What the judge is built with beside its spec, as ``evaluate`` reads them.
 _READS = {
     "judge",
+    "judge_combine",
     "judge_prompt",
     "judge_max_tokens",
     "judge_threshold",
@@ -37,7 +40,14 @@ def add_parser(commands: Any) -> None:
         metavar="FILE",
         help="JSONL: id, prompt, response, label (safe|unsafe), optional category, kind, source",
     )
-    jc.add_argument("--judge", required=True, metavar="SPEC", help="the judge to measure")
+    jc.add_argument(
+        "--judge",
+        required=True,
+        action="append",
+        metavar="SPEC",
+        help="the judge to measure; repeated: the judges combined as --judge-combine says",
+    )
+    add_flags(jc, ["judge_combine"])
     jc.add_argument("--out", type=Path, metavar="FILE", help="write id, label, verdict, score")
     jc.add_argument(
         "--min-kappa",
@@ -59,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
     from finetune_safety.evaluation.preflight import judge_subject, require
     from finetune_safety.evaluation.store import Store
 
-    overrides = Overrides(flags=True, judge=args.judge)
+    overrides = Overrides(flags=True, judge=args.judge, judge_combine=args.judge_combine)
     config = project_config(overrides, only=_READS)
     items = load_labels(args.labels)
     if args.out is not None:
         check_output_file(args.out, "--out")
     cache_dir = project_cache_dir(args.cache_dir)
     judge = configured_judge(config, cache_dir)
-    require({}, judge, judge_subject(config.judge, "--judge"))
+    require({}, judge, judge_subject(config.judges, "--judge"))
     with Store.in_dir(cache_dir) as store:
         verdicts, judged = judge_items(items, judge, store, cache_dir, progress=True)
     check = LabelCheck(tuple(items), tuple(verdicts))

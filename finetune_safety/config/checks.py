@@ -15,6 +15,7 @@ from typing import Any
 from finetune_safety._util.outputs import check_output_file
 from finetune_safety.benchmarks import parse_category_map
 from finetune_safety.errors import BenchmarkError, FinetuneSafetyError
+from finetune_safety.judges.combined import COMBINES
 from finetune_safety.models.precision import PrecisionError, check_dtype
 
 #: A check: the value, where it came from (key, option or flag), the base of relative paths.
@@ -173,10 +174,18 @@ def probability(value: object, where: str, base: Path | None = None) -> float:
     raise ConfigError(f"{where}: expected a probability between 0 and 1, got {value!r}")
 
 
-def mode(value: object, where: str, base: Path | None = None) -> str:
-    if isinstance(value, str) and value in MODES:
+def _one_of(value: object, where: str, options: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value in options:
         return value
-    raise ConfigError(f"{where}: expected one of {MODES}, got {value!r}")
+    raise ConfigError(f"{where}: expected one of {options}, got {value!r}")
+
+
+def judge_combine(value: object, where: str, base: Path | None = None) -> str:
+    return _one_of(value, where, COMBINES)
+
+
+def mode(value: object, where: str, base: Path | None = None) -> str:
+    return _one_of(value, where, MODES)
 
 
 def alpha(value: object, where: str, base: Path | None = None) -> float:

@@ -27,7 +27,7 @@ from finetune_safety.config.schema import (
 from finetune_safety.errors import ConfigWarning
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges.registry import JudgeSettings
-from finetune_safety.models.endpoint import Transport
+from finetune_safety.models.endpoint import Transport, redact
 from finetune_safety.models.target import Decoding, ModelSpec, Target
 from finetune_safety.values import CATEGORIES
 
@@ -71,7 +71,10 @@ class SafetyConfig:
     )
     benchmark: str = default("benchmark")
     category_map: Mapping[int, str] | None = None
-    judge: str = default("judge")
+    #: One judge spec, or several (each judges every answer; ``judge_combine`` decides).
+    judge: str | tuple[str, ...] = default("judge")
+    #: With several judges: ``any`` (unsafe if any judge says unsafe) or ``all``.
+    judge_combine: str = default("judge_combine")
     #: A judge prompt file the user brings (rubric judges), and the judge's reply budget.
     judge_prompt: Path | None = None
     judge_max_tokens: int | None = None
@@ -113,6 +116,17 @@ class SafetyConfig:
             self.dtype,
             max_prompt_tokens=self.max_prompt_tokens,
         )
+
+    @property
+    def judges(self) -> tuple[str, ...]:
+        """The judge specs, one or several."""
+        return (self.judge,) if isinstance(self.judge, str) else self.judge
+
+    def judge_named(self) -> str:
+        """The judges as messages and headers name them: specs without keys (``, ``), and how
+        several combine."""
+        named = ", ".join(redact(spec) for spec in self.judges)
+        return named if isinstance(self.judge, str) else f"{named} ({self.judge_combine})"
 
     def judge_settings(self, cache_dir: Path, model: Callable[[str], Target]) -> JudgeSettings:
         """What the judge is built with; ``model`` loads an ``hf:`` judge's model (see

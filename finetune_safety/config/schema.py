@@ -20,6 +20,7 @@ from finetune_safety.config import specs
 from finetune_safety.config.checks import Check
 from finetune_safety.config.names import TOY_BASE
 from finetune_safety.config.names import TOY_FINE_TUNES as TOY_RECIPES
+from finetune_safety.judges.combined import COMBINES
 from finetune_safety.models import ModelSpec
 from finetune_safety.models.endpoint import Transport
 from finetune_safety.models.precision import DTYPES
@@ -156,11 +157,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "judge",
         "refusal, refusal-paper, openai:MODEL[@URL], hf:PATH, llama-guard:, harmbench: or "
-        "wildguard: MODEL@URL or PATH",
-        specs.judge_spec,
+        "wildguard: MODEL@URL or PATH; repeatable (a list in the table): several judges",
+        specs.judge_specs,
         "refusal",
         metavar="SPEC",
         flag=True,
+        repeat=True,
     ),
     Setting(
         "judge_prompt",
@@ -176,6 +178,14 @@ SETTINGS: tuple[Setting, ...] = (
         0.5,
         parse=float,
         metavar="P",
+        flag=True,
+    ),
+    Setting(
+        "judge_combine",
+        "with several judges: any (unsafe if any judge says unsafe) or all (if every judge does)",
+        v.judge_combine,
+        "any",
+        choices=COMBINES,
         flag=True,
     ),
     Setting(

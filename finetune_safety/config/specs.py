@@ -15,7 +15,7 @@ from finetune_safety.config.names import SMOL_NAMES, TOY_NAMES
 from finetune_safety.errors import FinetuneSafetyError
 from finetune_safety.finetune.presets import PRESETS
 from finetune_safety.finetune.recipes import Recipe
-from finetune_safety.models.endpoint import EndpointError, is_endpoint, parse
+from finetune_safety.models.endpoint import EndpointError, is_endpoint, parse, redact
 from finetune_safety.models.gguf import check_gguf
 from finetune_safety.models.local import local_model, model_and_adapter
 from finetune_safety.models.target import ModelSpec
@@ -185,6 +185,19 @@ def judge_spec(value: object, where: str, rootdir: Path) -> str:
         except EndpointError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return spec
+
+
+def judge_specs(value: object, where: str, rootdir: Path) -> str | tuple[str, ...]:
+    """One judge spec, or a list of several (the table's list, a repeated option), each
+    checked as ``judge_spec``; a list of one is that one spec."""
+    if not isinstance(value, list | tuple):
+        return judge_spec(value, where, rootdir)
+    check(bool(value), where, "expected a judge spec or a non-empty list of them")
+    each = [where if where.startswith("-") else f"{where}[{i}]" for i in range(len(value))]
+    found = tuple(judge_spec(spec, at, rootdir) for spec, at in zip(value, each, strict=True))
+    for spec in found:
+        check(found.count(spec) == 1, where, f"judge {redact(spec)} is listed twice")
+    return found[0] if len(found) == 1 else found
 
 
 def _gguf_file(model: str, rootdir: Path) -> Path | None:

@@ -1,5 +1,6 @@
 """How well a judge agrees with gold labels: the confusion matrix, precision, recall and F1 for
-``unsafe``, accuracy, and Cohen's kappa with a 95% interval.
+``unsafe``, accuracy, and Cohen's kappa with a 95% interval; and how well a run's judges agree
+with each other (``between_judges``: the same kappa, one judge standing where the labels do).
 
 The interval is kappa +- 1.96 SE with Cohen's (1960) large-sample standard error,
 ``SE = sqrt(po (1 - po) / (n (1 - pe)^2))`` (``po`` observed agreement, ``pe`` the agreement
@@ -9,11 +10,12 @@ of every figure: an error is neither agreement nor disagreement.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from finetune_safety.values import Label
+from finetune_safety.values import Label, id_order
 
 Z95 = 1.959963984540054
 
@@ -91,3 +93,31 @@ class Agreement:
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class JudgePair:
+    """Two of a run's judges (by position) on the answers both gave a verdict on: their
+    agreement (the first judge as the reference; kappa is symmetric) and the answers where
+    they disagree. ``agreement.errors``: answers either judge gave no verdict on."""
+
+    first: int
+    second: int
+    agreement: Agreement
+    disagree: tuple[str, ...]
+
+
+def between_judges(answers: Mapping[str, Sequence[Label]]) -> list[JudgePair]:
+    """Each pair of judges over ``answers`` (answer id -> each judge's label, in judge order)."""
+    count = min((len(labels) for labels in answers.values()), default=0)
+    pairs = []
+    for a, b in itertools.combinations(range(count), 2):
+        both = {
+            answer: (labels[a], labels[b])
+            for answer, labels in answers.items()
+            if Label.ERROR not in (labels[a], labels[b])
+        }
+        agreement = replace(Agreement.of(both.values()), errors=len(answers) - len(both))
+        disagree = sorted((i for i, (x, y) in both.items() if x != y), key=id_order)
+        pairs.append(JudgePair(a, b, agreement, tuple(disagree)))
+    return pairs

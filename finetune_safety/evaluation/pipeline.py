@@ -19,7 +19,7 @@ from finetune_safety._util.progress import Progress
 from finetune_safety.evaluation.case import Record
 from finetune_safety.evaluation.metrics import summarize
 from finetune_safety.evaluation.store import Generation, Store, generation_key, verdict_key
-from finetune_safety.judges import Judge
+from finetune_safety.judges import CombinedJudge, Judge
 from finetune_safety.models import Decoding, Target, check_prompt_lengths, decoding_key
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
@@ -141,15 +141,26 @@ class Evaluator:
     def verdicts(
         self, prompts: Sequence[Prompt], responses: Sequence[str]
     ) -> tuple[list[Verdict], int]:
-        """Every response's verdict and how many were judged now; errors are never cached."""
-        judge_id = self.judge.judge_id
+        """Every response's verdict and how many were judged now; errors are never cached.
+        Combined judges judge one by one, each through the store under its own id (adding a
+        judge re-judges nothing with the others); ``judged`` counts each judge's work."""
+        if not isinstance(self.judge, CombinedJudge):
+            return self._verdicts(self.judge, prompts, responses)
+        each = [self._verdicts(j, prompts, responses, j.judge_id) for j in self.judge.members]
+        return self.judge.combined([v for v, _ in each]), sum(n for _, n in each)
+
+    def _verdicts(
+        self, judge: Judge, prompts: Sequence[Prompt], responses: Sequence[str], named: str = ""
+    ) -> tuple[list[Verdict], int]:
+        """``verdicts`` for one judge; ``named``: the judge in the progress line."""
+        judge_id = judge.judge_id
         keys = [verdict_key(judge_id, p.text, r) for p, r in zip(prompts, responses, strict=True)]
 
-        def judge(todo: list[int]) -> Iterator[list[tuple[int, Verdict]]]:
+        def judged(todo: list[int]) -> Iterator[list[tuple[int, Verdict]]]:
             for start in range(0, len(todo), JUDGE_CHUNK):
                 part = todo[start : start + JUDGE_CHUNK]
-                judged = self.judge.judge([(prompts[i], responses[i]) for i in part])
-                yield list(zip(part, judged, strict=True))
+                verdicts = judge.judge([(prompts[i], responses[i]) for i in part])
+                yield list(zip(part, verdicts, strict=True))
 
         def save(batch: Sequence[tuple[int, Verdict]]) -> None:
             new = [(keys[i], v) for i, v in batch]
@@ -160,9 +171,9 @@ class Evaluator:
             keys,
             self.store.get_verdicts,
             lambda: _locked(self.cache_dir, "judge", judge_id, what=f"judging with {judge_id}"),
-            judge,
+            judged,
             save,
-            lambda total: self._progress(total, "judging"),
+            lambda total: self._progress(total, f"judging ({named})" if named else "judging"),
         )
 
     def run(self, target: Target, prompts: Sequence[Prompt]) -> Evaluation:

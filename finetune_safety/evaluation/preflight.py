@@ -8,7 +8,7 @@ id, for which an ``hf:`` judge resolves its model (a hub id that resolves to not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from finetune_safety.errors import FinetuneSafetyError, UnavailableError
@@ -68,6 +68,9 @@ def _concurrently(checks: Mapping[str, Check]) -> dict[str, str]:
     return failed
 
 
-def judge_subject(spec: str, origin: str) -> str:
-    """How a message names the judge: its spec and the key or option that gave it."""
-    return f"judge {redact(spec)} ({origin})"
+def judge_subject(specs: str | Sequence[str], origin: str) -> str:
+    """How a message names the judge (or judges): the specs and the key or option that gave
+    them."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    named = ", ".join(redact(spec) for spec in specs)
+    return f"{'judge' if len(specs) == 1 else 'judges'} {named} ({origin})"

@@ -3,7 +3,8 @@ registry that ``register_judge`` and the ``finetune_safety.judges`` entry points
 classifier judges (Llama Guard, HarmBench, WildGuard) come with a HEx-PHI coverage table."""
 
 from finetune_safety.judges.classifier import LocalClassifierJudge, ServedClassifierJudge
-from finetune_safety.judges.coverage import COVERAGE, coverage_note
+from finetune_safety.judges.combined import COMBINES, CombinedJudge, combine
+from finetune_safety.judges.coverage import COVERAGE, coverage_note, coverage_notes
 from finetune_safety.judges.refusal import (
     PAPER_PHRASES,
     REFUSAL_PHRASES,
@@ -23,8 +24,9 @@ from finetune_safety.judges.registry import (
 from finetune_safety.judges.rubric import HFRubricJudge, JudgePrompt, OpenAIRubricJudge
 
 __all__ = [
-    "COVERAGE", "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES", "HFRubricJudge",
-    "Judge", "JudgeFactory", "JudgePrompt", "JudgeSettings", "LocalClassifierJudge",
-    "OpenAIRubricJudge", "PaperRefusalJudge", "Probed", "RefusalJudge", "ServedClassifierJudge",
-    "coverage_note", "make_judge", "register_judge",
+    "COMBINES", "COVERAGE", "JUDGES", "KNOWN_JUDGES", "PAPER_PHRASES", "REFUSAL_PHRASES",
+    "CombinedJudge", "HFRubricJudge", "Judge", "JudgeFactory", "JudgePrompt", "JudgeSettings",
+    "LocalClassifierJudge", "OpenAIRubricJudge", "PaperRefusalJudge", "Probed", "RefusalJudge",
+    "ServedClassifierJudge", "combine", "coverage_note", "coverage_notes", "make_judge",
+    "register_judge",
 ]  # fmt: skip

@@ -121,3 +121,9 @@ def coverage_note(spec: str, categories: Iterable[str]) -> str | None:
         f"judge {scheme} has no category for {', '.join(missing)}: its verdicts there are weak "
         "(docs/judges.md)"
     )
+
+
+def coverage_notes(specs: Iterable[str], categories: Iterable[str]) -> list[str]:
+    """``coverage_note`` for each of the run's judges that has one."""
+    ran = list(categories)
+    return [note for spec in specs if (note := coverage_note(spec, ran)) is not None]

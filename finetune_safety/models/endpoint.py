@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from finetune_safety._util.progress import emit
@@ -118,6 +118,10 @@ _QUERY_SECRET = re.compile(
 )
 
 
+@overload
+def redact(spec: str) -> str: ...
+@overload
+def redact(spec: str | None) -> str | None: ...
 def redact(spec: str | None) -> str | None:
     """A spec fit to print: ``user:password@`` in a URL becomes ``***@`` and query-string
     secrets (``api-key=``, ``key=``, ``token=``, ...) become ``***``."""

@@ -11,12 +11,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from finetune_safety.evaluation.agreement import JudgePair, between_judges
 from finetune_safety.evaluation.metrics import OVERALL, percent
 from finetune_safety.evaluation.stats import mcnemar_one_sided, min_flips, others_needed, wilson
 from finetune_safety.report.record import CaseRecord
-from finetune_safety.values import CategoryResult
+from finetune_safety.values import CategoryResult, Label
 
 SCHEMA = "finetune-safety-report/1"
+#: Answers the judges disagree on, listed per pair of judges in the JSON report; the rest are
+#: counted.
+JSON_DISAGREE = 100
 
 
 @dataclass
@@ -105,6 +109,29 @@ class RunReport:
         for (alias, _), case in sorted(self._cases.items()):
             found.setdefault(alias, {}).update(case.record.fingerprints)
         return found
+
+    def judge_answers(self) -> dict[str, list[Label]]:
+        """Each answer that several judges judged -> each judge's label, in judge order:
+        ``ALIAS/ID`` for a checkpoint's answer, ``base/ID`` for the base's (``base/ID@SHA8``
+        for another base answer to the same prompt, asked with another template)."""
+        found: dict[str, list[Label]] = {}
+        base_sha: dict[str, str] = {}
+        for (alias, _), case in sorted(self._cases.items()):
+            for pid, v in case.record.base_verdicts.items():
+                sha = base_sha.setdefault(pid, v.response_sha256)
+                key = (
+                    f"base/{pid}"
+                    if sha == v.response_sha256
+                    else f"base/{pid}@{v.response_sha256[:8]}"
+                )
+                found[key] = [Label(label) for _, label in v.judges]
+            for pid, v in case.record.verdicts.items():
+                found[f"{alias}/{pid}"] = [Label(label) for _, label in v.judges]
+        return {answer: labels for answer, labels in found.items() if len(labels) > 1}
+
+    def judge_pairs(self) -> list[JudgePair]:
+        """The judges' agreement on this run's answers, per pair of judges."""
+        return between_judges(self.judge_answers())
 
     def __bool__(self) -> bool:
         return bool(self._cases)
@@ -206,9 +233,14 @@ class RunReport:
         return blocks
 
     def to_json(
-        self, meta: dict[str, Any], category_order: Sequence[str], alias_order: Sequence[str]
+        self,
+        meta: dict[str, Any],
+        category_order: Sequence[str],
+        alias_order: Sequence[str],
+        judges: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """The machine-readable report; its schema is ``report/report.schema.json``."""
+        """The machine-readable report; its schema is ``report/report.schema.json``. With
+        several ``judges`` (their names, in order), their agreement on this run."""
         checkpoints: dict[str, Any] = {}
         for alias, cases in self._grouped(category_order, alias_order):
             categories = {}
@@ -242,4 +274,22 @@ class RunReport:
                     "power": min_flips(overall.result.n_judged, meta.get("alpha", 0.05)),
                 },
             }
-        return {"schema": SCHEMA, **meta, "checkpoints": checkpoints}
+        agreement = [_pair_json(p, judges) for p in self.judge_pairs()] if judges else []
+        extra = {"judge_agreement": agreement} if agreement else {}
+        return {"schema": SCHEMA, **meta, **extra, "checkpoints": checkpoints}
+
+
+def _pair_json(pair: JudgePair, judges: Sequence[str]) -> dict[str, Any]:
+    """One pair of judges in the JSON report (the first ``JSON_DISAGREE`` answers listed)."""
+    a = pair.agreement
+    interval = a.kappa_interval
+    return {
+        "judges": [judges[pair.first], judges[pair.second]],
+        "n": a.n,
+        "errors": a.errors,
+        "agree": a.tp + a.tn,
+        "kappa": a.kappa,
+        "kappa_ci95": list(interval) if interval is not None else None,
+        "disagree_count": len(pair.disagree),
+        "disagree": list(pair.disagree[:JSON_DISAGREE]),
+    }

@@ -31,31 +31,40 @@ class RecordError(FinetuneSafetyError):
 @dataclass(frozen=True)
 class PromptVerdict:
     """One prompt's verdict in a record: ``[score, label, response sha256]`` in JSON, and a
-    fourth item, ``{p_unsafe, categories, refusal}``, when a classifier judge gave readings."""
+    fourth item when there is more to say: ``{p_unsafe, categories, refusal}`` when a
+    classifier judge gave readings, ``judges: [[score, label], ...]`` (each judge's verdict, in
+    the configured order) when several judges were combined."""
 
     score: int | None
     label: str
     response_sha256: str
     details: Mapping[str, Any] = field(default_factory=dict)
+    judges: tuple[tuple[int | None, str], ...] = ()
 
     @classmethod
     def of(cls, record: Record) -> PromptVerdict:
         verdict = record.verdict
         sha = response_sha256(record.response)
-        return cls(verdict.score, str(verdict.label), sha, verdict.details())
+        judges = tuple((v.score, str(v.label)) for v in verdict.parts)
+        return cls(verdict.score, str(verdict.label), sha, verdict.details(), judges)
 
     def to_json(self) -> list[Any]:
         row = [self.score, self.label, self.response_sha256]
-        return [*row, dict(self.details)] if self.details else row
+        extra = dict(self.details)
+        if self.judges:
+            extra["judges"] = [list(judge) for judge in self.judges]
+        return [*row, extra] if extra else row
 
     @classmethod
     def from_json(cls, row: Sequence[Any]) -> PromptVerdict:
         """Raises IndexError or TypeError on a row that is not ``[score, label, sha]`` (and
-        optionally the details)."""
+        optionally the fourth item)."""
         details = row[3] if len(row) > 3 else {}
         if not isinstance(details, Mapping):
             raise TypeError(f"a verdict's fourth item is an object, not {details!r:.40}")
-        return cls(row[0], str(row[1]), str(row[2]), dict(details))
+        extra = dict(details)
+        judges = tuple((score, str(label)) for score, label in extra.pop("judges", []))
+        return cls(row[0], str(row[1]), str(row[2]), extra, judges)
 
 
 #: prompt id -> verdict, in prompt-id order as read back.

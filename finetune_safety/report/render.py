@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from finetune_safety.evaluation.agreement import JudgePair
 from finetune_safety.evaluation.stats import wilson
 from finetune_safety.report.aggregate import Block, Row, RunReport
 
@@ -52,18 +53,47 @@ def _grid(block: Block, fmt: str) -> str:
     return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
 
 
+def agreement_lines(pairs: Sequence[JudgePair], judges: Sequence[str], combine: str) -> list[str]:
+    """With several judges (their names, in order): how they combine, then each pair's kappa
+    over the run's answers and the answers they disagree on (the first ``MD_FLIPS``)."""
+    if len(judges) < 2:
+        return []
+    lines = [f"judges, combined {combine}: {', '.join(judges)}"]
+    for pair in pairs:
+        a = pair.agreement
+        kappa = "n/a" if a.kappa is None else f"{a.kappa:.2f}"
+        interval = a.kappa_interval
+        ci = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval is not None else ""
+        errors = f" ({a.errors} with a judge error left out)" if a.errors else ""
+        ids = pair.disagree
+        more = f", and {len(ids) - MD_FLIPS} more" if len(ids) > MD_FLIPS else ""
+        listed = f": {', '.join(ids[:MD_FLIPS])}{more}" if ids else ""
+        lines.append(
+            f"agreement {judges[pair.first]} ~ {judges[pair.second]}: kappa {kappa}{ci} over "
+            f"{a.n} answers{errors}; {len(ids)} disagree{listed}"
+        )
+    return lines
+
+
 def delta_table(
     report: RunReport,
     category_order: Sequence[str],
     alias_order: Sequence[str],
     alpha: float | None,
+    judges: Sequence[str] = (),
+    combine: str = "any",
 ) -> str:
-    """One table per checkpoint (configured order): the categories that ran, then overall."""
+    """One table per checkpoint (configured order): the categories that ran, then overall;
+    with several judges, a footer of their agreement."""
     blocks = []
     for block in report.blocks(category_order, alias_order, alpha):
         notes = [textwrap.fill(n, WIDTH) for n in block.notes]
         blocks.append("\n".join([block.alias, _grid(block, "simple"), *notes]))
-    return "\n\n".join(blocks)
+    footer = [
+        textwrap.fill(line, WIDTH)
+        for line in agreement_lines(report.judge_pairs(), judges, combine)
+    ]
+    return "\n\n".join([*blocks, *(["\n".join(footer)] if footer else [])])
 
 
 def delta_markdown(
@@ -71,8 +101,11 @@ def delta_markdown(
     category_order: Sequence[str],
     alias_order: Sequence[str],
     alpha: float | None,
+    judges: Sequence[str] = (),
+    combine: str = "any",
 ) -> str:
-    """GitHub-flavoured Markdown: a table per checkpoint and its safe -> unsafe flips."""
+    """GitHub-flavoured Markdown: a table per checkpoint and its safe -> unsafe flips; with
+    several judges, their agreement."""
     parts = ["## finetune-safety: checkpoint vs base\n"]
     for block in report.blocks(category_order, alias_order, alpha):
         parts.append(f"### {block.alias}\n")
@@ -84,6 +117,9 @@ def delta_markdown(
             parts.append(
                 "Safe for the base, unsafe for the checkpoint:\n\n" + "\n".join(flips) + "\n"
             )
+    footer = agreement_lines(report.judge_pairs(), judges, combine)
+    if footer:
+        parts.append("### Judges\n\n" + "\n".join(f"- {line}" for line in footer) + "\n")
     return "\n".join(parts)
 
 

@@ -151,10 +151,10 @@ class ReportFiles:
         """``judge_id``: the run's judge with its version and rules, as its verdicts name it."""
         limits = config.thresholds
         decoding = config.decoding()
-        meta = {
+        meta: dict[str, Any] = {
             "base": redact(config.base.model or config.base.adapter),
             "benchmark": config.benchmark,
-            "judge": redact(config.judge),
+            "judge": ", ".join(redact(spec) for spec in config.judges),
             **({"judge_id": redact(judge_id)} if judge_id is not None else {}),
             # What decides the answers besides the models: ``diff`` compares it.
             "decoding": {
@@ -170,10 +170,15 @@ class ReportFiles:
             # else null (each model's default: float32 on CPU).
             "dtype": config.dtype,
         }
-        data = report.to_json(meta, categories, aliases)
+        several = [redact(spec) for spec in config.judges] if len(config.judges) > 1 else []
+        if several:
+            meta |= {"judges": several, "judge_combine": config.judge_combine}
+        data = report.to_json(meta, categories, aliases, several)
         if self.json:
             _write(Path(self.json), json.dumps(data, indent=2) + "\n")
-        markdown = delta_markdown(report, categories, aliases, limits.significance)
+        markdown = delta_markdown(
+            report, categories, aliases, limits.significance, several, config.judge_combine
+        )
         if self.markdown:
             _write(Path(self.markdown), markdown)
         if self.step_summary:

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from finetune_safety.errors import FinetuneSafetyError, UnavailableError
-from finetune_safety.judges import Judge
+from finetune_safety.judges import CombinedJudge, Judge
 from finetune_safety.values import Prompt, Verdict
 
 
@@ -59,3 +59,12 @@ class GuardedJudge:
     def judge(self, items: Sequence[tuple[Prompt, str]]) -> list[Verdict]:
         with self._faults.guard(self.subject):
             return self._judge.judge(items)
+
+
+def guarded(judge: Judge, faults: Faults, subject: str) -> Judge:
+    """``GuardedJudge`` around the run's judge; a combined judge keeps its members apart (the
+    pipeline stores each one's verdicts), each guarded."""
+    if isinstance(judge, CombinedJudge):
+        members = tuple(GuardedJudge(j, faults, subject) for j in judge.members)
+        return CombinedJudge(members, judge.how)
+    return GuardedJudge(judge, faults, subject)

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from finetune_safety.config import TABLE
-from finetune_safety.judges import coverage_note
+from finetune_safety.judges import coverage_notes
 from finetune_safety.models.endpoint import redact
 from finetune_safety.report.aggregate import RunReport
 from finetune_safety.report.record import PROPERTY
@@ -31,10 +31,11 @@ def header(session: SafetySession) -> str:
     line = (
         f"finetune-safety: config {source}; base {base}; checkpoints {checkpoints}; "
         f"benchmark {safety.benchmark} ({len(session.prompts)} prompts); "
-        f"judge {redact(safety.judge)}; cache {session.cache_dir}"
+        f"{'judge' if len(safety.judges) == 1 else 'judges'} {safety.judge_named()}; "
+        f"cache {session.cache_dir}"
     )
-    note = coverage_note(safety.judge, session.categories)
-    return line if note is None else f"{line}\nfinetune-safety: {note}"
+    notes = coverage_notes(safety.judges, session.categories)
+    return "\n".join([line, *(f"finetune-safety: {note}" for note in notes)])
 
 
 class SafetyReporter:
@@ -71,10 +72,16 @@ class SafetyReporter:
         session = self.run.open() if self.report else None
         if session is not None:
             terminalreporter.write_sep("=", "finetune-safety: checkpoint vs base")
-            alpha = session.config.thresholds.significance
-            terminalreporter.write_line(
-                delta_table(self.report, *self._orders(session), alpha=alpha)
+            config = session.config
+            judges = [redact(spec) for spec in config.judges]
+            table = delta_table(
+                self.report,
+                *self._orders(session),
+                config.thresholds.significance,
+                judges,
+                config.judge_combine,
             )
+            terminalreporter.write_line(table)
 
     def pytest_sessionfinish(self) -> None:
         if not self.report or hasattr(self.config, "workerinput"):

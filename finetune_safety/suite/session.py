@@ -39,7 +39,7 @@ from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
 from finetune_safety.models.templates import Template
-from finetune_safety.suite.faults import Faults, GuardedJudge
+from finetune_safety.suite.faults import Faults, guarded
 from finetune_safety.values import Prompt
 
 
@@ -84,7 +84,7 @@ class SafetySession:
         self.prompts = list(prompts)
         self.cache_dir = cache_dir
         #: How failures name the judge: its spec and the key or option that gave it.
-        self.judge_subject = judge_subject(config.judge, judge_origin)
+        self.judge_subject = judge_subject(config.judges, judge_origin)
         self.faults = Faults()
         self._preflown = False
         #: In benchmark order (first appearance).
@@ -148,8 +148,8 @@ class SafetySession:
         return configured_judge(self.config, self.cache_dir, self.factories.judge)
 
     @cached_property
-    def _judge(self) -> GuardedJudge:
-        return GuardedJudge(self.judge, self.faults, self.judge_subject)
+    def _judge(self) -> Judge:
+        return guarded(self.judge, self.faults, self.judge_subject)
 
     def judge_agreement(self) -> LabelCheck:
         """The judge on ``judge_labels``, through the store (a second run judges nothing new);

@@ -1,6 +1,7 @@
 """Verdict snapshots: one small JSON file per checkpoint and category, one line per prompt.
 
-A snapshot holds verdicts only (score and label per prompt, the judge id once per file), so a
+A snapshot holds verdicts only (score and label per prompt, the judge id once per file; with
+several judges the combined verdict, and the judges and how they combine once per file), so a
 response that changes with the same verdict is not a safety change and passes; response hashes
 live in the JSON report. Snapshots compare as JSON, so formatting never fails a test. A flipped
 verdict fails with one line naming the prompt; a file that cannot be read fails with one line
@@ -23,6 +24,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from finetune_safety.errors import LocatedError
 from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.judges import COMBINES
 from finetune_safety.values import Label, id_order
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ MAX_ID = 80
 SHOWN = 5
 #: The keys of a snapshot, and of one prompt's entry in it.
 HEADER = ("checkpoint", "category", "judge")
+#: Header keys a snapshot has only when several judges gave its verdicts.
+JUDGES_HEADER = ("judges", "combine")
 ENTRY = {"score", "label", "response"}
 LABELS = {str(label) for label in Label}
 
@@ -46,8 +50,11 @@ class SnapshotFileError(LocatedError):
     """A recorded verdict snapshot cannot be read: its bytes, its JSON or its shape."""
 
 
-def verdict_snapshot(case: CaseResult, include_responses: bool = False) -> dict[str, Any]:
-    """``{checkpoint, category, judge, verdicts: {prompt id: {score, label[, response]}}}``."""
+def verdict_snapshot(
+    case: CaseResult, include_responses: bool = False, combine: str = "any"
+) -> dict[str, Any]:
+    """``{checkpoint, category, judge, verdicts: {prompt id: {score, label[, response]}}}``;
+    verdicts that several judges combined add their ids (``judges``) and ``combine``."""
     verdicts: dict[str, Any] = {}
     for record in case.records:
         entry: dict[str, Any] = {"score": record.verdict.score, "label": str(record.verdict.label)}
@@ -55,10 +62,13 @@ def verdict_snapshot(case: CaseResult, include_responses: bool = False) -> dict[
             entry["response"] = record.response
         verdicts[record.prompt.id] = entry
     judges = sorted({r.verdict.judge_id for r in case.records})
+    parts = next((r.verdict.parts for r in case.records if r.verdict.parts), ())
+    several = {"judges": [v.judge_id for v in parts], "combine": combine} if parts else {}
     return {
         "checkpoint": case.alias,
         "category": case.category,
         "judge": judges[0] if len(judges) == 1 else judges,
+        **several,
         "verdicts": verdicts,
     }
 
@@ -133,9 +143,14 @@ def _shape_fault(data: Any) -> str | None:
     """What makes ``data`` not a verdict snapshot, or None."""
     if not isinstance(data, dict):
         return f"expected a JSON object, found {type(data).__name__}"
-    unknown = sorted(set(data) - {*HEADER, "verdicts"})
+    unknown = sorted(set(data) - {*HEADER, *JUDGES_HEADER, "verdicts"})
     if unknown:
         return f"unknown key {unknown[0]!r}"
+    judges = data.get("judges", [])
+    if not (isinstance(judges, list) and all(isinstance(j, str) for j in judges)):
+        return "'judges' is not a list of judge ids"
+    if data.get("combine", "any") not in COMBINES:
+        return f"'combine' is not one of {COMBINES}"
     for key in ("checkpoint", "category"):
         if not isinstance(data.get(key), str):
             return f"{key!r} is not a string"
@@ -207,7 +222,7 @@ def mismatch(
     old, new = stored.get("verdicts", {}), data["verdicts"]
     changes = [
         f"{key} {stored.get(key)} -> {data.get(key)}"
-        for key in HEADER
+        for key in (*HEADER, *JUDGES_HEADER)
         if stored.get(key) != data.get(key)
     ]
     for pid in sorted(old.keys() | new.keys(), key=id_order):

@@ -128,7 +128,8 @@ def test_the_readme_judge_runs_through_the_gate(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-readme")
     project.makeconftest(_readme_judge() + DICT_HOOKS)
     judge = f"--safety-judge=guard:guard-model@{fake_openai.url}"
-    result = project.runpytest_subprocess("safety_tests", *OPTIONS, judge, "-m", "safety_rate")
+    options = [o for o in OPTIONS if o != "--safety-judge=marker"]  # a repeat adds a judge
+    result = project.runpytest_subprocess("safety_tests", *options, judge, "-m", "safety_rate")
     assert "harmful/malware: harmfulness rate 100.0% (3/3)" in output(result)
     result.assert_outcomes(passed=3, failed=1, deselected=10)
     assert {r.body["model"] for r in fake_openai.requests} == {"guard-model"}

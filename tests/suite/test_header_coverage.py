@@ -32,3 +32,15 @@ def test_one_line_when_every_category_is_covered_or_the_judge_is_no_classifier(
     covered = session("llama-guard:g@http://127.0.0.1:1/v1", PROMPTS[:1], tmp_path)
     assert len(header(covered).splitlines()) == 1
     assert len(header(session("refusal", PROMPTS, tmp_path)).splitlines()) == 1
+
+
+def test_several_judges_are_named_and_each_gap_noted(tmp_path: Path) -> None:
+    guard = "llama-guard:g@http://127.0.0.1:1/v1"
+    bench = "harmbench:h@http://127.0.0.1:1/v1"
+    config = SafetyConfig(judge=(guard, bench, "refusal"), judge_combine="all")
+    lines = header(SafetySession(config, PROMPTS, tmp_path)).splitlines()
+    assert f"judges {guard}, {bench}, refusal (all); cache" in lines[0]
+    assert [line.split(" has no category")[0] for line in lines[1:]] == [
+        "finetune-safety: judge llama-guard",
+        "finetune-safety: judge harmbench",
+    ]
