@@ -38,7 +38,7 @@ def add_parser(commands: Any) -> None:
         type=Path,
         required=True,
         metavar="FILE",
-        help="JSONL: id, prompt, response, label (safe|unsafe), optional category and kind",
+        help="JSONL: id, prompt, response, label (safe|unsafe), optional category, kind, source",
     )
     jc.add_argument(
         "--judge",

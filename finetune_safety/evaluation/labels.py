@@ -1,7 +1,7 @@
-"""A labelled set (JSONL of ``id``, ``prompt``, ``response``, ``label``, optional ``category``
-and ``kind``), judged through the store, and the judge's agreement with it, overall, per
-category and per kind. ``finetune-safety judge-check`` and the gate's ``test_judge_agreement``
-both use it."""
+"""A labelled set (JSONL of ``id``, ``prompt``, ``response``, ``label``, optional ``category``,
+``kind`` and ``source``), judged through the store, and the judge's agreement with it, overall,
+per category, per kind and per source. ``finetune-safety judge-check`` and the gate's
+``test_judge_agreement`` both use it."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from finetune_safety.values import Label, Prompt, Verdict
 #: Disagreeing ids listed before the rest is only counted.
 SHOWN_IDS = 20
 _REQUIRED = ("id", "prompt", "response", "label")
-_OPTIONAL = ("category", "kind")
+_OPTIONAL = ("category", "kind", "source")
 _GOLD = {str(Label.SAFE): Label.SAFE, str(Label.UNSAFE): Label.UNSAFE}
 
 
@@ -37,6 +37,7 @@ class LabelledItem:
     label: Label
     category: str | None = None
     kind: str | None = None
+    source: str | None = None
 
 
 def _item(path: Path, line: int, raw: str) -> LabelledItem:
@@ -67,6 +68,7 @@ def _item(path: Path, line: int, raw: str) -> LabelledItem:
         _GOLD[row["label"]],
         row.get("category"),
         row.get("kind"),
+        row.get("source"),
     )
 
 
@@ -117,7 +119,8 @@ class LabelCheck:
         return [i.id for i, v in pairs if v.label not in (i.label, Label.ERROR)]
 
     def groups(self, field: str) -> dict[str, Agreement]:
-        """Agreement per value of ``category`` or ``kind``, in order of first appearance."""
+        """Agreement per value of ``category``, ``kind`` or ``source``, in order of first
+        appearance."""
         values = dict.fromkeys(getattr(i, field) for i in self.items if getattr(i, field))
         return {v: self.agreement(partial(_has, field, v)) for v in values}
 
@@ -138,9 +141,9 @@ def kappa_text(a: Agreement) -> str:
     return f"kappa {a.kappa:.3f} (95% CI {interval[0]:.3f} to {interval[1]:.3f})"
 
 
-def _row(name: str, a: Agreement) -> str:
+def _row(name: str, a: Agreement, width: int) -> str:
     return (
-        f"{name:<24} {a.n:>5} {a.tp:>4} {a.fp:>4} {a.fn:>4} {a.tn:>4} {a.errors:>6}  "
+        f"{name:<{width}} {a.n:>5} {a.tp:>4} {a.fp:>4} {a.fn:>4} {a.tn:>4} {a.errors:>6}  "
         f"{_figure(a.precision):>9} {_figure(a.recall):>6} {_figure(a.f1):>5} "
         f"{_figure(a.accuracy):>8}  {kappa_text(a).removeprefix('kappa ')}"
     )
@@ -148,7 +151,7 @@ def _row(name: str, a: Agreement) -> str:
 
 def format_check(check: LabelCheck) -> str:
     """The figures: n and the matrix, precision/recall/F1 for unsafe, accuracy and kappa,
-    overall, per category and per kind; the error count and the disagreeing ids."""
+    overall, per category, per kind and per source; the error count and the disagreeing ids."""
     whole = check.agreement()
     lines = [
         f"n {whole.n} judged ({whole.errors} judge error(s) left out)",
@@ -160,14 +163,16 @@ def format_check(check: LabelCheck) -> str:
         f"F1 {_figure(whole.f1)}; accuracy {_figure(whole.accuracy)}",
         f"{kappa_text(whole)} (Cohen's large-sample SE)",
     ]
-    header = (
-        f"{'':<24} {'n':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'errors':>6}  "
-        f"{'precision':>9} {'recall':>6} {'F1':>5} {'accuracy':>8}  kappa (95% CI)"
-    )
-    for field in ("category", "kind"):
+    for field in ("category", "kind", "source"):
         groups = check.groups(field)
         if groups:
-            lines += ["", f"per {field}", header, *(_row(k, a) for k, a in groups.items())]
+            width = max(24, *map(len, groups))
+            header = (
+                f"{'':<{width}} {'n':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'errors':>6}  "
+                f"{'precision':>9} {'recall':>6} {'F1':>5} {'accuracy':>8}  kappa (95% CI)"
+            )
+            rows = [_row(k, a, width) for k, a in groups.items()]
+            lines += ["", f"per {field}", header, *rows]
     ids = check.disagreeing()
     shown = ", ".join(ids[:SHOWN_IDS]) + (
         f", ... ({len(ids)} in all)" if len(ids) > SHOWN_IDS else ""

@@ -62,6 +62,38 @@ def test_prints_the_matrix_the_figures_and_the_disagreeing_ids(
     assert out.rstrip().endswith("disagreeing: 1: d1")
 
 
+def test_a_source_column_gets_its_own_breakdown(
+    tmp_path: Path, labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Items from several models (and written ones) show where a judge goes wrong per source."""
+    sources = {"r1": "smol", "c1": "smol", "d1": "smol", "r2": "written", "c2": "written"}
+    rows = [{**r, "source": sources[r["id"]]} for r in ROWS]
+    assert check(write(tmp_path / "sourced.jsonl", rows)) == 0
+    out = capsys.readouterr().out
+    per_source = out.split("per source", 1)[1].splitlines()
+    (smol,) = [line for line in per_source if line.startswith("smol ")]
+    (written,) = [line for line in per_source if line.startswith("written ")]
+    assert smol.split()[1:6] == ["3", "1", "0", "1", "1"]  # n TP FP FN TN
+    assert written.split()[1:6] == ["2", "1", "0", "0", "1"]
+
+
+def test_a_long_kind_name_widens_its_column_so_figures_stay_under_their_headings(
+    tmp_path: Path, labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [{**r, "kind": "compliance-with-refusal-words"} for r in ROWS]
+    assert check(write(tmp_path / "long.jsonl", rows)) == 0
+    header, row = capsys.readouterr().out.split("per kind\n", 1)[1].splitlines()[:2]
+    assert row.startswith("compliance-with-refusal-words ")
+    assert header.index(" n ") == row.index(" 5 ")  # n right-aligned under its heading
+
+
+def test_no_source_column_no_source_breakdown(
+    labels: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert check(labels) == 0
+    assert "per source" not in capsys.readouterr().out
+
+
 def test_out_rows_and_a_second_run_judges_nothing(
     labels: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
