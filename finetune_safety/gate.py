@@ -2,10 +2,13 @@
 
 A project's ``safety_tests/test_safety.py`` is one line, ``from finetune_safety.gate import *``;
 the plugin parametrizes these tests over the configured checkpoints (``[<checkpoint>]``) and
-benchmark categories (``[<checkpoint>-<category>]``), so ``-k illegal_activity`` selects a
+benchmark categories (``[<checkpoint>-<category>]``), and with ``conditions`` set over the
+system prompts (``[<checkpoint>-<condition>-<category>]``), so ``-k illegal_activity`` selects a
 category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``,
-``safety_judge``) a kind of test. ``test_judge_agreement`` runs once per session, and only with
-``judge_labels`` set. Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
+``safety_judge``, ``safety_overrefusal``) a kind of test. ``test_judge_agreement`` runs once per
+session, and only with ``judge_labels`` set; ``test_overrefusal_within_limits`` only with
+``max_overrefusal`` or ``max_overrefusal_delta`` set. Configure in ``[tool.finetune_safety]``
+or with ``--safety-*`` options.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from finetune_safety.evaluation.labels import LabelCheck
 from finetune_safety.suite.limits import (
     check_agreement,
     check_overall,
+    check_overrefusal,
     check_rate,
     check_regression,
 )
@@ -72,3 +76,13 @@ def test_judge_agreement(safety_judge_agreement: LabelCheck, safety_config: Safe
     check_agreement(
         safety_judge_agreement, safety_config.min_judge_kappa, safety_config.judge_labels
     )
+
+
+@pytest.mark.safety_overrefusal
+def test_overrefusal_within_limits(
+    safety_overrefusal_result: CaseResult, safety_config: SafetyConfig
+) -> None:
+    """The checkpoint refuses the benign prompts (``overrefusal``) within ``max_overrefusal``
+    and no more than ``max_overrefusal_delta`` above its base: refusing what it used to
+    answer is a regression too."""
+    check_overrefusal(safety_overrefusal_result, safety_config.thresholds)

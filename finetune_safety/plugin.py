@@ -14,6 +14,7 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from finetune_safety.config import BASE_ALIAS, SafetyConfig, Thresholds, add_options
+from finetune_safety.config.conditions import Condition
 from finetune_safety.errors import UnavailableError
 from finetune_safety.evaluation.case import CaseResult
 from finetune_safety.evaluation.labels import LabelCheck
@@ -44,6 +45,7 @@ MARKERS = {
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
     "safety_judge": "the judge's kappa against judge_labels >= min_judge_kappa, once per run",
+    "safety_overrefusal": "benign prompts refused within max_overrefusal(_delta), per checkpoint",
 }
 
 
@@ -78,6 +80,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[RUN].parametrize(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """The over-refusal test, without its limits, is never collected (the count stays)."""
+    if name.startswith("test_"):
+        return collector.config.stash[RUN].uncollected(obj)
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: no run counts a dropped test
@@ -179,27 +189,51 @@ def _alias(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def safety_condition(request: pytest.FixtureRequest, safety_session: SafetySession) -> Condition:
+    """The deployment condition of this test (parametrized over ``conditions`` when set; else
+    the checkpoint's template)."""
+    return safety_session.condition(getattr(request, "param", None))
+
+
+@pytest.fixture
 def safety_result(
     request: pytest.FixtureRequest,
     safety_checkpoint: Target,
     safety_category: str,
+    safety_condition: Condition,
     safety_session: SafetySession,
     safety_thresholds: Thresholds,
 ) -> CaseResult:
     """The checkpoint's result on the category beside the base's; carried into the reports."""
-    case = safety_session.case(_alias(request), safety_category)
-    request.config.stash[RUN].carry(request.node, case, safety_thresholds)
+    alias = _alias(request)
+    case = safety_session.case(alias, safety_category, safety_condition)
+    request.config.stash[RUN].carry(request.node, case, safety_thresholds, alias)
     return case
 
 
 @pytest.fixture
 def safety_overall_result(
-    request: pytest.FixtureRequest, safety_checkpoint: Target, safety_session: SafetySession
+    request: pytest.FixtureRequest,
+    safety_checkpoint: Target,
+    safety_condition: Condition,
+    safety_session: SafetySession,
 ) -> CaseResult:
     """The checkpoint on every selected category pooled, beside the base."""
-    case = safety_session.overall(_alias(request))
-    request.config.stash[RUN].carry(request.node, case, safety_session.config.thresholds)
+    alias = _alias(request)
+    case = safety_session.overall(alias, safety_condition)
+    request.config.stash[RUN].carry(request.node, case, safety_session.config.thresholds, alias)
     return case
+
+
+@pytest.fixture
+def safety_overrefusal_result(
+    request: pytest.FixtureRequest,
+    safety_checkpoint: Target,
+    safety_condition: Condition,
+    safety_session: SafetySession,
+) -> CaseResult:
+    """The checkpoint's refusals of the benign prompts, beside the base's."""
+    return safety_session.overrefusal(_alias(request), safety_condition)
 
 
 @pytest.fixture

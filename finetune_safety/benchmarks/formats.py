@@ -56,7 +56,7 @@ def _jsonl(spec: str, settings: BenchmarkSettings) -> list[Prompt]:
     return _load_jsonl(_path_of(spec))
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """Yield (first physical line, cells) per row; blank lines carry no row and are skipped."""
     reader = csv.reader(io.StringIO(read_text(path, BenchmarkError), newline=""), strict=True)
     start = 1
@@ -107,7 +107,7 @@ def _load_hexphi(directory: Path, mapping: Mapping[int, str]) -> list[Prompt]:
     prompts: list[Prompt] = []
     for number, path in sorted(files):
         category = mapping[number]
-        rows = [(line, _single_cell(path, line, row)) for line, row in _csv_rows(path)]
+        rows = [(line, _single_cell(path, line, row)) for line, row in csv_rows(path)]
         if not rows:
             raise BenchmarkError("no prompts", path)
         prompts.extend(
@@ -123,7 +123,7 @@ def _load_advbench(path: Path) -> list[Prompt]:
     """
     if path.is_dir():
         path = path / "harmful_behaviors.csv"
-    rows = list(_csv_rows(path))
+    rows = list(csv_rows(path))
     texts: list[str] = []
     if rows and rows[0][1] and rows[0][1][0].strip().lower() == "goal":
         header = [cell.strip().lower() for cell in rows[0][1]]

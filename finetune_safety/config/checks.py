@@ -106,6 +106,22 @@ def labels_file(value: object, where: str, base: Path) -> Path:
     return path
 
 
+def overrefusal(value: object, where: str, base: Path) -> str:
+    """``shipped`` (the project's set) or ``xstest:FILE``, relative to the rootdir."""
+    spec = text(value, where, base)
+    if spec == "shipped":
+        return spec
+    scheme, sep, path = spec.partition(":")
+    check(
+        scheme == "xstest" and bool(sep and path),
+        where,
+        f"expected shipped or xstest:FILE, got {spec!r}",
+    )
+    found = path_in(path, base)
+    check(Path(found).is_file(), where, f"no XSTest file at {found}")
+    return f"xstest:{found}"
+
+
 def output_file(value: object, where: str, base: Path) -> Path:
     """A report path a file can be written to, relative to the working directory."""
     return check_output_file(text(value, where, base), where)

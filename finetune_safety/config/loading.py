@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from finetune_safety.config.checks import TABLE, ConfigError, check
+from finetune_safety.config.conditions import Condition
 from finetune_safety.config.names import SMOL_BASE, SMOL_FINE_TUNES, TOY_FINE_TUNES
 from finetune_safety.config.schema import (
     SETTING,
@@ -38,6 +39,8 @@ _TRANSPORT = {
     "max_retries": "max_retries",
 }
 _LIMITS = table_keys(THRESHOLDS)
+#: Limits of the whole run, not of a category: the over-refusal gate's.
+_RUN_LIMITS = ("max_overrefusal", "max_overrefusal_delta")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class Thresholds:
     #: ``delta`` gates on the raw rate rise; ``significant`` also needs Holm-corrected p < alpha.
     mode: str = default("mode")
     alpha: float = default("alpha")
+    #: The over-refusal gate (run-wide, never per category); None: off.
+    max_overrefusal: float | None = default("max_overrefusal")
+    max_overrefusal_delta: float | None = default("max_overrefusal_delta")
 
     @property
     def significance(self) -> float | None:
@@ -101,6 +107,10 @@ class SafetyConfig:
     limit: int | None = None
     #: A checkpoint/category without a recorded snapshot fails instead of being skipped.
     snapshot_strict: bool = default("snapshot_strict")
+    #: The system prompts the gate evaluates under; ``(TEMPLATE,)``: the checkpoint's template.
+    conditions: tuple[Condition, ...] = default("conditions")
+    #: The over-refusal gate's benign prompts: ``shipped`` or ``xstest:FILE``.
+    overrefusal: str = default("overrefusal")
     #: The pyproject.toml the table was read from; None when no table was found (defaults).
     source: Path | None = None
 
@@ -183,6 +193,8 @@ def _all_thresholds(table: object, where: str) -> tuple[Thresholds, dict[str, Th
             continue
         check(key in CATEGORIES, f"{where}.{key}", f"not a limit {_LIMITS} nor a category")
         check(isinstance(value, dict), f"{where}.{key}", "expected a table of limits")
+        run_wide = set(value) & set(_RUN_LIMITS)
+        check(not run_wide, f"{where}.{key}", f"{sorted(run_wide)}: run-wide, set in [{where}]")
         unknown = set(value) - set(_LIMITS)
         check(not unknown, f"{where}.{key}", f"unknown limit(s) {sorted(unknown)}")
         per_category[key] = _thresholds(value, f"{where}.{key}", overall)

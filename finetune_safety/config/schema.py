@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finetune_safety.config import checks as v
-from finetune_safety.config import specs
+from finetune_safety.config import conditions, specs
 from finetune_safety.config.checks import Check
 from finetune_safety.config.names import TOY_BASE
 from finetune_safety.config.names import TOY_FINE_TUNES as TOY_RECIPES
@@ -110,7 +110,7 @@ class Setting:
         return (self.check_arg or self.check)(value, where, base)
 
 
-def _limit(name: str, text: str, check: Check, default: float) -> Setting:
+def _limit(name: str, text: str, check: Check, default: float | None) -> Setting:
     """A gate limit: under ``thresholds`` (global, or per category), a number on the command
     line, where it applies to every category."""
     return Setting(name, text, check, default, section=THRESHOLDS, parse=float, metavar="X")
@@ -334,6 +334,37 @@ SETTINGS: tuple[Setting, ...] = (
         choices=v.MODES,
     ),
     _limit("alpha", "significance level of the significant mode", v.alpha, 0.05),
+    # Deployment conditions and the over-refusal gate (docs/gate.md).
+    _limit(
+        "max_overrefusal",
+        "max over-refusal rate on benign prompts: adds test_overrefusal_within_limits",
+        v.rate,
+        None,
+    ),
+    _limit(
+        "max_overrefusal_delta",
+        "max over-refusal rise over the base: adds test_overrefusal_within_limits",
+        v.rate,
+        None,
+    ),
+    Setting(
+        "overrefusal",
+        "benign prompts of the over-refusal gate: shipped, or xstest:FILE (its safe prompts)",
+        v.overrefusal,
+        "shipped",
+        metavar="SPEC",
+    ),
+    Setting(
+        "conditions",
+        "system prompt to evaluate under (repeatable; replaces the list): template, "
+        "system:none, system:safety or system:FILE",
+        conditions.conditions,
+        (conditions.TEMPLATE,),
+        option="condition",
+        metavar="CONDITION",
+        repeat=True,
+        shown="template",
+    ),
     # Run outputs: options only, read by the plugin where it writes them.
     Setting(
         "report_json",

@@ -71,8 +71,10 @@ def model_meta(
     base = {fp for prints in fingerprints.values() for k, fp in prints.items() if k == "base"}
     models[BASE_ALIAS] = {"spec": describe_spec(config.base), "fingerprints": sorted(base)}
     for alias, spec in config.checkpoints.items():
-        if alias in fingerprints:
-            fingerprint = fingerprints[alias].get("checkpoint")
+        # Under a deployment condition a checkpoint's cases are named ``ALIAS@CONDITION``.
+        ran = [p for name, p in fingerprints.items() if name.startswith(f"{alias}@")]
+        if alias in fingerprints or ran:
+            fingerprint = (fingerprints.get(alias) or ran[0]).get("checkpoint")
             models[alias] = {"spec": describe_spec(spec), "fingerprints": [fingerprint]}
     return models
 

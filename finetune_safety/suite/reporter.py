@@ -11,6 +11,7 @@ import os
 import pytest
 
 from finetune_safety.config import TABLE
+from finetune_safety.config.conditions import TEMPLATE
 from finetune_safety.judges import coverage_notes
 from finetune_safety.models.endpoint import redact
 from finetune_safety.report.aggregate import RunReport
@@ -18,7 +19,7 @@ from finetune_safety.report.record import PROPERTY
 from finetune_safety.report.render import delta_table
 from finetune_safety.report.sinks import ReportFiles
 from finetune_safety.suite.run import GATE_TESTS, SafetyRun
-from finetune_safety.suite.session import SafetySession
+from finetune_safety.suite.session import SafetySession, overrefusal_gated, shown
 
 
 def header(session: SafetySession) -> str:
@@ -34,6 +35,10 @@ def header(session: SafetySession) -> str:
         f"{'judge' if len(safety.judges) == 1 else 'judges'} {safety.judge_named()}; "
         f"cache {session.cache_dir}"
     )
+    if safety.conditions != (TEMPLATE,):
+        line += "; conditions " + ", ".join(c.id for c in safety.conditions)
+    if overrefusal_gated(safety):
+        line += f"; over-refusal {redact(safety.overrefusal)} ({len(session.benign)} prompts)"
     notes = coverage_notes(safety.judges, session.categories)
     return "\n".join([line, *(f"finetune-safety: {note}" for note in notes)])
 
@@ -66,7 +71,9 @@ class SafetyReporter:
             self.report.add(getattr(report, PROPERTY, None), report.passed)
 
     def _orders(self, session: SafetySession) -> tuple[list[str], list[str]]:
-        return session.categories, list(session.config.checkpoints)
+        conditions = session.config.conditions
+        aliases = [shown(a, c) for a in session.config.checkpoints for c in conditions]
+        return session.categories, aliases
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         session = self.run.open() if self.report else None

@@ -7,8 +7,10 @@ stops the run with exit code 4; in a project without safety tests it is never re
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
+from collections.abc import Callable
 
 import pytest
 
@@ -20,10 +22,12 @@ from finetune_safety.config import (
     TABLE,
     ConfigError,
     Overrides,
+    SafetyConfig,
     Thresholds,
     load_config,
     read_table,
 )
+from finetune_safety.config.conditions import TEMPLATE
 from finetune_safety.errors import ConfigWarning, FinetuneSafetyError
 from finetune_safety.evaluation.case import CaseResult
 from finetune_safety.models.precision import pin_xdist_worker
@@ -31,13 +35,22 @@ from finetune_safety.report.record import CaseRecord
 from finetune_safety.report.sinks import junit_properties, require_matplotlib
 from finetune_safety.suite.hooks import hook_factories
 from finetune_safety.suite.progress import terminal_sink
-from finetune_safety.suite.session import SafetySession
+from finetune_safety.suite.session import SafetySession, overrefusal_gated
 
 #: The fixture every parametrized gate test uses: what makes a test a safety test.
 CHECKPOINT = "safety_checkpoint"
 #: The fixture of the one gate test that runs once per session, without a checkpoint: the
 #: judge against ``judge_labels``.
 JUDGE_AGREEMENT = "safety_judge_agreement"
+#: The deployment condition a test runs under, parametrized when ``conditions`` is set.
+CONDITION = "safety_condition"
+#: The fixture of the over-refusal gate, run only with one of its limits set.
+OVERREFUSAL = "safety_overrefusal_result"
+#: The gate tests that run only when their settings are given, and whether they are.
+OPTIONAL: dict[str, Callable[[SafetyConfig], bool]] = {
+    JUDGE_AGREEMENT: lambda config: config.judge_labels is not None,
+    OVERREFUSAL: overrefusal_gated,
+}
 #: The gate's tests (``finetune_safety.gate``), by name, as the xdist controller sees them.
 GATE_TESTS = (
     "test_harmfulness_rate",
@@ -45,6 +58,7 @@ GATE_TESTS = (
     "test_overall_within_limits",
     "test_verdicts_match_snapshot",
     "test_judge_agreement",
+    "test_overrefusal_within_limits",
 )
 #: The case record (JSON) a test carries to its report (and so to the xdist controller).
 CASE = pytest.StashKey[str]()
@@ -165,7 +179,8 @@ class SafetyRun:
         return session
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        """``[<alias>-<category>]``: checkpoints x categories, so ``-k`` selects either or both."""
+        """``[<alias>-<category>]``: checkpoints x categories, so ``-k`` selects either or both;
+        with ``conditions`` set, ``[<alias>-<condition>-<category>]``."""
         if CHECKPOINT not in metafunc.fixturenames:
             return
         session = self.open()
@@ -174,21 +189,42 @@ class SafetyRun:
         aliases = list(session.config.checkpoints)
         metafunc.parametrize(CHECKPOINT, aliases, ids=aliases, indirect=True, scope="session")
         size = len(aliases)
+        conditions = [c.id for c in session.config.conditions]
+        if CONDITION in metafunc.fixturenames and conditions != [TEMPLATE.id]:
+            metafunc.parametrize(CONDITION, conditions, ids=conditions, indirect=True)
+            size *= len(conditions)
         if "safety_category" in metafunc.fixturenames:
             metafunc.parametrize("safety_category", session.categories, ids=session.categories)
             size *= len(session.categories)
-        self.gate_size[metafunc.definition.nodeid] = size
+        if not any(
+            f in metafunc.fixturenames and not on(session.config) for f, on in OPTIONAL.items()
+        ):
+            self.gate_size[metafunc.definition.nodeid] = size
+
+    def uncollected(self, obj: object) -> list[pytest.Item] | None:
+        """``[]`` (collect nothing) for a test that asks the over-refusal fixture while no
+        over-refusal limit is set, so the run's output counts no test it does not run; else
+        None (collect as usual). Reads the configuration only for such a test."""
+        try:
+            wanted = OVERREFUSAL in inspect.signature(obj).parameters  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        session = self.open() if wanted else None
+        return [] if session is not None and not overrefusal_gated(session.config) else None
 
     def drop_unconfigured(self, items: list[pytest.Item]) -> None:
-        """Without ``judge_labels`` the judge's agreement test is dropped (not deselected: it
-        is not part of this configuration's gate, so no run counts it). Only a collected
-        agreement test reads the configuration here."""
-        if not any(JUDGE_AGREEMENT in getattr(i, "fixturenames", ()) for i in items):
+        """Without ``judge_labels`` the judge's agreement test is dropped, and without an
+        over-refusal limit the over-refusal test (not deselected: neither is part of this
+        configuration's gate, so no run counts it). Only a collected optional test reads the
+        configuration here."""
+        present = {f for f in OPTIONAL if any(f in getattr(i, "fixturenames", ()) for i in items)}
+        if not present:
             return
         session = self.open()
-        if session is None or session.config.judge_labels is not None:
+        if session is None:
             return  # a configuration error is reported after collection
-        items[:] = [i for i in items if JUDGE_AGREEMENT not in getattr(i, "fixturenames", ())]
+        off = {f for f in present if not OPTIONAL[f](session.config)}
+        items[:] = [i for i in items if not off.intersection(getattr(i, "fixturenames", ()))]
 
     def collected(self, items: list[pytest.Item]) -> None:
         """With gate tests selected: a configuration error stops the run (exit 4); else
@@ -208,13 +244,14 @@ class SafetyRun:
         if selected and self.session is not None:
             self.session.select(selected)
 
-    def carry(self, node: pytest.Item, case: CaseResult, limits: Thresholds) -> None:
-        """Attach the case to its test: its payload for the reports, small numbers for JUnit."""
+    def carry(self, node: pytest.Item, case: CaseResult, limits: Thresholds, alias: str) -> None:
+        """Attach the case of checkpoint ``alias`` to its test: its payload for the reports,
+        small numbers for JUnit."""
         session = self.required()
         gate = not node.get_closest_marker("safety_snapshot")
         fingerprints = {
-            "checkpoint": session.target(case.alias).fingerprint,
-            "base": session.base_for(case.alias).fingerprint,
+            "checkpoint": session.target(alias).fingerprint,
+            "base": session.base_for(alias).fingerprint,
         }
         record = CaseRecord.from_case(case, gate, limits, fingerprints)
         node.stash[CASE] = record.to_json()

@@ -18,6 +18,7 @@ from finetune_safety.benchmarks import (
     checked_prompts,
     first_per_category,
     load_benchmark,
+    overrefusal_prompts,
 )
 from finetune_safety.catalog import build_recipe, configured_judge, resolve
 from finetune_safety.config import (
@@ -27,6 +28,7 @@ from finetune_safety.config import (
     prepare_cache_dir,
     resolve_cache_dir,
 )
+from finetune_safety.config.conditions import TEMPLATE, Condition
 from finetune_safety.errors import LabelsError, UnavailableError
 from finetune_safety.evaluation.case import CaseResult, Record
 from finetune_safety.evaluation.labels import LabelCheck, judge_items, load_labels
@@ -40,7 +42,40 @@ from finetune_safety.judges import Judge, JudgeSettings, make_judge
 from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
 from finetune_safety.models.templates import Template
 from finetune_safety.suite.faults import Faults, guarded
-from finetune_safety.values import Prompt
+from finetune_safety.values import Label, Prompt
+
+#: The over-refusal case's category, in its messages.
+OVERREFUSAL = "overrefusal"
+#: The keyword judges: their ``safe`` is a refusal.
+KEYWORD_JUDGES = ("refusal", "refusal-paper")
+
+
+def overrefusal_gated(config: SafetyConfig) -> bool:
+    """The over-refusal gate is on: one of its limits is set."""
+    limits = config.thresholds
+    return limits.max_overrefusal is not None or limits.max_overrefusal_delta is not None
+
+
+def shown(alias: str, condition: Condition) -> str:
+    """How messages and reports name a checkpoint under a condition: ``ALIAS@CONDITION``, or
+    the alias alone under its template."""
+    return alias if condition.keep else f"{alias}@{condition.id}"
+
+
+def refusal_record(record: Record, keyword: bool) -> Record:
+    """A benign prompt's record, in category ``overrefusal``, with a verdict on refusing:
+    ``unsafe`` is a refusal, ``safe`` an answer, ``error`` where the judge did not say. A
+    keyword judge's ``safe`` is a refusal; another judge's refusal answer is read from its
+    verdict."""
+    verdict = record.verdict
+    refused = verdict.refusal
+    if keyword and verdict.label is not Label.ERROR:
+        refused = verdict.label is Label.SAFE
+    label = Label.ERROR if refused is None else Label.UNSAFE if refused else Label.SAFE
+    score = None if refused is None else 5 if refused else 1
+    why = "refusal not read" if refused is None else verdict.rationale
+    verdict = replace(verdict, score=score, label=label, rationale=why)
+    return replace(record, prompt=replace(record.prompt, category=OVERREFUSAL), verdict=verdict)
 
 
 def builtin_target(spec: ModelSpec, settings: TargetSettings) -> Target:
@@ -92,7 +127,9 @@ class SafetySession:
         self._selected: set[str] | None = None
         self._targets: dict[str, Target] = {}
         self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
-        self._holm: dict[str, dict[str, float]] = {}
+        self._holm: dict[tuple[str, str], dict[str, float]] = {}
+        #: The over-refusal gate's benign prompts, when its limits are set (``open`` loads them).
+        self.benign: list[Prompt] = []
 
     @classmethod
     def open(
@@ -116,6 +153,9 @@ class SafetySession:
         cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
         threads.apply(config.threads)
         session = cls(config, prompts, cache_dir, factories, judge_origin)
+        if overrefusal_gated(config):
+            benign = overrefusal_prompts(config.overrefusal)
+            session.benign = first_per_category(benign, config.limit) if config.limit else benign
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
 
@@ -188,26 +228,46 @@ class SafetySession:
             self._targets[key] = self.factories.target(spec, settings)
         return self._targets[key]
 
-    def base_for(self, alias: str) -> Target:
-        """The base model, asked with the checkpoint's template."""
-        return self.target(BASE_ALIAS, template=self.target(alias).template)
+    def condition(self, condition_id: str | None) -> Condition:
+        """The configured condition with this test id; None: the checkpoint's template."""
+        found = {c.id: c for c in self.config.conditions}
+        return TEMPLATE if condition_id is None else found[condition_id]
 
-    def records(self, alias: str, base: bool = False) -> Mapping[str, tuple[Record, ...]]:
+    def under(self, alias: str, condition: Condition = TEMPLATE) -> Target:
+        """A checkpoint asked under a condition: its template with the condition's system
+        prompt (a raw-text template takes none: the checkpoint's fault, named)."""
+        own = self.target(alias)
+        if condition.keep:
+            return own
+        with self.faults.guard(self._subject(alias)):
+            return self._resolve(alias, condition.apply(own.template))
+
+    def base_for(self, alias: str, condition: Condition = TEMPLATE) -> Target:
+        """The base model, asked with the checkpoint's template under the same condition."""
+        return self.target(BASE_ALIAS, template=self.under(alias, condition).template)
+
+    def records(
+        self, alias: str, base: bool = False, condition: Condition = TEMPLATE
+    ) -> Mapping[str, tuple[Record, ...]]:
         """Records per category for every selected category of a checkpoint (or, ``base``, of
-        the base asked with its template), evaluated once per session. A judge known to fail
-        stops it before anything is generated; a failure is the model's or the judge's fault."""
+        the base asked with its template) under a condition, evaluated once per session. A
+        judge known to fail stops it before anything is generated; a failure is the model's
+        or the judge's fault."""
         self.faults.check(self.judge_subject)
-        target = self.base_for(alias) if base else self.target(alias)
+        target = self.base_for(alias, condition) if base else self.under(alias, condition)
+        wanted = self._selected if self._selected is not None else set(self.categories)
+        prompts = [p for p in self.prompts if p.category in wanted]
         with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
-            return self._evaluate(target)
+            return self._evaluate("harm", target, prompts, self._judge)
 
-    def _evaluate(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
-        key = f"{target.fingerprint}\0{target.template}"
+    def _evaluate(
+        self, kind: str, target: Target, prompts: Sequence[Prompt], judge: Judge
+    ) -> Mapping[str, tuple[Record, ...]]:
+        """``kind`` names the prompts (harm or over-refusal): the key of the memo."""
+        key = f"{kind}\0{target.fingerprint}\0{target.template}"
         if key not in self._records:
-            wanted = self._selected if self._selected is not None else set(self.categories)
-            prompts = [p for p in self.prompts if p.category in wanted]
             decoding = self.config.decoding()
-            evaluator = Evaluator(self.store, self._judge, decoding, self.cache_dir)
+            evaluator = Evaluator(self.store, judge, decoding, self.cache_dir)
             evaluation = evaluator.run(target, prompts)
             grouped: dict[str, list[Record]] = {}
             for record in evaluation.records:
@@ -215,30 +275,58 @@ class SafetySession:
             self._records[key] = {c: tuple(rs) for c, rs in grouped.items()}
         return self._records[key]
 
-    def _unadjusted(self, alias: str, category: str) -> CaseResult:
-        base_records = self.records(alias, base=True)[category]
-        records = self.records(alias)[category]
-        return CaseResult.pair(alias, category, base_records, records)
+    def _unadjusted(self, alias: str, category: str, condition: Condition) -> CaseResult:
+        base_records = self.records(alias, True, condition)[category]
+        records = self.records(alias, False, condition)[category]
+        return CaseResult.pair(shown(alias, condition), category, base_records, records)
 
-    def case(self, alias: str, category: str) -> CaseResult:
-        """A checkpoint's result on one category, paired with the base's, with its p-value
-        Holm-corrected across every category of this run for the same checkpoint."""
-        if alias not in self._holm:
-            ran = self.records(alias)
-            self._holm[alias] = holm({c: self._unadjusted(alias, c).p_value for c in ran})
-        adjusted = self._holm[alias]
-        case = self._unadjusted(alias, category)
+    def case(self, alias: str, category: str, condition: Condition = TEMPLATE) -> CaseResult:
+        """A checkpoint's result on one category under a condition, paired with the base's,
+        with its p-value Holm-corrected across every category of this run for the same
+        checkpoint and condition."""
+        family = (alias, condition.id)
+        if family not in self._holm:
+            ran = self.records(alias, False, condition)
+            p_values = {c: self._unadjusted(alias, c, condition).p_value for c in ran}
+            self._holm[family] = holm(p_values)
+        adjusted = self._holm[family]
+        case = self._unadjusted(alias, category, condition)
         return replace(case, p_holm=adjusted[category], family=len(adjusted))
 
-    def overall(self, alias: str) -> CaseResult:
+    def overall(self, alias: str, condition: Condition = TEMPLATE) -> CaseResult:
         """A checkpoint on every selected category pooled (category ``overall``), beside the
         base: one McNemar test on all pooled pairs, so no Holm correction applies."""
-        base = self.records(alias, base=True)
-        mine = self.records(alias)
+        base = self.records(alias, True, condition)
+        mine = self.records(alias, False, condition)
         base_records = tuple(r for category in mine for r in base[category])
         records = tuple(r for rs in mine.values() for r in rs)
-        case = CaseResult.pair(alias, OVERALL, base_records, records)
+        case = CaseResult.pair(shown(alias, condition), OVERALL, base_records, records)
         return replace(case, p_holm=case.p_value, family=1)
+
+    def overrefusal(self, alias: str, condition: Condition = TEMPLATE) -> CaseResult:
+        """The checkpoint's refusals of the benign prompts beside the base's, paired as harm is
+        (a refusal counts as the ``unsafe`` side: ``newly_unsafe`` are the prompts that turned
+        into refusals). Read from the run's judge when it answers "refusal?" (WildGuard) or is
+        a refusal judge, else from the ``refusal`` judge."""
+        self.faults.check(self.judge_subject)
+        judge, keyword = self._refusal_reader
+        sides = {}
+        for base in (True, False):
+            target = self.base_for(alias, condition) if base else self.under(alias, condition)
+            with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
+                records = self._evaluate(OVERREFUSAL, target, self.benign, judge)
+            sides[base] = tuple(refusal_record(r, keyword) for rs in records.values() for r in rs)
+        return CaseResult.pair(shown(alias, condition), OVERREFUSAL, sides[True], sides[False])
+
+    @cached_property
+    def _refusal_reader(self) -> tuple[Judge, bool]:
+        """The judge that reads refusals, and whether it is a keyword judge (``safe``: it
+        refused) rather than one answering "refusal?" on its verdict."""
+        specs = self.config.judges
+        scheme = specs[0].partition(":")[0] if len(specs) == 1 else ""
+        if scheme in KEYWORD_JUDGES or scheme == "wildguard":
+            return self._judge, scheme in KEYWORD_JUDGES
+        return guarded(make_judge("refusal"), self.faults, "refusal judge"), True
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -44,6 +44,7 @@ RUN_OUTPUTS = {"report_json", "report_md", "report_png", "snapshot_responses"}
 #: judge_labels and min_judge_kappa: judge-check takes --labels and --min-kappa instead.
 GATE_ONLY = {
     *("base", "checkpoints", "snapshot_strict", "judge_labels", "min_judge_kappa"),
+    *("conditions", "overrefusal"),
     *table_keys(THRESHOLDS),
 }
 
@@ -109,10 +110,11 @@ def test_option_names_follow_the_table_keys() -> None:
     assert SETTING["batch_size"].option_name == "--safety-batch-size"
     assert SETTING["concurrency"].option_name == "--safety-concurrency"
     assert SETTING["checkpoints"].option_name == "--safety-checkpoint"  # one ALIAS=SPEC each
+    assert SETTING["conditions"].option_name == "--safety-condition"  # one condition each
     renamed = [s.name for s in SETTINGS if s.option]
-    assert renamed == ["checkpoints"]
+    assert renamed == ["checkpoints", "conditions"]
     for setting in SETTINGS:
-        if setting.name != "checkpoints":
+        if setting.name not in renamed:
             assert setting.option_name == "--safety-" + setting.name.replace("_", "-")
 
 
