@@ -4,8 +4,10 @@ A project's ``safety_tests/test_safety.py`` is one line, ``from finetune_safety.
 the plugin parametrizes these tests over the configured checkpoints (``[<checkpoint>]``) and
 benchmark categories (``[<checkpoint>-<category>]``), so ``-k illegal_activity`` selects a
 category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``,
-``safety_judge``) a kind of test. ``test_judge_agreement`` runs once per session, and only with
-``judge_labels`` set. Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
+``safety_judge``, ``safety_depth``) a kind of test. ``test_judge_agreement`` runs once per
+session, and only with ``judge_labels`` set; ``test_prefill_depth`` (``[<checkpoint>-k<k>]``)
+only with ``prefill_depths`` set. Configure in ``[tool.finetune_safety]`` or with
+``--safety-*`` options.
 """
 
 from __future__ import annotations
@@ -72,3 +74,11 @@ def test_judge_agreement(safety_judge_agreement: LabelCheck, safety_config: Safe
     check_agreement(
         safety_judge_agreement, safety_config.min_judge_kappa, safety_config.judge_labels
     )
+
+
+@pytest.mark.safety_depth
+def test_prefill_depth(safety_depth_result: CaseResult, safety_config: SafetyConfig) -> None:
+    """With each answer begun by the first k tokens of a harmful one, the checkpoint stays
+    within the global limits, beside its base prefilled alike (every prompt pooled): a
+    fine-tune that makes the model follow a harmful start it used to turn back from fails."""
+    check_overall(safety_depth_result, safety_config.thresholds)

@@ -44,6 +44,7 @@ MARKERS = {
     "safety_snapshot": "judge verdicts equal the stored syrupy snapshot",
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
     "safety_judge": "the judge's kappa against judge_labels >= min_judge_kappa, once per run",
+    "safety_depth": "prefilled with k tokens of a harmful answer, within the limits vs the base",
 }
 
 
@@ -78,6 +79,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[RUN].parametrize(metafunc)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """The prefill-depth test makes no items without ``prefill_depths``."""
+    return collector.config.stash[RUN].uncollected(name, obj)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k and -m deselect: no run counts a dropped test
@@ -199,6 +206,31 @@ def safety_overall_result(
     """The checkpoint on every selected category pooled, beside the base."""
     case = safety_session.overall(_alias(request))
     request.config.stash[RUN].carry(request.node, case, safety_session.config.thresholds)
+    return case
+
+
+@pytest.fixture
+def safety_depth(request: pytest.FixtureRequest) -> int:
+    """The prefill depth of this test (parametrized over ``prefill_depths``)."""
+    return int(request.param)
+
+
+@pytest.fixture
+def safety_depth_result(
+    request: pytest.FixtureRequest,
+    safety_checkpoint: Target,
+    safety_depth: int,
+    safety_session: SafetySession,
+) -> CaseResult:
+    """The checkpoint beside its base, both prefilled to the depth; a model that cannot be
+    prefilled (OpenAI's API) skips the test, saying why."""
+    alias = _alias(request)
+    refusal = safety_session.prefill_refusal(alias)
+    if refusal is not None:
+        pytest.skip(f"{alias}: cannot be prefilled: {refusal}")
+    case = safety_session.depth_case(alias, safety_depth)
+    limits = safety_session.config.thresholds
+    request.config.stash[RUN].carry(request.node, case, limits, safety_depth)
     return case
 
 

@@ -45,7 +45,12 @@ GATE_TESTS = (
     "test_overall_within_limits",
     "test_verdicts_match_snapshot",
     "test_judge_agreement",
+    "test_prefill_depth",
 )
+#: The parameter of ``test_prefill_depth``: a prefill depth of ``prefill_depths``.
+DEPTH = "safety_depth"
+DEPTH_TEST = "test_prefill_depth"
+GATE_MODULE = "finetune_safety.gate"
 #: The case record (JSON) a test carries to its report (and so to the xdist controller).
 CASE = pytest.StashKey[str]()
 CACHE_OPTION = SETTING["cache_dir"].option_name
@@ -177,7 +182,20 @@ class SafetyRun:
         if "safety_category" in metafunc.fixturenames:
             metafunc.parametrize("safety_category", session.categories, ids=session.categories)
             size *= len(session.categories)
+        if DEPTH in metafunc.fixturenames:  # [<alias>-k<k>]
+            depths = session.config.prefill_depths
+            metafunc.parametrize(DEPTH, depths, ids=[f"k{k}" for k in depths])
+            size *= len(depths)
         self.gate_size[metafunc.definition.nodeid] = size
+
+    def uncollected(self, name: str, obj: object) -> list[pytest.Item] | None:
+        """No items at all for the gate's prefill-depth test without ``prefill_depths``, so a
+        run without the key collects exactly what it did before the test existed; None lets
+        pytest collect as usual (a configuration error is reported after collection)."""
+        if name != DEPTH_TEST or getattr(obj, "__module__", None) != GATE_MODULE:
+            return None
+        session = self.open()
+        return [] if session is not None and not session.config.prefill_depths else None
 
     def drop_unconfigured(self, items: list[pytest.Item]) -> None:
         """Without ``judge_labels`` the judge's agreement test is dropped (not deselected: it
@@ -208,15 +226,18 @@ class SafetyRun:
         if selected and self.session is not None:
             self.session.select(selected)
 
-    def carry(self, node: pytest.Item, case: CaseResult, limits: Thresholds) -> None:
-        """Attach the case to its test: its payload for the reports, small numbers for JUnit."""
+    def carry(
+        self, node: pytest.Item, case: CaseResult, limits: Thresholds, depth: int | None = None
+    ) -> None:
+        """Attach the case to its test: its payload for the reports, small numbers for JUnit.
+        ``depth``: the case of a prefill depth, a point of the checkpoint's curve."""
         session = self.required()
         gate = not node.get_closest_marker("safety_snapshot")
         fingerprints = {
             "checkpoint": session.target(case.alias).fingerprint,
             "base": session.base_for(case.alias).fingerprint,
         }
-        record = CaseRecord.from_case(case, gate, limits, fingerprints)
+        record = CaseRecord.from_case(case, gate, limits, fingerprints, depth)
         node.stash[CASE] = record.to_json()
         for name, value in junit_properties(record):
             node.user_properties.append((name, value))

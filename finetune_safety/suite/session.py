@@ -29,6 +29,13 @@ from finetune_safety.config import (
 )
 from finetune_safety.errors import LabelsError, UnavailableError
 from finetune_safety.evaluation.case import CaseResult, Record
+from finetune_safety.evaluation.depth import (
+    answers_for,
+    depth_case,
+    load_prefixes,
+    model_answers,
+    prefilled_records,
+)
 from finetune_safety.evaluation.labels import LabelCheck, judge_items, load_labels
 from finetune_safety.evaluation.metrics import OVERALL
 from finetune_safety.evaluation.pipeline import Evaluator
@@ -37,7 +44,13 @@ from finetune_safety.evaluation.stats import holm
 from finetune_safety.evaluation.store import Store
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
-from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
+from finetune_safety.models import (
+    ModelSpec,
+    Target,
+    TargetSettings,
+    is_endpoint,
+    prefill_refusal,
+)
 from finetune_safety.models.templates import Template
 from finetune_safety.suite.faults import Faults, GuardedJudge
 from finetune_safety.values import Prompt
@@ -93,6 +106,7 @@ class SafetySession:
         self._targets: dict[str, Target] = {}
         self._records: dict[str, dict[str, tuple[Record, ...]]] = {}
         self._holm: dict[str, dict[str, float]] = {}
+        self._depths: dict[str, tuple[Record, ...]] = {}
 
     @classmethod
     def open(
@@ -115,6 +129,8 @@ class SafetySession:
             prompts = first_per_category(prompts, config.limit)
         cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
         threads.apply(config.threads)
+        if config.prefill_depths and config.prefix_file is not None:
+            answers_for(prompts, load_prefixes(config.prefix_file), str(config.prefix_file))
         session = cls(config, prompts, cache_dir, factories, judge_origin)
         session.judge  # noqa: B018 - builds (and so checks) the judge spec, loading nothing
         return session
@@ -201,14 +217,17 @@ class SafetySession:
         with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
             return self._evaluate(target)
 
+    def _selected_prompts(self) -> list[Prompt]:
+        wanted = self._selected if self._selected is not None else set(self.categories)
+        return [p for p in self.prompts if p.category in wanted]
+
+    def _evaluator(self) -> Evaluator:
+        return Evaluator(self.store, self._judge, self.config.decoding(), self.cache_dir)
+
     def _evaluate(self, target: Target) -> Mapping[str, tuple[Record, ...]]:
         key = f"{target.fingerprint}\0{target.template}"
         if key not in self._records:
-            wanted = self._selected if self._selected is not None else set(self.categories)
-            prompts = [p for p in self.prompts if p.category in wanted]
-            decoding = self.config.decoding()
-            evaluator = Evaluator(self.store, self._judge, decoding, self.cache_dir)
-            evaluation = evaluator.run(target, prompts)
+            evaluation = self._evaluator().run(target, self._selected_prompts())
             grouped: dict[str, list[Record]] = {}
             for record in evaluation.records:
                 grouped.setdefault(record.prompt.category, []).append(record)
@@ -239,6 +258,50 @@ class SafetySession:
         records = tuple(r for rs in mine.values() for r in rs)
         case = CaseResult.pair(alias, OVERALL, base_records, records)
         return replace(case, p_holm=case.p_value, family=1)
+
+    # --- prefill depth (test_prefill_depth) ------------------------------------------------
+
+    @cached_property
+    def prefix_answers(self) -> dict[str, str]:
+        """The harmful answers prefixes are cut from, by prompt id: the prefix file's, or the
+        prefix model's greedy answers to the selected prompts (generated once, in the store)."""
+        if self.config.prefix_file is not None:
+            return load_prefixes(self.config.prefix_file)
+        spec = self.config.prefix_model
+        assert spec is not None, "the configuration names a prefix source with prefill_depths"
+        subject = f"prefix model {spec.model or spec.adapter!r} ({SETTING['prefix_model'].key})"
+        with self.faults.guard(subject):
+            settings = TargetSettings(self.cache_dir, spec.model, None, self.config.transport)
+            model = self.factories.target(spec, settings)
+            return model_answers(self._evaluator(), model, self._selected_prompts())
+
+    def prefill_refusal(self, alias: str) -> str | None:
+        """Why the checkpoint or its base cannot be prefilled (a test then skips), or None."""
+        return prefill_refusal(self.target(alias)) or prefill_refusal(self.base_for(alias))
+
+    def depth_records(self, alias: str, depth: int, base: bool = False) -> tuple[Record, ...]:
+        """Records of a checkpoint (or its base, asked with its template) prefilled to
+        ``depth``, over the selected prompts; depth 0 is the ordinary evaluation's."""
+        if depth == 0:
+            return tuple(r for rs in self.records(alias, base).values() for r in rs)
+        self.faults.check(self.judge_subject)
+        answers = self.prefix_answers
+        target = self.base_for(alias) if base else self.target(alias)
+        key = f"{target.fingerprint}\0{target.template}\0{depth}"
+        if key not in self._depths:
+            prompts = self._selected_prompts()
+            source = str(self.config.prefix_file or SETTING["prefix_model"].key)
+            texts = answers_for(prompts, answers, source)
+            with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
+                self._depths[key] = prefilled_records(
+                    self._evaluator(), target, prompts, texts, depth, self.config.prefill_judge
+                )
+        return self._depths[key]
+
+    def depth_case(self, alias: str, depth: int) -> CaseResult:
+        """A checkpoint beside its base, both prefilled to ``depth``, every prompt pooled."""
+        base = self.depth_records(alias, depth, base=True)
+        return depth_case(alias, depth, base, self.depth_records(alias, depth))
 
     def close(self) -> None:
         if "store" in self.__dict__:
