@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
     ev.set_defaults(func=run)
 
 
-def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
+def flag_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     """The model flags; without ``--model`` or ``--adapter`` they adjust the configured base."""
     from dataclasses import asdict
 
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     reads = {*flags, "base", "cache_dir"}
     overrides = Overrides(flags=True, **flags)
     config = project_config(overrides, only=reads)
-    spec = _model_spec(args, config.base)
+    spec = flag_spec(args, config.base)
     if args.out is not None:
         check_output_file(args.out, "--out")
     threads.apply(config.threads)

@@ -45,6 +45,8 @@ RUN_OUTPUTS = {"report_json", "report_md", "report_png", "snapshot_responses"}
 GATE_ONLY = {
     *("base", "checkpoints", "snapshot_strict", "judge_labels", "min_judge_kappa"),
     *table_keys(THRESHOLDS),
+    # the prefill depth: the gate's test, and ``depth``'s own flags
+    *("prefill_depths", "prefix_file", "prefix_model", "prefill_judge"),
 }
 
 
