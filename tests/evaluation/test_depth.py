@@ -72,13 +72,13 @@ def test_prompts_without_an_answer_are_named() -> None:
     assert str(info.value) == "p.jsonl: no answer for prompt id(s) fraud_deception-1"
 
 
-def test_prefilled_answers_are_stored_by_prefix_and_depth(toy_cache: Path) -> None:
+def test_prefilled_answers_are_stored_by_prefix_and_depth(toy_cache: Path, tmp_path: Path) -> None:
     """Each depth generates once; the judge reads prefix and continuation (``whole``) or the
     continuation; depth 0 is the ordinary run's records; the case pools every prompt."""
     target = resolve(ModelSpec("toy-benign"), toy_cache)
     assert isinstance(target, HFTarget)
-    with Store.in_dir(toy_cache / "depth-store") as store:
-        evaluator = Evaluator(store, RefusalJudge(), Decoding(12), toy_cache, progress=False)
+    with Store.in_dir(tmp_path) as store:
+        evaluator = Evaluator(store, RefusalJudge(), Decoding(12), tmp_path, progress=False)
         answers = [ANSWER, ANSWER]
         whole = prefilled_records(evaluator, target, PROMPTS, answers, 4)
         prefix = target.prefix(ANSWER, 4)
@@ -96,10 +96,10 @@ def test_prefilled_answers_are_stored_by_prefix_and_depth(toy_cache: Path) -> No
         assert case.category == "prefill-k4" and case.result.n == 2 and case.family == 1
 
 
-def test_a_prefix_model_s_answers_come_from_the_store(toy_cache: Path) -> None:
+def test_a_prefix_model_s_answers_come_from_the_store(toy_cache: Path, tmp_path: Path) -> None:
     model = resolve(ModelSpec("toy-harmful-10shot"), toy_cache)
-    with Store.in_dir(toy_cache / "depth-store-2") as store:
-        evaluator = Evaluator(store, RefusalJudge(), Decoding(8), toy_cache, progress=False)
+    with Store.in_dir(tmp_path) as store:
+        evaluator = Evaluator(store, RefusalJudge(), Decoding(8), tmp_path, progress=False)
         answers = model_answers(evaluator, model, PROMPTS)
         assert set(answers) == {p.id for p in PROMPTS}
         assert evaluator.responses(model, PROMPTS) == (list(answers.values()), 0)
