@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from finetune_safety.config import add_flags
 from finetune_safety.config.checks import depth_list, depths
 from finetune_safety.config.schema import add_spec_flags
 from finetune_safety.evaluation.depth import DEFAULT_DEPTHS
+
+if TYPE_CHECKING:
+    from finetune_safety.models import Target
 
 #: The settings only ``depth`` reads from its flags: where the prefixes come from, what the
 #: judge reads of a prefilled answer.
@@ -40,18 +44,20 @@ def add_parser(commands: Any) -> None:
     dp.set_defaults(func=run)
 
 
+def _given(target: Target) -> Callable[[], Target]:
+    """``target`` as the preflight asks for it."""
+    return lambda: target
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tabulate import tabulate
 
-    from finetune_safety._util import threads
-    from finetune_safety.benchmarks import first_per_category, load_benchmark
-    from finetune_safety.catalog import configured_judge, resolve
-    from finetune_safety.cli.evaluate import flag_spec
+    from finetune_safety.catalog import resolve
+    from finetune_safety.cli.evaluate import flag_spec, prepare
     from finetune_safety.config import Overrides, model_spec
     from finetune_safety.config.checks import ConfigError
-    from finetune_safety.config.project import cache_dir as project_cache_dir
     from finetune_safety.config.project import project_config
     from finetune_safety.config.schema import evaluate_flags
     from finetune_safety.errors import FinetuneSafetyError
@@ -63,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
         prefilled_records,
     )
     from finetune_safety.evaluation.pipeline import Evaluator
+    from finetune_safety.evaluation.preflight import judge_subject, require
     from finetune_safety.evaluation.store import Store
-    from finetune_safety.models import Prefillable, prefill_refusal
+    from finetune_safety.models import Prefillable, is_endpoint, prefill_refusal
     from finetune_safety.report.aggregate import Row
     from finetune_safety.report.render import CURVE_HEADERS, cells
     from finetune_safety.values import Label
@@ -79,17 +86,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("depth: give exactly one of --prefix-file and --prefix-model")
     spec = flag_spec(args, config.base)
     base_spec = model_spec(args.base_spec, "--base", Path.cwd()) if args.base_spec else config.base
-    threads.apply(config.threads)
-    cache_dir = project_cache_dir(args.cache_dir)
-    prompts = load_benchmark(config.benchmark, category_map=config.category_map)
-    if config.limit is not None:
-        prompts = first_per_category(prompts, config.limit)
-    judge = configured_judge(config, cache_dir)
+    cache_dir, prompts, judge = prepare(args, config)
     target = resolve(spec, cache_dir, transport=config.transport)
     base = resolve(base_spec, cache_dir, template=target.template, transport=config.transport)
     refusal = any(ks) and (prefill_refusal(target) or prefill_refusal(base))
     if refusal:
         raise FinetuneSafetyError(f"depth: cannot be prefilled: {refusal}")
+    pairs = (("model", target, spec), ("base", base, base_spec))
+    served = {what: _given(m) for what, m, s in pairs if is_endpoint(s.model)}
+    require(served, judge, judge_subject(config.judge, overrides.origin("judge")))
     with Store.in_dir(cache_dir) as store:
         evaluator = Evaluator(store, judge, config.decoding(), cache_dir, progress=True)
         if config.prefix_file is not None:
