@@ -102,6 +102,20 @@ def test_the_toy_continues_its_own_answer_from_a_prefix_of_it(toy_cache: Path) -
     assert prefix + rest == whole
 
 
+def test_a_gguf_model_is_prefilled_after_its_own_chat_template(
+    smollm2: Path, tmp_path: Path
+) -> None:
+    """SmolLM2's GGUF: its tokenizer and ChatML template come from the file."""
+    target = resolve(ModelSpec(str(smollm2)), tmp_path)
+    assert isinstance(target, HFTarget) and prefill_refusal(target) is None
+    tokenizer = target.load_tokenizer()
+    rendered = target.template.render(INSTRUCTION)
+    header = encode_prompt(tokenizer, rendered)
+    assert prompt_text(tokenizer, rendered).endswith("<|im_start|>assistant\n")
+    ids = encode_prompt(tokenizer, prefilled(rendered, target.prefix(ANSWER, 7)))
+    assert ids[len(header) :] == token_ids(tokenizer, ANSWER)[:7]
+
+
 # --- served models ------------------------------------------------------------------------------
 
 
