@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         answers_for,
         depth_case,
         load_prefixes,
-        model_answers,
         prefilled_records,
     )
     from finetune_safety.evaluation.pipeline import Evaluator
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             source = (
                 f"the greedy answers of {prefixer.name} ({unsafe}/{len(own)} of them judged unsafe)"
             )
-            answers = model_answers(evaluator, prefixer, prompts)
+            answers = {r.prompt.id: r.response for r in own}
         texts = answers_for(prompts, answers, str(config.prefix_file or "--prefix-model"))
         rows = []
         for k in ks:
