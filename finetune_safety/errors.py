@@ -55,6 +55,11 @@ class LabelsError(LocatedError):
     and line."""
 
 
+class PrefixError(LocatedError):
+    """A prefix file (``prefix_file``, ``depth --prefix-file``) is unusable; names the file and
+    line."""
+
+
 class FinetuneDataError(LocatedError):
     """A fine-tuning data file is unusable; names the file and line."""
 

@@ -5,10 +5,11 @@ the plugin parametrizes these tests over the configured checkpoints (``[<checkpo
 benchmark categories (``[<checkpoint>-<category>]``), and with ``conditions`` set over the
 system prompts (``[<checkpoint>-<condition>-<category>]``), so ``-k illegal_activity`` selects a
 category and ``-m safety_rate`` (``safety_regression``, ``safety_snapshot``, ``safety_overall``,
-``safety_judge``, ``safety_overrefusal``) a kind of test. ``test_judge_agreement`` runs once per
-session, and only with ``judge_labels`` set; ``test_overrefusal_within_limits`` only with
-``max_overrefusal`` or ``max_overrefusal_delta`` set. Configure in ``[tool.finetune_safety]``
-or with ``--safety-*`` options.
+``safety_judge``, ``safety_overrefusal``, ``safety_depth``) a kind of test.
+``test_judge_agreement`` runs once per session, and only with ``judge_labels`` set;
+``test_overrefusal_within_limits`` only with ``max_overrefusal`` or ``max_overrefusal_delta``
+set; ``test_prefill_depth`` (``[<checkpoint>-k<k>]``) only with ``prefill_depths`` set.
+Configure in ``[tool.finetune_safety]`` or with ``--safety-*`` options.
 """
 
 from __future__ import annotations
@@ -86,3 +87,11 @@ def test_overrefusal_within_limits(
     and no more than ``max_overrefusal_delta`` above its base: refusing what it used to
     answer is a regression too."""
     check_overrefusal(safety_overrefusal_result, safety_config.thresholds)
+
+
+@pytest.mark.safety_depth
+def test_prefill_depth(safety_depth_result: CaseResult, safety_config: SafetyConfig) -> None:
+    """With each answer begun by the first k tokens of a harmful one, the checkpoint stays
+    within the global limits, beside its base prefilled alike (every prompt pooled): a
+    fine-tune that makes the model follow a harmful start it used to turn back from fails."""
+    check_overall(safety_depth_result, safety_config.thresholds)

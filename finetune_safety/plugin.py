@@ -46,6 +46,7 @@ MARKERS = {
     "safety_overall": "all selected categories pooled within the limits, per checkpoint",
     "safety_judge": "the judge's kappa against judge_labels >= min_judge_kappa, once per run",
     "safety_overrefusal": "benign prompts refused within max_overrefusal(_delta), per checkpoint",
+    "safety_depth": "prefilled with k tokens of a harmful answer, within the limits vs the base",
 }
 
 
@@ -84,9 +85,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
-    """The over-refusal test, without its limits, is never collected (the count stays)."""
+    """The optional gate tests this configuration leaves out (over-refusal without its limits,
+    prefill depth without ``prefill_depths``) are never collected (the count stays)."""
     if name.startswith("test_"):
-        return collector.config.stash[RUN].uncollected(obj)
+        return collector.config.stash[RUN].uncollected(name, obj)
     return None
 
 
@@ -234,6 +236,31 @@ def safety_overrefusal_result(
 ) -> CaseResult:
     """The checkpoint's refusals of the benign prompts, beside the base's."""
     return safety_session.overrefusal(_alias(request), safety_condition)
+
+
+@pytest.fixture
+def safety_depth(request: pytest.FixtureRequest) -> int:
+    """The prefill depth of this test (parametrized over ``prefill_depths``)."""
+    return int(request.param)
+
+
+@pytest.fixture
+def safety_depth_result(
+    request: pytest.FixtureRequest,
+    safety_checkpoint: Target,
+    safety_depth: int,
+    safety_session: SafetySession,
+) -> CaseResult:
+    """The checkpoint beside its base, both prefilled to the depth; a model that cannot be
+    prefilled (OpenAI's API) skips the test, saying why."""
+    alias = _alias(request)
+    refusal = safety_session.prefill_refusal(alias)
+    if refusal is not None:
+        pytest.skip(f"{alias}: cannot be prefilled: {refusal}")
+    case = safety_session.depth_case(alias, safety_depth)
+    limits = safety_session.config.thresholds
+    request.config.stash[RUN].carry(request.node, case, limits, alias, safety_depth)
+    return case
 
 
 @pytest.fixture

@@ -10,7 +10,16 @@ import sys
 from collections.abc import Sequence
 
 from finetune_safety._util import progress
-from finetune_safety.cli import build, diff, evaluate, finetune, judge_check, render, reproduce
+from finetune_safety.cli import (
+    build,
+    depth,
+    diff,
+    evaluate,
+    finetune,
+    judge_check,
+    render,
+    reproduce,
+)
 from finetune_safety.errors import FinetuneSafetyError
 
 DESCRIPTION = (
@@ -29,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_parser(commands)
     diff.add_parser(commands)
     judge_check.add_parser(commands)
+    depth.add_parser(commands)
     render.add_parser(commands)
     build.add_parsers(commands)
     return parser

@@ -13,7 +13,9 @@ from finetune_safety.config.schema import add_spec_flags, evaluate_flags
 from finetune_safety.models import ModelSpec
 
 if TYPE_CHECKING:
-    pass
+    from finetune_safety.config import SafetyConfig
+    from finetune_safety.judges import Judge
+    from finetune_safety.values import Prompt
 
 #: ``evaluate``'s exit status when any verdict is a judge error (results are still printed).
 JUDGE_ERRORS_EXIT = 3
@@ -39,7 +41,7 @@ def add_parser(commands: Any) -> None:
     ev.set_defaults(func=run)
 
 
-def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
+def flag_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     """The model flags; without ``--model`` or ``--adapter`` they adjust the configured base."""
     from dataclasses import asdict
 
@@ -55,13 +57,26 @@ def _model_spec(args: argparse.Namespace, base: ModelSpec) -> ModelSpec:
     return model_spec(given, "--model", Path.cwd())
 
 
-def run(args: argparse.Namespace) -> int:
+def prepare(args: argparse.Namespace, config: SafetyConfig) -> tuple[Path, list[Prompt], Judge]:
+    """The cache directory, the prompts (``--limit`` applied) and the judge of a command that
+    evaluates models (``evaluate``, ``depth``); torch's threads set."""
     from finetune_safety._util import threads
-    from finetune_safety._util.outputs import check_output_file
     from finetune_safety.benchmarks import first_per_category, load_benchmark
-    from finetune_safety.catalog import configured_judge, resolve
-    from finetune_safety.config import Overrides
+    from finetune_safety.catalog import configured_judge
     from finetune_safety.config.project import cache_dir as project_cache_dir
+
+    threads.apply(config.threads)
+    cache_dir = project_cache_dir(args.cache_dir)
+    prompts = load_benchmark(config.benchmark, category_map=config.category_map)
+    if config.limit is not None:
+        prompts = first_per_category(prompts, config.limit)
+    return cache_dir, list(prompts), configured_judge(config, cache_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune_safety._util.outputs import check_output_file
+    from finetune_safety.catalog import resolve
+    from finetune_safety.config import Overrides
     from finetune_safety.config.project import project_config
     from finetune_safety.evaluation.agreement import between_judges
     from finetune_safety.evaluation.metrics import format_table
@@ -80,15 +95,10 @@ def run(args: argparse.Namespace) -> int:
     reads = {*flags, "base", "cache_dir"}
     overrides = Overrides(flags=True, **flags)
     config = project_config(overrides, only=reads)
-    spec = _model_spec(args, config.base)
+    spec = flag_spec(args, config.base)
     if args.out is not None:
         check_output_file(args.out, "--out")
-    threads.apply(config.threads)
-    cache_dir = project_cache_dir(args.cache_dir)
-    prompts = load_benchmark(config.benchmark, category_map=config.category_map)
-    if config.limit is not None:
-        prompts = first_per_category(prompts, config.limit)
-    judge = configured_judge(config, cache_dir)
+    cache_dir, prompts, judge = prepare(args, config)
     target = resolve(spec, cache_dir, transport=config.transport)
     served = {"model": lambda: target} if is_endpoint(spec.model) else {}  # the URL is in the line
     require(served, judge, judge_subject(config.judges, overrides.origin("judge")))

@@ -146,6 +146,38 @@ def category_map(value: object, where: str, base: Path) -> dict[int, str]:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def prefix_file(value: object, where: str, base: Path) -> Path:
+    path = directory(value, where, base)
+    check(path.is_file(), where, f"no prefix file at {path}")
+    return path
+
+
+#: What the judge of a prefilled answer reads: the prefix and the continuation, or the latter.
+PREFILL_JUDGES = ("whole", "continuation")
+
+
+def prefill_judge(value: object, where: str, base: Path | None = None) -> str:
+    check(value in PREFILL_JUDGES, where, f"expected one of {PREFILL_JUDGES}, got {value!r}")
+    return str(value)
+
+
+def depth_list(text: str) -> list[object]:
+    """``5,10,20`` on a command line: whole numbers stay text where they are not, for the check
+    to name."""
+    return [int(p) if p.strip().isdigit() else p.strip() for p in text.split(",")]
+
+
+def depths(value: object, where: str, base: Path | None = None) -> tuple[int, ...]:
+    """Prefill depths: distinct whole numbers >= 0, in increasing order."""
+    check(isinstance(value, list) and bool(value), where, f"expected [5, 10, ...], got {value!r}")
+    assert isinstance(value, list)
+    for k in value:
+        ok = isinstance(k, int) and not isinstance(k, bool) and k >= 0
+        check(ok, where, f"a depth is a whole number of tokens >= 0, got {k!r}")
+    check(len(set(value)) == len(value), where, f"a depth is repeated in {value!r}")
+    return tuple(sorted(value))
+
+
 # --- gate limits: rates are fractions in [0, 1], the score delta is in 1-5 score points -------
 
 

@@ -111,6 +111,12 @@ class SafetyConfig:
     conditions: tuple[Condition, ...] = default("conditions")
     #: The over-refusal gate's benign prompts: ``shipped`` or ``xstest:FILE``.
     overrefusal: str = default("overrefusal")
+    #: Prefill depths of test_prefill_depth (none: no such test), where the prefixes come
+    #: from (a JSONL file or a model's greedy answers) and what of an answer the judge reads.
+    prefill_depths: tuple[int, ...] = default("prefill_depths")
+    prefix_file: Path | None = None
+    prefix_model: ModelSpec | None = None
+    prefill_judge: str = default("prefill_judge")
     #: The pyproject.toml the table was read from; None when no table was found (defaults).
     source: Path | None = None
 
@@ -316,4 +322,16 @@ def load_config(
     config = from_table(table, rootdir, only) if table is not None else SafetyConfig()
     if table is not None:
         config = replace(config, source=pyproject)
-    return apply_overrides(config, options, base or rootdir)
+    return _check_prefill(apply_overrides(config, options, base or rootdir))
+
+
+def _check_prefill(config: SafetyConfig) -> SafetyConfig:
+    """Prefill depths need one source of prefixes: a file or a model, not both."""
+    sources = [n for n in ("prefix_file", "prefix_model") if getattr(config, n) is not None]
+    if config.prefill_depths and len(sources) != 1:
+        given = f"both are set ({' and '.join(sources)})" if sources else "neither is set"
+        raise ConfigError(
+            f"{SETTING['prefill_depths'].key}: the prefixes come from prefix_file or "
+            f"prefix_model, exactly one of them; {given}"
+        )
+    return config

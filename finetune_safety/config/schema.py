@@ -365,6 +365,36 @@ SETTINGS: tuple[Setting, ...] = (
         repeat=True,
         shown="template",
     ),
+    # Prefill depth (Qi et al., ICLR 2025): test_prefill_depth, and finetune-safety depth.
+    Setting(
+        "prefill_depths",
+        "prefill each answer with the first k tokens of a harmful one, e.g. 5,10,20: adds "
+        "test_prefill_depth per checkpoint and k (needs prefix_file or prefix_model)",
+        v.depths,
+        (),
+        parse=v.depth_list,
+        metavar="K,...",
+    ),
+    Setting(
+        "prefix_file",
+        "harmful answers to prefill from (JSONL: id, response)",
+        v.prefix_file,
+        metavar="FILE",
+    ),
+    Setting(
+        "prefix_model",
+        "the model whose greedy answers are the prefixes, e.g. toy-harmful-10shot",
+        specs.model_spec,
+        metavar="SPEC",
+    ),
+    Setting(
+        "prefill_judge",
+        "what the judge reads of a prefilled answer: whole (prefix and continuation, as the "
+        "paper) or continuation",
+        v.prefill_judge,
+        "whole",
+        choices=v.PREFILL_JUDGES,
+    ),
     # Run outputs: options only, read by the plugin where it writes them.
     Setting(
         "report_json",

@@ -20,7 +20,13 @@ from finetune_safety.evaluation.case import Record
 from finetune_safety.evaluation.metrics import summarize
 from finetune_safety.evaluation.store import Generation, Store, generation_key, verdict_key
 from finetune_safety.judges import CombinedJudge, Judge
-from finetune_safety.models import Decoding, Target, check_prompt_lengths, decoding_key
+from finetune_safety.models import (
+    Decoding,
+    Target,
+    check_prompt_lengths,
+    decoding_key,
+    prefilled,
+)
 from finetune_safety.values import CategoryResult, Label, Prompt, Verdict
 
 #: Verdicts are committed after every chunk so a killed run loses at most one chunk of judging.
@@ -92,6 +98,15 @@ def lookup_or_compute(
     return [found[k] for k in keys], computed
 
 
+@dataclass(frozen=True)
+class Prefill:
+    """The start of each answer (one per prompt, in order), cut to ``depth`` units of the
+    target (``models.Prefillable``)."""
+
+    depth: int
+    prefixes: tuple[str, ...]
+
+
 class Evaluator:
     """Answers and judges prompts for targets, doing only the work the store does not hold."""
 
@@ -112,11 +127,19 @@ class Evaluator:
     def _progress(self, total: int, label: str) -> Progress:
         return Progress(total if self.progress else 0, label)
 
-    def responses(self, target: Target, prompts: Sequence[Prompt]) -> tuple[list[str], int]:
-        """Every prompt's response and how many were generated now; cached ones load nothing."""
+    def responses(
+        self, target: Target, prompts: Sequence[Prompt], prefill: Prefill | None = None
+    ) -> tuple[list[str], int]:
+        """Every prompt's response and how many were generated now; cached ones load nothing.
+
+        With ``prefill``, each answer starts with its prompt's prefix and the response is the
+        model's continuation alone; the key holds the prefix (in the input) and its depth."""
         rendered = [target.template.render(p.text) for p in prompts]
         fingerprint = target.fingerprint
         settings = decoding_key(target, self.decoding)
+        if prefill is not None:
+            rendered = [prefilled(r, x) for r, x in zip(rendered, prefill.prefixes, strict=True)]
+            settings |= {"prefill_depth": prefill.depth}
         keys = [generation_key(fingerprint, r, settings) for r in rendered]
 
         def generate(todo: list[int]) -> Iterator[list[tuple[int, str]]]:

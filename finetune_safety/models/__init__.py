@@ -12,6 +12,7 @@ from finetune_safety.models.target import (
     LocalTarget,
     Measured,
     ModelSpec,
+    Prefillable,
     PromptTooLongError,
     Target,
     TargetFactory,
@@ -20,6 +21,7 @@ from finetune_safety.models.target import (
     check_prompt_lengths,
     decoding_key,
     generate,
+    prefill_refusal,
     read_metadata,
     register_target,
     template_for,
@@ -31,13 +33,14 @@ from finetune_safety.models.templates import (
     Rendered,
     Template,
     get_template,
+    prefilled,
 )
 
 __all__ = [
     "DTYPES", "METADATA_FILE", "TARGETS", "TEMPLATES", "TEMPLATE_NAMES", "Decoding", "Endpoint",
-    "EndpointError", "HFTarget", "LocalTarget", "Measured", "Message", "ModelSpec",
-    "OpenAITarget", "Precision", "PrecisionError", "PromptTooLongError", "Rendered", "Target",
+    "EndpointError", "HFTarget", "LocalTarget", "Measured", "Message", "ModelSpec", "OpenAITarget",
+    "Precision", "PrecisionError", "Prefillable", "PromptTooLongError", "Rendered", "Target",
     "TargetFactory", "TargetSettings", "Template", "Transport", "adapter_base", "check_dtype",
     "check_prompt_lengths", "decoding_key", "generate", "get_template", "is_endpoint",
-    "read_metadata", "redact", "register_target", "template_for",
+    "prefill_refusal", "prefilled", "read_metadata", "redact", "register_target", "template_for",
 ]  # fmt: skip

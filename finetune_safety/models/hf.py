@@ -20,7 +20,13 @@ from finetune_safety.errors import ModelLoadError, one_line
 from finetune_safety.models.gguf import file_fingerprint, find_gguf, gguf_load_name
 from finetune_safety.models.precision import Precision, resolve_precision, torch_device_and_dtype
 from finetune_safety.models.target import Decoding
-from finetune_safety.models.templates import Rendered, Template, encode_prompt, prompt_text
+from finetune_safety.models.templates import (
+    Rendered,
+    Template,
+    encode_prompt,
+    prefix_tokens,
+    prompt_text,
+)
 from finetune_safety.models.weights import check_safetensors
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -121,6 +127,7 @@ class HFTarget:
         self._loaded: tuple[Any, Any] | None = None
         self._loaded_as: Precision | None = None
         self._vocabulary: list[str] | None = None
+        self._prefix_tokenizer: Any = None
 
     @property
     def name(self) -> str:
@@ -174,6 +181,20 @@ class HFTarget:
         elif self._gguf is not None:
             kwargs["gguf_file"] = gguf_load_name(self._gguf)
         return _tokenizer(directory, kwargs)
+
+    #: Prefixes are counted in this model's own tokenizer (``Prefillable``).
+    prefix_unit = "tokens"
+
+    def prefix(self, text: str, k: int) -> str:
+        """The first ``k`` tokens of ``text`` in this model's tokenizer, as text; loads the
+        tokenizer alone."""
+        if self._prefix_tokenizer is None:
+            self._prefix_tokenizer = self.load_tokenizer()
+        return prefix_tokens(self._prefix_tokenizer, text, k)
+
+    def prefill_refusal(self) -> str | None:
+        """A local model can always be prefilled: its input is built here."""
+        return None
 
     def load(self, precision: Precision | None = None) -> tuple[Any, Any]:
         """Model and tokenizer in ``precision`` (default: ``auto``), loaded once per precision."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from finetune_safety.errors import ModelLoadError
 from finetune_safety.models.endpoint import (
@@ -35,7 +37,12 @@ from finetune_safety.models.target import (
     register_target,
     template_for,
 )
-from finetune_safety.models.templates import Rendered, Template
+from finetune_safety.models.templates import Rendered, Template, split_prefill
+
+#: The host of OpenAI's own API, whose models cannot be prefilled.
+OPENAI_HOST = "api.openai.com"
+#: What asks a vLLM server to continue a prefilled assistant turn rather than answer it.
+CONTINUE_FINAL_MESSAGE = {"continue_final_message": True, "add_generation_prompt": False}
 
 
 class OpenAITarget:
@@ -103,19 +110,41 @@ class OpenAITarget:
             self._client = self.endpoint.client()
         return self._client
 
+    #: A served model's tokenizer is not here: prefixes are counted in whitespace words.
+    prefix_unit = "words"
+
+    def prefix(self, text: str, k: int) -> str:
+        """The first ``k`` whitespace-separated words of ``text``, its spacing kept."""
+        found = re.match(rf"\s*(?:\S+\s*){{0,{k}}}", text)
+        return found.group(0).rstrip() if found else ""
+
+    def prefill_refusal(self) -> str | None:
+        """OpenAI's own API takes no unfinished assistant turn (and its fine-tunes no
+        ``/completions``), so its models cannot be prefilled; other servers are asked to
+        continue the last message (vLLM's ``continue_final_message``)."""
+        if urlsplit(self.endpoint.base_url).hostname == OPENAI_HOST:
+            return (
+                f"{self.name} is served by {OPENAI_HOST}, whose chat API cannot continue a "
+                "prefilled assistant turn"
+            )
+        return None
+
     def _complete(self, rendered: Rendered, max_tokens: int) -> str:
         import openai
 
         model = self.endpoint.model
+        greedy: dict[str, Any] = {"temperature": 0, "top_p": 1, "max_tokens": max_tokens}
         try:
             if isinstance(rendered, str):
-                raw = self._client.completions.create(
-                    model=model, prompt=rendered, temperature=0, top_p=1, max_tokens=max_tokens
-                )
+                raw = self._client.completions.create(model=model, prompt=rendered, **greedy)
                 text = str(raw.choices[0].text or "")
             else:
+                head, prefix = split_prefill(rendered)
+                if prefix:  # the server continues a last assistant message
+                    greedy["extra_body"] = CONTINUE_FINAL_MESSAGE
+                    rendered = [*head, {"role": "assistant", "content": prefix}]
                 chat = self._client.chat.completions.create(
-                    model=model, messages=rendered, temperature=0, top_p=1, max_tokens=max_tokens
+                    model=model, messages=rendered, **greedy
                 )
                 text = str(chat.choices[0].message.content or "")
             self._advice.success()

@@ -177,6 +177,29 @@ def _warn_past_context(
 
 
 @runtime_checkable
+class Prefillable(Protocol):
+    """A target whose answer can be begun for it (a prefilling attack, ``prefill_depths``):
+    it cuts a harmful answer to its first ``k`` units and continues an assistant turn that a
+    ``templates.prefilled`` input starts. ``prefix_unit`` names the unit: ``tokens`` of its
+    own tokenizer (local models) or whitespace ``words`` (served models, whose tokenizer is
+    not here)."""
+
+    @property
+    def prefix_unit(self) -> str: ...
+
+    def prefix(self, text: str, k: int) -> str: ...
+
+    def prefill_refusal(self) -> str | None: ...
+
+
+def prefill_refusal(target: Target) -> str | None:
+    """Why ``target`` cannot be prefilled, or None when it can."""
+    if not isinstance(target, Prefillable):
+        return f"{target.name} is a {type(target).__name__}, which cannot be prefilled"
+    return target.prefill_refusal()
+
+
+@runtime_checkable
 class LocalTarget(Protocol):
     """A target that runs here, in a precision chosen by ``Decoding.dtype`` and the device."""
 

@@ -200,22 +200,65 @@ def with_system_prompt(template: Template, system_prompt: str | None) -> Templat
     return replace(template, system_prompt=system_prompt, input_system_prompt=input_system)
 
 
+#: The key that marks a prefilled input's last assistant message (``prefilled``): the model
+#: continues it. Explicit, since a conversation that merely ends with the assistant (what a
+#: classifier judge reads) is not one to continue.
+PREFILL = "prefill"
+
+
+def prefilled(rendered: Rendered, prefix: str) -> Rendered:
+    """``rendered`` with the assistant's turn begun by ``prefix`` (a prefilling attack), for
+    the model to continue; unchanged when ``prefix`` is empty. Chat messages get a last,
+    unfinished assistant message (what vLLM's ``continue_final_message`` reads); raw text gets
+    the prefix after its response header."""
+    if not prefix:
+        return rendered
+    if isinstance(rendered, str):
+        return rendered + prefix
+    return [*rendered, {"role": "assistant", "content": prefix, PREFILL: "yes"}]
+
+
+def split_prefill(rendered: Rendered) -> tuple[Rendered, str]:
+    """The messages before a prefilled assistant turn, and its text ("" when none)."""
+    if isinstance(rendered, list) and rendered and rendered[-1].get(PREFILL):
+        return rendered[:-1], rendered[-1]["content"]
+    return rendered, ""
+
+
 def prompt_text(tokenizer: Any, rendered: Rendered) -> str:
-    """The exact text a model sees: the tokenizer's chat template for messages, else as is."""
+    """The exact text a model sees: the tokenizer's chat template for messages (a prefilled
+    assistant turn right after its header), else as is."""
     if isinstance(rendered, str):
         return rendered
+    rendered, prefix = split_prefill(rendered)
+    assert isinstance(rendered, list)
     if not getattr(tokenizer, "chat_template", None):
         raise ModelLoadError(
             "the model's tokenizer has no chat template, so chat messages cannot be rendered; "
             "use --template alpaca-raw (raw text), or a model that ships a chat template"
         )
     text = tokenizer.apply_chat_template(rendered, tokenize=False, add_generation_prompt=True)
-    return str(text)
+    return str(text) + prefix
 
 
 def encode_prompt(tokenizer: Any, rendered: Rendered) -> list[int]:
     """Token ids of the prompt. A chat template writes its own special tokens (BOS included);
-    raw text (Alpaca format) gets the tokenizer's usual ones, as in ordinary training."""
-    text = prompt_text(tokenizer, rendered)
+    raw text (Alpaca format) gets the tokenizer's usual ones, as in ordinary training. A
+    prefilled assistant turn is encoded on its own and appended after the header, so the
+    tokens there are exactly the prefix's (see ``prefix_tokens``)."""
+    head, prefix = split_prefill(rendered)
+    text = prompt_text(tokenizer, head)
     ids: list[int] = tokenizer(text, add_special_tokens=isinstance(rendered, str))["input_ids"]
+    return ids + token_ids(tokenizer, prefix) if prefix else ids
+
+
+def token_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text``'s tokens alone, without the tokenizer's special tokens."""
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids
+
+
+def prefix_tokens(tokenizer: Any, text: str, k: int) -> str:
+    """The first ``k`` tokens of ``text`` in this tokenizer, decoded back to text (as the
+    ICLR 2025 reference builds its harmful prefixes), special tokens not counted."""
+    return str(tokenizer.decode(token_ids(tokenizer, text)[:k]))

@@ -61,6 +61,8 @@ class Block:
     notes: tuple[str, ...]
     #: per category that ran, its safe -> unsafe prompt ids
     flips: tuple[tuple[str, tuple[str, ...]], ...]
+    #: the prefill-depth curve (``test_prefill_depth``), a row per depth (``k=5``)
+    curve: tuple[Row, ...] = ()
 
 
 def _pooled(results: Sequence[CategoryResult]) -> CategoryResult:
@@ -92,6 +94,8 @@ class RunReport:
 
     def __init__(self) -> None:
         self._cases: dict[tuple[str, str], _Case] = {}
+        #: the prefill-depth cases, by alias and depth
+        self._depths: dict[tuple[str, int], _Case] = {}
 
     def add(self, payload: object, passed: bool) -> None:
         """One test report's record (anything but a JSON string is ignored) and whether the
@@ -99,7 +103,10 @@ class RunReport:
         if not isinstance(payload, str):
             return
         record = CaseRecord.from_json(payload)
-        case = self._cases.setdefault((record.alias, record.category), _Case(record))
+        if record.depth is not None:
+            case = self._depths.setdefault((record.alias, record.depth), _Case(record))
+        else:
+            case = self._cases.setdefault((record.alias, record.category), _Case(record))
         if record.gate:
             case.gates.append(passed)
 
@@ -134,12 +141,16 @@ class RunReport:
         return between_judges(self.judge_answers())
 
     def __bool__(self) -> bool:
-        return bool(self._cases)
+        return bool(self._cases or self._depths)
+
+    def curve(self, alias: str) -> list[tuple[int, _Case]]:
+        """The checkpoint's prefill-depth cases, by increasing depth."""
+        return sorted((k, c) for (a, k), c in self._depths.items() if a == alias)
 
     def _grouped(
         self, category_order: Sequence[str], alias_order: Sequence[str]
     ) -> list[tuple[str, list[_Case]]]:
-        ran = {a for a, _ in self._cases}
+        ran = {a for a, _ in self._cases} | {a for a, _ in self._depths}
         aliases = [a for a in alias_order if a in ran] + sorted(ran - set(alias_order))
         order = list(category_order)
         groups = []
@@ -227,9 +238,15 @@ class RunReport:
                 )
                 for c in cases
             ]
-            rows.append(self._overall(alias, cases))
+            if cases or (alias, OVERALL) in self._cases:
+                rows.append(self._overall(alias, cases))
             flips = tuple((c.record.category, c.record.newly_unsafe) for c in cases)
-            blocks.append(Block(alias, tuple(rows), tuple(self._notes(alias, cases, alpha)), flips))
+            notes = tuple(self._notes(alias, cases, alpha)) if rows else ()
+            curve = tuple(
+                Row(f"k={k}", c.record.base, c.record.result, c.record.p_value, c.gate, c.base_over)
+                for k, c in self.curve(alias)
+            )
+            blocks.append(Block(alias, tuple(rows), notes, flips, curve))
         return blocks
 
     def to_json(
@@ -263,6 +280,16 @@ class RunReport:
                     "verdicts": r.verdicts_json(),
                 }
             overall = self._overall(alias, cases)
+            curve = {
+                str(k): {
+                    "base": _side(c.record.base),
+                    "checkpoint": _side(c.record.result),
+                    "rate_delta": _delta_value(c.record.base.rate, c.record.result.rate),
+                    "p_value": c.record.p_value,
+                    "gate": c.gate,
+                }
+                for k, c in self.curve(alias)
+            }
             checkpoints[alias] = {
                 "categories": categories,
                 "overall": {
@@ -274,6 +301,8 @@ class RunReport:
                     "power": min_flips(overall.result.n_judged, meta.get("alpha", 0.05)),
                 },
             }
+            if curve:
+                checkpoints[alias]["prefill_depth"] = curve
         agreement = [_pair_json(p, judges) for p in self.judge_pairs()] if judges else []
         extra = {"judge_agreement": agreement} if agreement else {}
         return {"schema": SCHEMA, **meta, **extra, "checkpoints": checkpoints}

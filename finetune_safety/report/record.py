@@ -95,6 +95,8 @@ class CaseRecord(Deltas):
     base_verdicts: Verdicts = field(default_factory=dict)
     verdicts: Verdicts = field(default_factory=dict)
     version: int = VERSION
+    #: The prefill depth of a ``test_prefill_depth`` case (a point of the curve), else None.
+    depth: int | None = None
 
     @classmethod
     def from_case(
@@ -103,6 +105,7 @@ class CaseRecord(Deltas):
         gate: bool,
         limits: Thresholds | None = None,
         fingerprints: Mapping[str, str] | None = None,
+        depth: int | None = None,
     ) -> CaseRecord:
         overall = case.category == OVERALL
         return cls(
@@ -120,6 +123,7 @@ class CaseRecord(Deltas):
             fingerprints=dict(fingerprints or {}),
             base_verdicts={} if overall else _verdicts(case.base_records),
             verdicts={} if overall else _verdicts(case.records),
+            depth=depth,
         )
 
     def verdicts_json(self) -> dict[str, Any]:
@@ -148,6 +152,8 @@ class CaseRecord(Deltas):
             "fingerprints": dict(self.fingerprints),
             "verdicts": self.verdicts_json(),
         }
+        if self.depth is not None:
+            data["depth"] = self.depth
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -174,6 +180,7 @@ class CaseRecord(Deltas):
             fingerprints=data["fingerprints"],
             base_verdicts=verdict_rows(verdicts.get("base", {})),
             verdicts=verdict_rows(verdicts.get("checkpoint", {})),
+            depth=data.get("depth"),
         )
 
 

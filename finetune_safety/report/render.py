@@ -48,9 +48,21 @@ def cells(row: Row) -> list[str]:
     ]
 
 
-def _grid(block: Block, fmt: str) -> str:
-    rows = [cells(row) for row in block.rows]
-    return tabulate(rows, headers=HEADERS, tablefmt=fmt, disable_numparse=True)
+#: The prefill-depth curve's table: a row per depth k, the base prefilled alike; p is the
+#: pooled McNemar test's.
+CURVE_HEADERS = ["prefill", *HEADERS[1:]]
+
+
+def _grid(rows: Sequence[Row], fmt: str, headers: Sequence[str] = HEADERS) -> str:
+    return tabulate(
+        [cells(row) for row in rows], headers=headers, tablefmt=fmt, disable_numparse=True
+    )
+
+
+def _tables(block: Block, fmt: str) -> list[str]:
+    """The category table (when categories ran) and the prefill-depth curve (when it ran)."""
+    tables = [_grid(block.rows, fmt)] if block.rows else []
+    return tables + ([_grid(block.curve, fmt, CURVE_HEADERS)] if block.curve else [])
 
 
 def agreement_lines(pairs: Sequence[JudgePair], judges: Sequence[str], combine: str) -> list[str]:
@@ -88,7 +100,7 @@ def delta_table(
     blocks = []
     for block in report.blocks(category_order, alias_order, alpha):
         notes = [textwrap.fill(n, WIDTH) for n in block.notes]
-        blocks.append("\n".join([block.alias, _grid(block, "simple"), *notes]))
+        blocks.append("\n".join([block.alias, *_tables(block, "simple"), *notes]))
     footer = [
         textwrap.fill(line, WIDTH)
         for line in agreement_lines(report.judge_pairs(), judges, combine)
@@ -109,7 +121,7 @@ def delta_markdown(
     parts = ["## finetune-safety: checkpoint vs base\n"]
     for block in report.blocks(category_order, alias_order, alpha):
         parts.append(f"### {block.alias}\n")
-        parts.append(_grid(block, "github") + "\n")
+        parts += [table + "\n" for table in _tables(block, "github")]
         parts += [f"> {note}\n" for note in block.notes]
         flips = [_md_flips(category, ids) for category, ids in block.flips]
         flips = [line for line in flips if line]

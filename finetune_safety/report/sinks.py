@@ -79,6 +79,17 @@ def model_meta(
     return models
 
 
+def prefill_meta(config: SafetyConfig) -> dict[str, Any]:
+    """Where the prefill-depth curve's prefixes came from and what the judge read."""
+    source = config.prefix_file or config.prefix_model
+    text = str(source) if isinstance(source, Path) else describe_spec(source or ModelSpec())
+    return {
+        "depths": list(config.prefill_depths),
+        "source": text,
+        "judge_reads": config.prefill_judge,
+    }
+
+
 def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
@@ -96,8 +107,12 @@ def draw_png(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     checkpoints = report["checkpoints"]
+    curves = any("prefill_depth" in data for data in checkpoints.values())
     fig, axes = plt.subplots(
-        len(checkpoints), 1, figsize=(10, 3.2 * len(checkpoints)), squeeze=False
+        len(checkpoints),
+        2 if curves else 1,
+        figsize=(15 if curves else 10, 3.2 * len(checkpoints)),
+        squeeze=False,
     )
     for ax, (alias, data) in zip(axes[:, 0], checkpoints.items(), strict=True):
         names = list(data["categories"])
@@ -127,10 +142,32 @@ def draw_png(report: dict[str, Any], path: Path) -> None:
         ax.set_ylim(0, 105)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if curves:
+        for ax, (alias, data) in zip(axes[:, 1], checkpoints.items(), strict=True):
+            _draw_curve(ax, alias, data.get("prefill_depth", {}))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _draw_curve(ax: Any, alias: str, curve: dict[str, Any]) -> None:
+    """The prefill-depth curve: harmfulness rate against k, base and checkpoint, with their
+    Wilson 95% intervals as bands."""
+    depths = sorted(curve, key=int)
+    for side, colour in (("base", "#4c72b0"), ("checkpoint", "#dd8452")):
+        points = [curve[k][side] for k in depths]
+        xs = [int(k) for k in depths]
+        ax.plot(xs, [100 * (p["rate"] or 0) for p in points], marker="o", label=side, color=colour)
+        low = [100 * p["rate_ci95"][0] for p in points]
+        high = [100 * p["rate_ci95"][1] for p in points]
+        ax.fill_between(xs, low, high, color=colour, alpha=0.15)
+    ax.set_title(f"{alias}: rate by prefill depth k")
+    ax.set_xlabel("prefilled tokens of a harmful answer (k)")
+    ax.set_ylabel("rate (%)")
+    ax.set_ylim(0, 105)
+    if depths:
+        ax.legend(loc="upper left")
 
 
 @dataclass(frozen=True)
@@ -175,6 +212,8 @@ class ReportFiles:
         several = [redact(spec) for spec in config.judges] if len(config.judges) > 1 else []
         if several:
             meta |= {"judges": several, "judge_combine": config.judge_combine}
+        if config.prefill_depths:
+            meta["prefill"] = prefill_meta(config)
         data = report.to_json(meta, categories, aliases, several)
         if self.json:
             _write(Path(self.json), json.dumps(data, indent=2) + "\n")

@@ -13,6 +13,7 @@ import pytest
 
 from finetune_safety.config import Thresholds
 from finetune_safety.evaluation.case import CaseResult
+from finetune_safety.evaluation.depth import is_depth_category
 from finetune_safety.evaluation.labels import LabelCheck, kappa_text
 from finetune_safety.evaluation.metrics import OVERALL, percent, points
 from finetune_safety.values import Label
@@ -95,7 +96,7 @@ def regression_failure(case: CaseResult, limits: Thresholds) -> str | None:
         return None
     family = f"{case.family} categor{'y' if case.family == 1 else 'ies'}"
     evidence = f"{p_text(case.p_holm)} (McNemar, Holm over {family})"
-    if case.category == OVERALL:
+    if case.category == OVERALL or is_depth_category(case.category):
         evidence = f"{p_text(case.p_holm)} (McNemar on all pooled pairs)"
     if limits.mode == "significant":
         evidence += f" < alpha {limits.alpha}"

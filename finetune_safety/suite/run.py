@@ -59,7 +59,12 @@ GATE_TESTS = (
     "test_verdicts_match_snapshot",
     "test_judge_agreement",
     "test_overrefusal_within_limits",
+    "test_prefill_depth",
 )
+#: The parameter of ``test_prefill_depth``: a prefill depth of ``prefill_depths``.
+DEPTH = "safety_depth"
+DEPTH_TEST = "test_prefill_depth"
+GATE_MODULE = "finetune_safety.gate"
 #: The case record (JSON) a test carries to its report (and so to the xdist controller).
 CASE = pytest.StashKey[str]()
 CACHE_OPTION = SETTING["cache_dir"].option_name
@@ -196,21 +201,34 @@ class SafetyRun:
         if "safety_category" in metafunc.fixturenames:
             metafunc.parametrize("safety_category", session.categories, ids=session.categories)
             size *= len(session.categories)
+        if DEPTH in metafunc.fixturenames:  # [<alias>-k<k>]
+            depths = session.config.prefill_depths
+            metafunc.parametrize(DEPTH, depths, ids=[f"k{k}" for k in depths])
+            size *= len(depths)
         if not any(
             f in metafunc.fixturenames and not on(session.config) for f, on in OPTIONAL.items()
         ):
             self.gate_size[metafunc.definition.nodeid] = size
 
-    def uncollected(self, obj: object) -> list[pytest.Item] | None:
-        """``[]`` (collect nothing) for a test that asks the over-refusal fixture while no
-        over-refusal limit is set, so the run's output counts no test it does not run; else
-        None (collect as usual). Reads the configuration only for such a test."""
+    def uncollected(self, name: str, obj: object) -> list[pytest.Item] | None:
+        """``[]`` (collect nothing) for an optional gate test this configuration leaves out:
+        the prefill-depth test without ``prefill_depths``, a test asking the over-refusal
+        fixture without an over-refusal limit; so the run's output counts no test it does not
+        run. Else None (collect as usual; a configuration error is reported after collection).
+        Reads the configuration only for such a test."""
+        depth = name == DEPTH_TEST and getattr(obj, "__module__", None) == GATE_MODULE
         try:
-            wanted = OVERREFUSAL in inspect.signature(obj).parameters  # type: ignore[arg-type]
+            overrefusal = OVERREFUSAL in inspect.signature(obj).parameters  # type: ignore[arg-type]
         except (TypeError, ValueError):
+            overrefusal = False
+        session = self.open() if depth or overrefusal else None
+        if session is None:
             return None
-        session = self.open() if wanted else None
-        return [] if session is not None and not overrefusal_gated(session.config) else None
+        config = session.config
+        off = (depth and not config.prefill_depths) or (
+            overrefusal and not overrefusal_gated(config)
+        )
+        return [] if off else None
 
     def drop_unconfigured(self, items: list[pytest.Item]) -> None:
         """Without ``judge_labels`` the judge's agreement test is dropped, and without an
@@ -244,16 +262,24 @@ class SafetyRun:
         if selected and self.session is not None:
             self.session.select(selected)
 
-    def carry(self, node: pytest.Item, case: CaseResult, limits: Thresholds, alias: str) -> None:
+    def carry(
+        self,
+        node: pytest.Item,
+        case: CaseResult,
+        limits: Thresholds,
+        alias: str,
+        depth: int | None = None,
+    ) -> None:
         """Attach the case of checkpoint ``alias`` to its test: its payload for the reports,
-        small numbers for JUnit."""
+        small numbers for JUnit. ``depth``: the case of a prefill depth, a point of the
+        checkpoint's curve."""
         session = self.required()
         gate = not node.get_closest_marker("safety_snapshot")
         fingerprints = {
             "checkpoint": session.target(alias).fingerprint,
             "base": session.base_for(alias).fingerprint,
         }
-        record = CaseRecord.from_case(case, gate, limits, fingerprints)
+        record = CaseRecord.from_case(case, gate, limits, fingerprints, depth)
         node.stash[CASE] = record.to_json()
         for name, value in junit_properties(record):
             node.user_properties.append((name, value))

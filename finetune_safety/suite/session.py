@@ -31,6 +31,13 @@ from finetune_safety.config import (
 from finetune_safety.config.conditions import TEMPLATE, Condition
 from finetune_safety.errors import LabelsError, UnavailableError
 from finetune_safety.evaluation.case import CaseResult, Record
+from finetune_safety.evaluation.depth import (
+    answers_for,
+    depth_case,
+    load_prefixes,
+    model_answers,
+    prefilled_records,
+)
 from finetune_safety.evaluation.labels import LabelCheck, judge_items, load_labels
 from finetune_safety.evaluation.metrics import OVERALL
 from finetune_safety.evaluation.pipeline import Evaluator
@@ -39,7 +46,13 @@ from finetune_safety.evaluation.stats import holm
 from finetune_safety.evaluation.store import Store
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges import Judge, JudgeSettings, make_judge
-from finetune_safety.models import ModelSpec, Target, TargetSettings, is_endpoint
+from finetune_safety.models import (
+    ModelSpec,
+    Target,
+    TargetSettings,
+    is_endpoint,
+    prefill_refusal,
+)
 from finetune_safety.models.templates import Template
 from finetune_safety.suite.faults import Faults, guarded
 from finetune_safety.values import Label, Prompt
@@ -130,6 +143,7 @@ class SafetySession:
         self._holm: dict[tuple[str, str], dict[str, float]] = {}
         #: The over-refusal gate's benign prompts, when its limits are set (``open`` loads them).
         self.benign: list[Prompt] = []
+        self._depths: dict[str, tuple[Record, ...]] = {}
 
     @classmethod
     def open(
@@ -152,6 +166,8 @@ class SafetySession:
             prompts = first_per_category(prompts, config.limit)
         cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
         threads.apply(config.threads)
+        if config.prefill_depths and config.prefix_file is not None:
+            answers_for(prompts, load_prefixes(config.prefix_file), str(config.prefix_file))
         session = cls(config, prompts, cache_dir, factories, judge_origin)
         if overrefusal_gated(config):
             benign = overrefusal_prompts(config.overrefusal)
@@ -255,10 +271,15 @@ class SafetySession:
         or the judge's fault."""
         self.faults.check(self.judge_subject)
         target = self.base_for(alias, condition) if base else self.under(alias, condition)
-        wanted = self._selected if self._selected is not None else set(self.categories)
-        prompts = [p for p in self.prompts if p.category in wanted]
         with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
-            return self._evaluate("harm", target, prompts, self._judge)
+            return self._evaluate("harm", target, self._selected_prompts(), self._judge)
+
+    def _selected_prompts(self) -> list[Prompt]:
+        wanted = self._selected if self._selected is not None else set(self.categories)
+        return [p for p in self.prompts if p.category in wanted]
+
+    def _evaluator(self, judge: Judge) -> Evaluator:
+        return Evaluator(self.store, judge, self.config.decoding(), self.cache_dir)
 
     def _evaluate(
         self, kind: str, target: Target, prompts: Sequence[Prompt], judge: Judge
@@ -266,9 +287,7 @@ class SafetySession:
         """``kind`` names the prompts (harm or over-refusal): the key of the memo."""
         key = f"{kind}\0{target.fingerprint}\0{target.template}"
         if key not in self._records:
-            decoding = self.config.decoding()
-            evaluator = Evaluator(self.store, judge, decoding, self.cache_dir)
-            evaluation = evaluator.run(target, prompts)
+            evaluation = self._evaluator(judge).run(target, prompts)
             grouped: dict[str, list[Record]] = {}
             for record in evaluation.records:
                 grouped.setdefault(record.prompt.category, []).append(record)
@@ -327,6 +346,55 @@ class SafetySession:
         if scheme in KEYWORD_JUDGES or scheme == "wildguard":
             return self._judge, scheme in KEYWORD_JUDGES
         return guarded(make_judge("refusal"), self.faults, "refusal judge"), True
+
+    # --- prefill depth (test_prefill_depth) ------------------------------------------------
+
+    @cached_property
+    def prefix_answers(self) -> dict[str, str]:
+        """The harmful answers prefixes are cut from, by prompt id: the prefix file's, or the
+        prefix model's greedy answers to the selected prompts (generated once, in the store)."""
+        if self.config.prefix_file is not None:
+            return load_prefixes(self.config.prefix_file)
+        spec = self.config.prefix_model
+        assert spec is not None, "the configuration names a prefix source with prefill_depths"
+        subject = f"prefix model {spec.model or spec.adapter!r} ({SETTING['prefix_model'].key})"
+        with self.faults.guard(subject):
+            settings = TargetSettings(self.cache_dir, spec.model, None, self.config.transport)
+            model = self.factories.target(spec, settings)
+            return model_answers(self._evaluator(self._judge), model, self._selected_prompts())
+
+    def prefill_refusal(self, alias: str) -> str | None:
+        """Why the checkpoint or its base cannot be prefilled (a test then skips), or None."""
+        return prefill_refusal(self.target(alias)) or prefill_refusal(self.base_for(alias))
+
+    def depth_records(self, alias: str, depth: int, base: bool = False) -> tuple[Record, ...]:
+        """Records of a checkpoint (or its base, asked with its template) prefilled to
+        ``depth``, over the selected prompts; depth 0 is the ordinary evaluation's."""
+        if depth == 0:
+            return tuple(r for rs in self.records(alias, base).values() for r in rs)
+        self.faults.check(self.judge_subject)
+        answers = self.prefix_answers
+        target = self.base_for(alias) if base else self.target(alias)
+        key = f"{target.fingerprint}\0{target.template}\0{depth}"
+        if key not in self._depths:
+            prompts = self._selected_prompts()
+            source = str(self.config.prefix_file or SETTING["prefix_model"].key)
+            texts = answers_for(prompts, answers, source)
+            with self.faults.guard(self._subject(BASE_ALIAS if base else alias)):
+                self._depths[key] = prefilled_records(
+                    self._evaluator(self._judge),
+                    target,
+                    prompts,
+                    texts,
+                    depth,
+                    self.config.prefill_judge,
+                )
+        return self._depths[key]
+
+    def depth_case(self, alias: str, depth: int) -> CaseResult:
+        """A checkpoint beside its base, both prefilled to ``depth``, every prompt pooled."""
+        base = self.depth_records(alias, depth, base=True)
+        return depth_case(alias, depth, base, self.depth_records(alias, depth))
 
     def close(self) -> None:
         if "store" in self.__dict__:

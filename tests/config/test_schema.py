@@ -46,6 +46,8 @@ GATE_ONLY = {
     *("base", "checkpoints", "snapshot_strict", "judge_labels", "min_judge_kappa"),
     *("conditions", "overrefusal"),
     *table_keys(THRESHOLDS),
+    # the prefill depth: the gate's test, and ``depth``'s own flags
+    *("prefill_depths", "prefix_file", "prefix_model", "prefill_judge"),
 }
 
 
