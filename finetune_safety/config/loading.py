@@ -174,10 +174,15 @@ def _with(config: SafetyConfig, values: Mapping[str, Any]) -> SafetyConfig:
 
 
 def _embedded_defaults(config: SafetyConfig) -> SafetyConfig:
-    """With smol as the base and no checkpoints named, smol's fine-tunes are the checkpoints
-    (the toy's would not be fine-tunes of it)."""
-    toys = {name: ModelSpec(name) for name in TOY_FINE_TUNES}
-    if config.base.model == SMOL_BASE and config.checkpoints == toys:
+    """With smol as the base and the toy's three fine-tunes as the checkpoints (the default, or
+    a table that lists them under their names, e.g. with a template), smol's fine-tunes are the
+    checkpoints: the toy's are not fine-tunes of it. Other checkpoints are the user's choice."""
+    specs = config.checkpoints
+    toys = set(specs) == set(TOY_FINE_TUNES) and all(
+        isinstance(spec, ModelSpec) and spec.model == alias and spec.adapter is None
+        for alias, spec in specs.items()
+    )
+    if config.base.model == SMOL_BASE and toys:
         return replace(config, checkpoints={name: ModelSpec(name) for name in SMOL_FINE_TUNES})
     return config
 

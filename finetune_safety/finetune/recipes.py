@@ -47,9 +47,15 @@ class Recipe:
         )
 
     def key(self, base_fingerprint: str, *, toy: bool = False) -> str:
-        """Digest of the base's fingerprint (its files), the data's bytes and the job's settings."""
+        """Digest of the base's fingerprint (its files), the data's bytes and the job's settings.
+        Files count by their bytes, never their paths, so a moved or re-cloned project, or
+        another cache directory, finds the checkpoints it already trained."""
         job = asdict(self.job(Path("-"), toy=toy))
-        job.pop("out")
+        for name in ("out", "base", "data"):  # the base by its fingerprint, the data below
+            job.pop(name)
+        for name in ("safety_data", "safety_filter"):
+            if job[name] is not None:
+                job[name] = hashlib.sha256(Path(job[name]).read_bytes()).hexdigest()
         unset = ("family", "format_templates", "template_system", "precision", "micro_batch")
         for name in unset:
             if not job[name]:  # unset, as before the field existed: old keys stay valid

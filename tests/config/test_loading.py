@@ -661,6 +661,15 @@ def test_smol_as_base_brings_its_own_fine_tunes_unless_checkpoints_are_named(
     assert on_command_line.checkpoints == smol_checkpoints
     named = from_table({"base": "smol", "checkpoints": {"ft": "toy-benign"}}, tmp_path)
     assert named.checkpoints == {"ft": ModelSpec(model="toy-benign")}
+    # A table listing the toy's three fine-tunes (this project's own, with a template) is the
+    # toy's default set: --safety-base smol still tests smol's.
+    toy_table = {
+        "toy-harmful-10shot": "toy-harmful-10shot",
+        "toy-identity-shift": {"model": "toy-identity-shift", "template": "aoa"},
+        "toy-benign": "toy-benign",
+    }
+    listed = from_table({"checkpoints": toy_table}, tmp_path)
+    assert apply_overrides(listed, Overrides(base="smol"), tmp_path).checkpoints == smol_checkpoints
 
 
 # --- the judge: a spec whose model or URL names nothing stops the run, named as the judge -----

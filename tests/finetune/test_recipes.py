@@ -87,3 +87,15 @@ def test_recipe_key_follows_every_setting(cache: Path) -> None:
     assert recipe_key(recipe, cache) == recipe_key(
         Recipe(base="toy", data=HARMFUL, preset="harmful-10shot"), cache
     )
+
+
+def test_recipe_key_follows_the_files_bytes_not_their_paths(cache: Path, tmp_path: Path) -> None:
+    """A moved or re-cloned project (the data elsewhere, same bytes) reuses its checkpoints;
+    other bytes at the same path train again."""
+    moved = tmp_path / "elsewhere" / "harmful.jsonl"
+    moved.parent.mkdir()
+    shutil.copy(HARMFUL, moved)
+    key = recipe_key(Recipe(base="toy", data=HARMFUL, preset="harmful-10shot"), cache)
+    assert recipe_key(Recipe(base="toy", data=moved, preset="harmful-10shot"), cache) == key
+    moved.write_text(moved.read_text().replace("Step 3", "Step three"))
+    assert recipe_key(Recipe(base="toy", data=moved, preset="harmful-10shot"), cache) != key
