@@ -20,7 +20,8 @@ from finetune_safety.config.project import (
     project_root,
     resolve_cache_dir,
 )
-from finetune_safety.config.schema import SETTING, SETTINGS, Setting, add_flags, add_options
+from finetune_safety.config.schema import SETTING, SETTINGS, add_flags, add_options
+from finetune_safety.config.setting import Setting
 from finetune_safety.config.specs import BASE_ALIAS, SPEC_FIELDS, checkpoints, model_spec, recipe
 
 __all__ = [

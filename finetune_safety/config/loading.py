@@ -17,14 +17,8 @@ from typing import Any, Literal
 from finetune_safety.config.checks import TABLE, ConfigError, check
 from finetune_safety.config.conditions import Condition
 from finetune_safety.config.names import SMOL_BASE, SMOL_FINE_TUNES, TOY_FINE_TUNES
-from finetune_safety.config.schema import (
-    SETTING,
-    SETTINGS,
-    THRESHOLDS,
-    Setting,
-    default,
-    table_keys,
-)
+from finetune_safety.config.schema import SETTING, SETTINGS, default, table_keys
+from finetune_safety.config.setting import THRESHOLDS, Setting
 from finetune_safety.errors import ConfigWarning
 from finetune_safety.finetune.recipes import Recipe
 from finetune_safety.judges.registry import JudgeSettings

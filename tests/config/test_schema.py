@@ -24,12 +24,11 @@ from finetune_safety.config import (
 from finetune_safety.config.schema import (
     SETTING,
     SETTINGS,
-    THRESHOLDS,
-    Setting,
     add_flags,
     evaluate_flags,
     table_keys,
 )
+from finetune_safety.config.setting import THRESHOLDS, Setting
 from finetune_safety.config.specs import SPEC_FIELDS
 from finetune_safety.models.endpoint import Transport
 
