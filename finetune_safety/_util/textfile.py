@@ -6,7 +6,9 @@ open the file there, instead of failing later as a puzzling parse error.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from finetune_safety.errors import LocatedError
 
@@ -47,3 +49,14 @@ def lines(text: str) -> list[str]:
 def numbered_lines(path: Path, error: type[LocatedError]) -> list[tuple[int, str]]:
     """``(line number, line)`` for each physical line of the file (see ``read_text``)."""
     return list(enumerate(lines(read_text(path, error)), start=1))
+
+
+def json_object(raw: str, path: Path, line: int, error: type[LocatedError]) -> dict[str, Any]:
+    """One JSONL line as a JSON object; ``error`` naming ``path:line`` for anything else."""
+    try:
+        row = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg} (column {exc.colno})", path, line) from None
+    if not isinstance(row, dict):
+        raise error(f"expected a JSON object, got {type(row).__name__}", path, line)
+    return row

@@ -10,12 +10,11 @@ harmful ships here. k = 0 is the ordinary evaluation, whose records are reused.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from finetune_safety._util.textfile import numbered_lines
+from finetune_safety._util.textfile import json_object, numbered_lines
 from finetune_safety.errors import PrefixError
 from finetune_safety.evaluation.case import CaseResult, Record
 from finetune_safety.evaluation.metrics import OVERALL
@@ -42,12 +41,7 @@ def is_depth_category(category: str) -> bool:
 
 
 def _row(path: Path, line: int, raw: str) -> tuple[str, str]:
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise PrefixError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, line) from None
-    if not isinstance(row, dict):
-        raise PrefixError(f"expected a JSON object, got {type(row).__name__}", path, line)
+    row = json_object(raw, path, line, PrefixError)
     missing = [k for k in _REQUIRED if k not in row]
     unknown = sorted(set(row) - {*_REQUIRED, *_OPTIONAL})
     if missing or unknown:

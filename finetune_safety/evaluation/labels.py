@@ -5,13 +5,12 @@ per category, per kind and per source. ``finetune-safety judge-check`` and the g
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from finetune_safety._util.textfile import numbered_lines
+from finetune_safety._util.textfile import json_object, numbered_lines
 from finetune_safety.errors import LabelsError
 from finetune_safety.evaluation.agreement import Agreement
 from finetune_safety.evaluation.pipeline import Evaluator
@@ -41,12 +40,7 @@ class LabelledItem:
 
 
 def _item(path: Path, line: int, raw: str) -> LabelledItem:
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise LabelsError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, line) from None
-    if not isinstance(row, dict):
-        raise LabelsError(f"expected a JSON object, got {type(row).__name__}", path, line)
+    row = json_object(raw, path, line, LabelsError)
     missing = [k for k in _REQUIRED if k not in row]
     if missing:
         raise LabelsError(f"missing key(s) {missing}", path, line)
