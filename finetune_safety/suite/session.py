@@ -166,9 +166,11 @@ class SafetySession:
             prompts = first_per_category(prompts, config.limit)
         cache_dir = prepare_cache_dir(resolve_cache_dir(cache_option, rootdir, config.cache_dir))
         threads.apply(config.threads)
-        if config.prefill_depths and config.prefix_file is not None:
-            answers_for(prompts, load_prefixes(config.prefix_file), str(config.prefix_file))
         session = cls(config, prompts, cache_dir, factories, judge_origin)
+        if config.prefill_depths and config.prefix_file is not None:  # checked now, read once
+            prefixes = load_prefixes(config.prefix_file)
+            answers_for(prompts, prefixes, str(config.prefix_file))
+            session.prefix_answers = prefixes
         if overrefusal_gated(config):
             benign = overrefusal_prompts(config.overrefusal)
             session.benign = first_per_category(benign, config.limit) if config.limit else benign
